@@ -1,0 +1,57 @@
+// The pybind11 module rethink._C. Ops themselves are registered with the PyTorch
+// dispatcher (TORCH_LIBRARY_FRAGMENT(rethink, m) in csrc/cpu/*.cpp, implementations in
+// TORCH_LIBRARY_IMPL blocks); this file only exposes how the extension was built.
+#include <torch/extension.h>
+
+#include <string>
+#include <vector>
+
+#ifndef RETHINK_TORCH_VERSION
+#define RETHINK_TORCH_VERSION "unknown"
+#endif
+
+namespace {
+
+#ifdef RETHINK_WITH_CUDA
+std::vector<std::string> split_archs(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ';') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur.push_back(c);
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+#endif
+
+pybind11::dict build_info() {
+  pybind11::dict d;
+  d["torch"] = std::string(RETHINK_TORCH_VERSION);
+#ifdef RETHINK_WITH_CUDA
+  d["cuda"] = std::string(RETHINK_CUDA_VERSION);
+  d["cuda_kernels"] = true;
+  d["cuda_archs"] = split_archs(RETHINK_CUDA_ARCHS);
+#else
+  d["cuda"] = pybind11::none();
+  d["cuda_kernels"] = false;
+  d["cuda_archs"] = std::vector<std::string>{};
+#endif
+#ifdef _OPENMP
+  d["openmp"] = true;
+#else
+  d["openmp"] = false;
+#endif
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "rethink's C++/CUDA kernels (ops live under torch.ops.rethink)";
+  m.def("build_info", &build_info, "How this extension was built: torch, cuda, cuda_kernels, cuda_archs");
+}

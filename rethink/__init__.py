@@ -1,0 +1,25 @@
+"""rethink: randomization tests of Zhang et al., "Understanding deep learning requires
+rethinking generalization" (ICLR 2017), with a fused C++/CUDA data path.
+
+Importing rethink loads its compiled extension ``rethink._C`` and registers the ops
+under ``torch.ops.rethink``.
+"""
+
+import torch  # noqa: F401  (libtorch must be loaded before the extension)
+
+from ._build import build_info, cuda_kernels_available
+from .results import Result
+
+__version__ = "0.1.0"
+
+# --- Theorem 1: finite-sample expressivity (issue: core) ---------------------
+
+# --- data path: datasets, corruptions, loader (issue: loader) ----------------
+
+# --- engine: models, fit_random, sweeps (issue: engine) ----------------------
+
+# --- main job: randomization test, plots (issue: main job) -------------------
+
+# --- beyond the paper: measures, rademacher, kernels (issue: measures) -------
+
+__all__ = ["Result", "build_info", "cuda_kernels_available", "__version__"]
