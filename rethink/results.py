@@ -40,6 +40,9 @@ class Result:
         status: ``"completed"``, ``"running"`` (an unfinished run's latest state) or
             ``"failed"`` (e.g. a NaN loss; ``error`` says why).
         error: the reason for a failed run, else None.
+        model: the trained ``nn.Module`` (in memory only; not written by :meth:`save`).
+        init_state: the model's ``state_dict`` at initialization (in memory only), for
+            measures such as distance from initialization.
     """
 
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -49,6 +52,8 @@ class Result:
     status: str = "completed"
     error: str | None = None
     format_version: int = FORMAT_VERSION
+    model: Any = field(default=None, repr=False, compare=False)
+    init_state: Any = field(default=None, repr=False, compare=False)
 
     @property
     def final(self) -> dict[str, Any]:
