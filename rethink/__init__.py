@@ -13,6 +13,9 @@ from .results import Result
 __version__ = "0.1.0"
 
 # --- Theorem 1: finite-sample expressivity (issue: core) ---------------------
+from .expressivity import InterpolatingNet, interpolate  # noqa: E402
+
+__all__ = [*globals().get("__all__", []), "interpolate", "InterpolatingNet"]
 
 # --- data path: datasets, corruptions, loader (issue: loader) ----------------
 
