@@ -150,7 +150,9 @@ class InterpolatingNet(nn.Module):
             ValueError: the net has a single scalar output.
         """
         if self.w.dim() == 1:
-            raise ValueError("predict needs a net with k outputs (class labels or (n, k) targets); this one is scalar")
+            raise ValueError(
+                "predict needs a net with k outputs (class labels or (n, k) targets); this one is scalar"
+            )
         return self.forward(X).argmax(dim=1)
 
     def to_sequential(self) -> nn.Sequential:
@@ -174,7 +176,11 @@ class InterpolatingNet(nn.Module):
         return nn.Sequential(first, nn.ReLU(), second)
 
     def extra_repr(self) -> str:
-        kind = f"num_classes={self.num_classes}" if self.num_classes is not None else f"outputs={self.num_outputs}"
+        kind = (
+            f"num_classes={self.num_classes}"
+            if self.num_classes is not None
+            else f"outputs={self.num_outputs}"
+        )
         return f"d={self.in_features}, n={self.b.shape[0]}, {kind}, num_weights={self.num_weights}"
 
 
@@ -210,7 +216,9 @@ def _check_X(X) -> torch.Tensor:
     return X
 
 
-def _targets(Y, n: int, device: torch.device, num_classes: int | None) -> tuple[torch.Tensor, int | None, bool]:
+def _targets(
+    Y, n: int, device: torch.device, num_classes: int | None
+) -> tuple[torch.Tensor, int | None, bool]:
     """Targets as float64 (n, k), the number of classes (or None) and whether Y was scalar."""
     if not isinstance(Y, torch.Tensor):
         raise ValueError(f"Y must be a torch.Tensor, got {type(Y).__name__}")
@@ -255,7 +263,9 @@ def _nonfinite_message(X: torch.Tensor, Z: torch.Tensor) -> str:
     return f"row {i} of X is too large: its projection overflows float64"
 
 
-def interpolate(X: torch.Tensor, Y: torch.Tensor, *, num_classes: int | None = None, seed: int = 0) -> InterpolatingNet:
+def interpolate(
+    X: torch.Tensor, Y: torch.Tensor, *, num_classes: int | None = None, seed: int = 0
+) -> InterpolatingNet:
     """Build the network of Theorem 1 that reproduces the sample (X, Y) exactly.
 
     Args:
@@ -292,7 +302,7 @@ def interpolate(X: torch.Tensor, Y: torch.Tensor, *, num_classes: int | None = N
 
     best = None  # (score, direction, sorted projections, order)
     checked_duplicates = False
-    for round_ in range(MAX_ROUNDS):
+    for _ in range(MAX_ROUNDS):
         A = torch.randn(NUM_CANDIDATES, d, generator=gen, dtype=torch.float64).to(X.device)
         Z = _project(X, A)  # (n, C): one pass over X for every candidate
         if not bool(torch.isfinite(Z).all()):

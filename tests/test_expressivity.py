@@ -179,7 +179,9 @@ def test_ops_reject_bad_arguments_without_crashing():
         ops.interp_weights(torch.zeros(3, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64), 1.5)
     z = torch.zeros(3, dtype=torch.float64)
     with pytest.raises(RuntimeError, match="same number of nodes"):
-        ops.interp_eval(z, z, z[:2], torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64))
+        ops.interp_eval(
+            z, z, z[:2], torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64)
+        )
 
 
 # --- rethink.interpolate: properties -----------------------------------------
@@ -206,7 +208,9 @@ def samples(draw):
         pts = rng.standard_normal((n, d))
         if kind == "near_duplicates" and n > 1:
             src = rng.integers(0, n, size=n // 2)
-            pts[1::2][: len(src)] = pts[src[: len(pts[1::2])]] + 1e-7 * (1 + rng.random((len(pts[1::2][: len(src)]), d)))
+            pts[1::2][: len(src)] = pts[src[: len(pts[1::2])]] + 1e-7 * (
+                1 + rng.random((len(pts[1::2][: len(src)]), d))
+            )
     X = torch.tensor(pts * scale, dtype=draw(st.sampled_from([torch.float64, torch.float32])))
     n = X.shape[0]
     target = draw(st.sampled_from(["scalar", "multi", "labels"]))
@@ -225,7 +229,9 @@ def samples(draw):
     return X, Y
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 @given(samples())
 def test_property_reproduces_any_targets(sample):
     X, Y = sample
@@ -407,7 +413,11 @@ def test_to_sequential_within_1e6_at_n_10000(classes):
     g = torch.Generator().manual_seed(13)
     n, d = 10_000, 64
     X = torch.randn(n, d, generator=g)
-    Y = torch.randn(n, generator=g, dtype=torch.float64) if classes is None else torch.randint(0, classes, (n,), generator=g)
+    Y = (
+        torch.randn(n, generator=g, dtype=torch.float64)
+        if classes is None
+        else torch.randint(0, classes, (n,), generator=g)
+    )
     net = rethink.interpolate(X, Y)
     T = targets_of(net, Y)
     with torch.no_grad():

@@ -43,7 +43,8 @@ void check_weights_args(const at::Tensor& z, const at::Tensor& y, double t) {
   TORCH_CHECK(y.dim() == 2, "interp_weights: y must be 2-D (m, k), got ", y.dim(), "-D");
   TORCH_CHECK(z.scalar_type() == at::kDouble && y.scalar_type() == at::kDouble,
               "interp_weights: z and y must be float64");
-  TORCH_CHECK(y.size(0) == z.size(0), "interp_weights: z has ", z.size(0), " nodes but y has ", y.size(0), " rows");
+  TORCH_CHECK(y.size(0) == z.size(0), "interp_weights: z has ", z.size(0), " nodes but y has ", y.size(0),
+              " rows");
   TORCH_CHECK(z.device() == y.device(), "interp_weights: z and y must be on the same device");
   TORCH_CHECK(t > 0.0 && t < 1.0, "interp_weights: t must lie in (0, 1), got ", t);
 }
@@ -119,9 +120,11 @@ __attribute__((target("avx2,fma"), always_inline)) inline void load16(const doub
 // puts a store/load on every accumulator's dependency chain).
 template <typename T>
 __attribute__((target("avx2,fma"))) void dots2_avx2(const T* x, const double* a0, const double* a1, int64_t d,
-                                                   double* out, bool two) {
-  __m256d p0 = _mm256_setzero_pd(), p1 = _mm256_setzero_pd(), p2 = _mm256_setzero_pd(), p3 = _mm256_setzero_pd();
-  __m256d q0 = _mm256_setzero_pd(), q1 = _mm256_setzero_pd(), q2 = _mm256_setzero_pd(), q3 = _mm256_setzero_pd();
+                                                    double* out, bool two) {
+  __m256d p0 = _mm256_setzero_pd(), p1 = _mm256_setzero_pd(), p2 = _mm256_setzero_pd(),
+          p3 = _mm256_setzero_pd();
+  __m256d q0 = _mm256_setzero_pd(), q1 = _mm256_setzero_pd(), q2 = _mm256_setzero_pd(),
+          q3 = _mm256_setzero_pd();
   int64_t i = 0;
   if (two) {
     for (; i + kLanes <= d; i += kLanes) {
@@ -198,7 +201,6 @@ void project_rows(const scalar_t* X, const double* A, double* Z, int64_t begin, 
   }
 }
 
-
 at::Tensor interp_project_cpu(const at::Tensor& X, const at::Tensor& A) {
   interp::check_project_args(X, A);
   TORCH_CHECK(X.device().is_cpu(), "interp_project (CPU kernel): X must be on the CPU");
@@ -224,7 +226,6 @@ at::Tensor interp_project_cpu(const at::Tensor& X, const at::Tensor& A) {
   });
   return Z;
 }
-
 
 std::tuple<at::Tensor, at::Tensor> interp_weights_cpu(const at::Tensor& z, const at::Tensor& y, double t) {
   interp::check_weights_args(z, y, t);
@@ -256,9 +257,8 @@ std::tuple<at::Tensor, at::Tensor> interp_weights_cpu(const at::Tensor& z, const
   return {b, s};
 }
 
-
-at::Tensor interp_eval_cpu(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z, const at::Tensor& y,
-                           const at::Tensor& s) {
+at::Tensor interp_eval_cpu(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z,
+                           const at::Tensor& y, const at::Tensor& s) {
   interp::check_eval_args(zq, b, z, y, s);
   TORCH_CHECK(zq.device().is_cpu(), "interp_eval (CPU kernel): inputs must be on the CPU");
   const at::Tensor zqc = zq.contiguous(), bc = b.contiguous(), zc = z.contiguous();

@@ -8,9 +8,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include <cub/device/device_scan.cuh>
-
 #include <climits>
+#include <cub/device/device_scan.cuh>
 #include <tuple>
 
 #include "interpolate.h"
@@ -44,8 +43,8 @@ __device__ __forceinline__ double as_double<double>(double v) {
 // kLanes threads per row: lane l accumulates elements l, l + kLanes, ... with fma, then a
 // pairwise tree over the lanes (offsets 8, 4, 2, 1), as on the CPU.
 template <typename scalar_t>
-__global__ void project_kernel(const scalar_t* __restrict__ X, const double* __restrict__ A, double* __restrict__ Z,
-                               int64_t n, int64_t d, int64_t C) {
+__global__ void project_kernel(const scalar_t* __restrict__ X, const double* __restrict__ A,
+                               double* __restrict__ Z, int64_t n, int64_t d, int64_t C) {
   const int lane = threadIdx.x % kLanes;
   const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kLanes;
   const bool active = row < n;
@@ -56,7 +55,8 @@ __global__ void project_kernel(const scalar_t* __restrict__ X, const double* __r
     if (active)
       for (int64_t i = lane; i < d; i += kLanes) acc = __fma_rn(as_double(x[i]), a[i], acc);
 #pragma unroll
-    for (int off = kLanes / 2; off >= 1; off /= 2) acc = __dadd_rn(acc, __shfl_down_sync(0xffffffffu, acc, off, kLanes));
+    for (int off = kLanes / 2; off >= 1; off /= 2)
+      acc = __dadd_rn(acc, __shfl_down_sync(0xffffffffu, acc, off, kLanes));
     if (active && lane == 0) Z[row * C + c] = acc;
   }
 }
@@ -74,7 +74,7 @@ at::Tensor interp_project_cuda(const at::Tensor& X, const at::Tensor& A) {
   const int64_t blocks = blocks_for(n * kLanes, kThreads);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, Xc.scalar_type(), "interp_project_cuda", [&] {
     project_kernel<scalar_t><<<blocks, kThreads, 0, stream>>>(Xc.data_ptr<scalar_t>(), Ac.data_ptr<double>(),
-                                                             Z.data_ptr<double>(), n, d, C);
+                                                              Z.data_ptr<double>(), n, d, C);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return Z;
@@ -99,15 +99,17 @@ struct AffinePair {
 // Composition of S -> alpha + beta S maps, earlier map first: (later after earlier).
 struct Compose {
   __device__ __forceinline__ AffinePair operator()(const AffinePair& earlier, const AffinePair& later) const {
-    const double alpha = later.beta == 0.0 ? later.alpha : __dadd_rn(later.alpha, __dmul_rn(later.beta, earlier.alpha));
+    const double alpha =
+        later.beta == 0.0 ? later.alpha : __dadd_rn(later.alpha, __dmul_rn(later.beta, earlier.alpha));
     return {alpha, __dmul_rn(later.beta, earlier.beta)};
   }
 };
 
 // pairs[c * m + j] = step j of column c (column-major so each column is one run of the
 // scan; beta = 0 at j = 0 resets the scan at each column start).
-__global__ void steps_kernel(const double* __restrict__ z, const double* __restrict__ y, AffinePair* __restrict__ pairs,
-                             double* __restrict__ b, int64_t m, int64_t k, double t) {
+__global__ void steps_kernel(const double* __restrict__ z, const double* __restrict__ y,
+                             AffinePair* __restrict__ pairs, double* __restrict__ b, int64_t m, int64_t k,
+                             double t) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= m * k) return;
   const int64_t c = idx / m, j = idx % m;
@@ -117,7 +119,8 @@ __global__ void steps_kernel(const double* __restrict__ z, const double* __restr
   if (c == 0) b[j] = interp::breakpoint_at(z, m, j, t);
 }
 
-__global__ void slopes_kernel(const AffinePair* __restrict__ scanned, double* __restrict__ s, int64_t m, int64_t k) {
+__global__ void slopes_kernel(const AffinePair* __restrict__ scanned, double* __restrict__ s, int64_t m,
+                              int64_t k) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= m * k) return;
   const int64_t c = idx / m, j = idx % m;
@@ -162,9 +165,10 @@ std::tuple<at::Tensor, at::Tensor> interp_weights_cuda(const at::Tensor& z, cons
 }
 
 // One thread per query: binary search for the segment, then y_j + s_j (zq - z_j).
-__global__ void eval_kernel(const double* __restrict__ zq, const double* __restrict__ b, const double* __restrict__ z,
-                            const double* __restrict__ y, const double* __restrict__ s, double* __restrict__ out,
-                            int64_t q, int64_t m, int64_t k) {
+__global__ void eval_kernel(const double* __restrict__ zq, const double* __restrict__ b,
+                            const double* __restrict__ z, const double* __restrict__ y,
+                            const double* __restrict__ s, double* __restrict__ out, int64_t q, int64_t m,
+                            int64_t k) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= q) return;
   const double x = zq[i];
@@ -182,8 +186,8 @@ __global__ void eval_kernel(const double* __restrict__ zq, const double* __restr
   for (int64_t c = 0; c < k; ++c) o[c] = interp::segment_value(y[j * k + c], s[j * k + c], z[j], x);
 }
 
-at::Tensor interp_eval_cuda(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z, const at::Tensor& y,
-                            const at::Tensor& s) {
+at::Tensor interp_eval_cuda(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z,
+                            const at::Tensor& y, const at::Tensor& s) {
   interp::check_eval_args(zq, b, z, y, s);
   TORCH_CHECK(zq.is_cuda(), "interp_eval (CUDA kernel): inputs must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(zq.device());
@@ -193,9 +197,9 @@ at::Tensor interp_eval_cuda(const at::Tensor& zq, const at::Tensor& b, const at:
   at::Tensor out = at::empty({q, k}, zqc.options());
   if (q == 0 || k == 0) return out;
   const auto stream = at::cuda::getCurrentCUDAStream();
-  eval_kernel<<<blocks_for(q, kThreads), kThreads, 0, stream>>>(zqc.data_ptr<double>(), bc.data_ptr<double>(),
-                                                                zc.data_ptr<double>(), yc.data_ptr<double>(),
-                                                                sc.data_ptr<double>(), out.data_ptr<double>(), q, m, k);
+  eval_kernel<<<blocks_for(q, kThreads), kThreads, 0, stream>>>(
+      zqc.data_ptr<double>(), bc.data_ptr<double>(), zc.data_ptr<double>(), yc.data_ptr<double>(),
+      sc.data_ptr<double>(), out.data_ptr<double>(), q, m, k);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }
