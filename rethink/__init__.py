@@ -15,6 +15,9 @@ __version__ = "0.1.0"
 __all__ = ["Result", "build_info", "cuda_kernels_available", "__version__"]
 
 # --- Theorem 1: finite-sample expressivity (issue: core) ---------------------
+from .expressivity import InterpolatingNet, interpolate  # noqa: E402
+
+__all__ = [*globals().get("__all__", []), "interpolate", "InterpolatingNet"]
 
 # --- data path: datasets, corruptions, loader (issue: loader) ----------------
 from . import datasets

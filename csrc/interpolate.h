@@ -1,0 +1,120 @@
+// Arithmetic of the Theorem 1 construction (finite-sample expressivity), shared by the
+// CPU kernels (csrc/cpu/interpolate.cpp) and their CUDA twins (csrc/cuda/interpolate.cu)
+// so that both round the same way.
+//
+// Every product and sum below is rounded separately (no fused multiply-add contraction,
+// which nvcc's -fmad would otherwise apply): breakpoints and segment values are then
+// bitwise the same on both devices.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "common.h"
+
+namespace rethink {
+namespace interp {
+
+// Projections accumulate in kLanes interleaved float64 lanes (lane l takes elements
+// l, l + kLanes, ... with fused multiply-adds), then a fixed pairwise tree adds the lanes.
+// CPU (AVX2 or scalar) and CUDA (kLanes threads per row) follow this exact order, so
+// a projection has the same bits on every device.
+constexpr int kLanes = 16;
+
+RETHINK_HD double add_rn(double x, double y) {
+#if defined(__CUDA_ARCH__)
+  return __dadd_rn(x, y);
+#else
+  return x + y;
+#endif
+}
+
+RETHINK_HD double sub_rn(double x, double y) {
+#if defined(__CUDA_ARCH__)
+  return __dsub_rn(x, y);
+#else
+  return x - y;
+#endif
+}
+
+RETHINK_HD double mul_rn(double x, double y) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(x, y);
+#else
+  return x * y;
+#endif
+}
+
+RETHINK_HD double div_rn(double x, double y) {
+#if defined(__CUDA_ARCH__)
+  return __ddiv_rn(x, y);
+#else
+  return x / y;
+#endif
+}
+
+// Breakpoint b between consecutive sorted projections zp < zj: b = zp + t * (zj - zp),
+// falling back to the midpoint when rounding would not leave b strictly inside.
+RETHINK_HD double breakpoint(double zp, double zj, double t) {
+  const double dz = sub_rn(zj, zp);
+  double b = add_rn(zp, mul_rn(t, dz));
+  if (!(b > zp && b < zj)) b = add_rn(zp, mul_rn(0.5, dz));
+  return b;
+}
+
+// Distance of the first breakpoint below the first node: the range of the nodes, or
+// max(|z0|, 1) for a single node.
+RETHINK_HD double first_offset(const double* z, int64_t m) {
+  if (m > 1) return sub_rn(z[m - 1], z[0]);
+  const double a = z[0] < 0 ? -z[0] : z[0];
+  return a > 1.0 ? a : 1.0;
+}
+
+// Breakpoint j of the nodes z (strictly increasing, m of them).
+RETHINK_HD double breakpoint_at(const double* z, int64_t m, int64_t j, double t) {
+  if (j == 0) return sub_rn(z[0], first_offset(z, m));
+  return breakpoint(z[j - 1], z[j], t);
+}
+
+// The slope recurrence S_j = alpha_j + beta_j * S_{j-1} (S_{-1} = 0) that makes the
+// piecewise-linear f, with kinks at the breakpoints and f = 0 below b_0, pass through
+// (z_j, y_j). With p = b_j - z_{j-1} and q = z_j - b_j:
+// alpha_j = (y_j - y_{j-1}) / q, beta_j = -p / q (beta_0 = 0, alpha_0 = y_0 / q).
+struct Affine {
+  double alpha;
+  double beta;
+};
+
+RETHINK_HD Affine step(const double* z, int64_t m, int64_t j, double t, double yj, double yprev) {
+  const double b = breakpoint_at(z, m, j, t);
+  const double q = sub_rn(z[j], b);
+  if (j == 0) return {div_rn(yj, q), 0.0};
+  const double p = sub_rn(b, z[j - 1]);
+  return {div_rn(sub_rn(yj, yprev), q), -div_rn(p, q)};
+}
+
+RETHINK_HD double apply(Affine f, double s_prev) {
+  // beta == 0 (the first node) ignores s_prev even when it is not finite.
+  return f.beta == 0.0 ? f.alpha : add_rn(f.alpha, mul_rn(f.beta, s_prev));
+}
+
+// Segment evaluation: number of breakpoints strictly below zq (binary search).
+RETHINK_HD int64_t count_below(const double* b, int64_t m, double zq) {
+  int64_t lo = 0, hi = m;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (b[mid] < zq)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+// f on segment j (breakpoints b_j <= zq < b_{j+1}): y_j + s_j * (zq - z_j).
+RETHINK_HD double segment_value(double yj, double sj, double zj, double zq) {
+  return add_rn(yj, mul_rn(sj, sub_rn(zq, zj)));
+}
+
+}  // namespace interp
+}  // namespace rethink

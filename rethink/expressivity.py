@@ -1,0 +1,424 @@
+"""Finite-sample expressivity (Theorem 1 of Zhang et al. 2017).
+
+"There exists a two-layer neural network with ReLU activations and 2n + d weights that
+can represent any function on a sample of size n in d dimensions." The network is
+
+    f(x) = sum_j w_j * relu(<a, x> - b_j),
+
+with ``a`` chosen so that the projections z_i = <a, x_i> are distinct, and breakpoints
+interleaved with the sorted projections, ``b_1 < z_1 < b_2 < z_2 < ... < b_n < z_n``.
+:func:`interpolate` builds it in O(n d + n log n + n k) without forming the n x n
+triangular system: the weights follow from a linear recurrence along the sorted
+projections (a parallel scan on CUDA). :class:`InterpolatingNet` evaluates it through
+its piecewise-linear segments, O(d + log n) per query.
+
+Numerics: projections, breakpoints and weights are float64 whatever the dtype of X (X is
+read once, in its own dtype). Breakpoints sit at b_j = z_{j-1} + t (z_j - z_{j-1}) with
+t = 1/16, so rounding error in the slope recurrence is multiplied by t / (1 - t) = 1/15 per
+step instead of growing. The direction ``a`` is the best of several seeded Gaussian
+candidates (projected together in one pass over X), each with both signs: among those whose sorted
+projections are distinct and well separated, the one whose weights are smallest relative
+to the span of the projections, which keeps the literal network (``to_sequential``)
+accurate. Up to n = 20,000 (where the literal network is practical) further rounds of
+candidates are drawn while its estimated rounding error exceeds 1e-7 of the targets.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["interpolate", "InterpolatingNet"]
+
+#: Breakpoint position between consecutive sorted projections (see module docstring).
+BREAKPOINT_T = 1.0 / 16.0
+#: Number of seeded candidate directions projected in one pass over X.
+NUM_CANDIDATES = 4
+#: At most this many passes (rounds of candidates) over X ...
+MAX_ROUNDS = 4
+#: ... and more than one only up to this n (beyond it the literal network is impractical).
+EXTRA_ROUNDS_MAX_N = 20_000
+_EPS = torch.finfo(torch.float64).eps
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+# --- ops ---------------------------------------------------------------------
+
+
+def _project(X: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """``X @ A.T`` in float64: X (n, d) float16/bfloat16/float32/float64, A (C, d) float64."""
+    return torch.ops.rethink.interp_project(X, A)
+
+
+@torch.library.register_fake("rethink::interp_project")
+def _(X, A):
+    return X.new_empty((X.shape[0], A.shape[0]), dtype=torch.float64)
+
+
+@torch.library.register_fake("rethink::interp_sort")
+def _(z):
+    return z.new_empty(z.shape), z.new_empty(z.shape, dtype=torch.int64)
+
+
+@torch.library.register_fake("rethink::interp_weights")
+def _(z, y, t):
+    return z.new_empty(z.shape), y.new_empty(y.shape)
+
+
+@torch.library.register_fake("rethink::interp_eval")
+def _(zq, b, z, y, s):
+    return zq.new_empty((zq.shape[0], y.shape[1]))
+
+
+# --- the network -------------------------------------------------------------
+
+
+class InterpolatingNet(nn.Module):
+    """The two-layer ReLU network of Theorem 1, f(x) = sum_j w_j * relu(<a, x> - b_j).
+
+    Built by :func:`interpolate`. Buffers (float64, on the device that built the net):
+
+    - ``a`` (d,): the projection direction.
+    - ``b`` (n,): breakpoints, ascending (one per training point, in sorted order).
+    - ``w`` (n,) for scalar targets, (n, k) for k outputs: output weights.
+
+    plus the segment form used for evaluation (``node_z``, ``node_b``, ``node_y``,
+    ``node_s``: the distinct sorted projections, their breakpoints, target values and
+    slopes). ``num_weights`` is 2n + d for scalar targets and d + n + n k otherwise.
+    """
+
+    def __init__(
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        w: torch.Tensor,
+        node_z: torch.Tensor,
+        node_b: torch.Tensor,
+        node_y: torch.Tensor,
+        node_s: torch.Tensor,
+        *,
+        num_classes: int | None = None,
+    ):
+        super().__init__()
+        self.register_buffer("a", a)
+        self.register_buffer("b", b)
+        self.register_buffer("w", w)
+        self.register_buffer("node_z", node_z)
+        self.register_buffer("node_b", node_b)
+        self.register_buffer("node_y", node_y)
+        self.register_buffer("node_s", node_s)
+        #: number of classes for a classification net, else None.
+        self.num_classes = num_classes
+
+    @property
+    def in_features(self) -> int:
+        return self.a.shape[0]
+
+    @property
+    def num_outputs(self) -> int:
+        """k: columns of ``w`` (1 for scalar targets)."""
+        return 1 if self.w.dim() == 1 else self.w.shape[1]
+
+    @property
+    def num_weights(self) -> int:
+        """d + n + n k weights: 2n + d for scalar targets."""
+        return self.a.numel() + self.b.numel() + self.w.numel()
+
+    def project(self, X: torch.Tensor) -> torch.Tensor:
+        """<a, x> for each row of X (m, d) as float64 (m,), computed exactly as at construction."""
+        X = _check_queries(X, self.in_features, self.a.device)
+        return _project(X, self.a.unsqueeze(0)).squeeze(1)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """f(X) in float64: (m,) for scalar targets, (m, k) otherwise.
+
+        Args:
+            X: (m, d) floating tensor on the net's device.
+
+        Raises:
+            ValueError: X is not 2-D floating, has the wrong number of columns, or lives on
+                another device.
+        """
+        zq = self.project(X)
+        out = torch.ops.rethink.interp_eval(zq, self.node_b, self.node_z, self.node_y, self.node_s)
+        return out.squeeze(1) if self.w.dim() == 1 else out
+
+    def predict(self, X: torch.Tensor) -> torch.Tensor:
+        """argmax of f over the k outputs: int64 (m,) classes.
+
+        Raises:
+            ValueError: the net has a single scalar output.
+        """
+        if self.w.dim() == 1:
+            raise ValueError(
+                "predict needs a net with k outputs (class labels or (n, k) targets); this one is scalar"
+            )
+        return self.forward(X).argmax(dim=1)
+
+    def to_sequential(self) -> nn.Sequential:
+        """The literal network ``Linear(d, n) -> ReLU -> Linear(n, k, bias=False)`` in float64.
+
+        The first layer holds ``a`` in every row and bias ``-b``; the second holds ``w``
+        (k = 1 for scalar targets, so its output is (m, 1)). It computes the same function
+        as the net, up to the rounding of summing n ReLUs (it is O(n d) per query and holds
+        n d weights in its first layer).
+        """
+        n, d = self.b.shape[0], self.a.shape[0]
+        W = self.w.unsqueeze(1) if self.w.dim() == 1 else self.w
+        k = W.shape[1]
+        kw = dict(dtype=torch.float64, device=self.a.device)
+        first = nn.Linear(d, n, **kw)
+        second = nn.Linear(n, k, bias=False, **kw)
+        with torch.no_grad():
+            first.weight.copy_(self.a.unsqueeze(0).expand(n, d))
+            first.bias.copy_(-self.b)
+            second.weight.copy_(W.t())
+        return nn.Sequential(first, nn.ReLU(), second)
+
+    def extra_repr(self) -> str:
+        kind = (
+            f"num_classes={self.num_classes}"
+            if self.num_classes is not None
+            else f"outputs={self.num_outputs}"
+        )
+        return f"d={self.in_features}, n={self.b.shape[0]}, {kind}, num_weights={self.num_weights}"
+
+
+# --- construction ------------------------------------------------------------
+
+
+def _check_queries(X, d: int, device: torch.device) -> torch.Tensor:
+    if not isinstance(X, torch.Tensor):
+        raise ValueError(f"X must be a torch.Tensor, got {type(X).__name__}")
+    if X.dim() != 2:
+        raise ValueError(f"X must be 2-D (m, d), got shape {tuple(X.shape)}")
+    if X.dtype not in _FLOAT_DTYPES:
+        raise ValueError(f"X must be float16, bfloat16, float32 or float64, got {X.dtype}")
+    if X.shape[1] != d:
+        raise ValueError(f"X has {X.shape[1]} columns but the net expects d = {d}")
+    if X.device != device:
+        raise ValueError(f"X is on {X.device} but the net is on {device}; move one of them")
+    return X
+
+
+def _check_X(X) -> torch.Tensor:
+    if not isinstance(X, torch.Tensor):
+        raise ValueError(f"X must be a torch.Tensor, got {type(X).__name__}")
+    if X.dim() != 2:
+        raise ValueError(f"X must be 2-D (n, d), got shape {tuple(X.shape)}")
+    if X.dtype not in _FLOAT_DTYPES:
+        raise ValueError(f"X must be float16, bfloat16, float32 or float64, got {X.dtype}")
+    n, d = X.shape
+    if n == 0:
+        raise ValueError("X has n = 0 rows: nothing to interpolate")
+    if d == 0:
+        raise ValueError("X has d = 0 columns")
+    return X
+
+
+def _targets(
+    Y, n: int, device: torch.device, num_classes: int | None
+) -> tuple[torch.Tensor, int | None, bool]:
+    """Targets as float64 (n, k), the number of classes (or None) and whether Y was scalar."""
+    if not isinstance(Y, torch.Tensor):
+        raise ValueError(f"Y must be a torch.Tensor, got {type(Y).__name__}")
+    if Y.dim() not in (1, 2):
+        raise ValueError(f"Y must be (n,) or (n, k), got shape {tuple(Y.shape)}")
+    if Y.shape[0] != n:
+        raise ValueError(f"length mismatch: X has n = {n} rows but Y has {Y.shape[0]}")
+    Y = Y.to(device)
+    if Y.dtype == torch.bool or Y.is_complex():
+        raise ValueError(f"Y must be floating targets or integer class labels, got {Y.dtype}")
+    if not Y.is_floating_point():
+        if Y.dim() != 1:
+            raise ValueError(f"integer class labels must be 1-D (n,), got shape {tuple(Y.shape)}")
+        lo, hi = int(Y.min()), int(Y.max())
+        if lo < 0:
+            i = int((Y < 0).nonzero()[0])
+            raise ValueError(f"class labels must be >= 0, got Y[{i}] = {int(Y[i])}")
+        if num_classes is None:
+            num_classes = hi + 1
+        if num_classes < 1 or hi >= num_classes:
+            raise ValueError(f"num_classes = {num_classes} but the largest label is {hi}")
+        T = torch.nn.functional.one_hot(Y.long(), num_classes).to(torch.float64)
+        return T, int(num_classes), False
+    if num_classes is not None:
+        raise ValueError("num_classes is only meaningful with integer class labels; Y is floating")
+    T = Y.to(torch.float64)
+    bad = ~torch.isfinite(T)
+    if bool(bad.any()):
+        i = int(bad.reshape(n, -1).any(dim=1).nonzero()[0])
+        raise ValueError(f"Y has a NaN or inf value (row {i})")
+    scalar = T.dim() == 1
+    return (T.unsqueeze(1) if scalar else T), None, scalar
+
+
+def _nonfinite_message(X: torch.Tensor, Z: torch.Tensor) -> str:
+    rows = (~torch.isfinite(Z)).any(dim=1).nonzero()
+    i = int(rows[0])
+    cols = (~torch.isfinite(X[i])).nonzero()
+    if cols.numel():
+        j = int(cols[0])
+        return f"X has a NaN or inf value: X[{i}, {j}] = {float(X[i, j])}"
+    return f"row {i} of X is too large: its projection overflows float64"
+
+
+def interpolate(
+    X: torch.Tensor, Y: torch.Tensor, *, num_classes: int | None = None, seed: int = 0
+) -> InterpolatingNet:
+    """Build the network of Theorem 1 that reproduces the sample (X, Y) exactly.
+
+    Args:
+        X: (n, d) float16/bfloat16/float32/float64 tensor on CPU or CUDA. Read once, in its
+            own dtype; never copied to float64.
+        Y: (n,) or (n, k) floating targets (regression), or (n,) integer class labels
+            (classification: one-hot targets with ``num_classes`` columns). Moved to X's
+            device.
+        num_classes: number of classes for integer labels; default max(label) + 1.
+        seed: seeds the candidate directions ``a`` (same seed, same net).
+
+    Returns:
+        :class:`InterpolatingNet` with float64 weights on X's device; ``net(X)`` equals
+        the targets at every training point (exactly at the nodes of the segment form).
+
+    Cost: O(n d) for the projection, O(n log n) for the sort, O(n k) for the weights.
+
+    Raises:
+        ValueError: X is not a 2-D floating tensor, n = 0 or d = 0, Y's length differs from
+            n, X or Y holds NaN or inf, labels are negative or exceed ``num_classes``, two
+            identical rows of X have different targets (both row indices are named), or two
+            distinct rows are so close that no float64 projection separates them.
+    """
+    X = _check_X(X)
+    n, d = X.shape
+    T, num_classes, scalar = _targets(Y, n, X.device, num_classes)
+
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    # Candidates are ranked on one combination of the target columns (exact for k = 1).
+    k = T.shape[1]
+    r = torch.ones(1, dtype=torch.float64) if k == 1 else torch.randn(k, generator=gen, dtype=torch.float64)
+    y_rank = (T @ r.to(X.device)).contiguous()
+    y_scale = float(y_rank.abs().max())
+
+    best = None  # (score, direction, sorted projections, order)
+    checked_duplicates = False
+    for _ in range(MAX_ROUNDS):
+        A = torch.randn(NUM_CANDIDATES, d, generator=gen, dtype=torch.float64).to(X.device)
+        Z = _project(X, A)  # (n, C): one pass over X for every candidate
+        if not bool(torch.isfinite(Z).all()):
+            raise ValueError(_nonfinite_message(X, Z))
+        # Each direction is offered with both signs: projecting onto -a gives exactly -z, and
+        # the reversed order changes which weights the literal network sums over long spans.
+        A = torch.cat([A, -A])
+        Zt = Z.t()
+        zs, order = torch.ops.rethink.interp_sort(torch.cat([Zt, -Zt]))  # (2C, n), stable
+        for c, ties in _valid_candidates(X, zs, order, required=best is None):
+            if not checked_duplicates:
+                if ties.numel():
+                    _check_duplicate_targets(T, ties, scalar, num_classes)
+                checked_duplicates = True
+            score = _score(zs[c], order[c], y_rank)
+            if best is None or score < best[0]:
+                best = (score, A[c], zs[c], order[c])
+        # Another pass over X only where the literal network is practical and would lose
+        # more than ~1e-7 of the targets' scale to rounding.
+        if n > EXTRA_ROUNDS_MAX_N or 2 * _EPS * best[0] <= 1e-7 * y_scale:
+            break
+    _, a, z_sorted, idx = best
+
+    first = torch.ones(n, dtype=torch.bool, device=X.device)
+    first[1:] = z_sorted[1:] != z_sorted[:-1]
+    node_z = z_sorted[first].contiguous()
+    node_y = T[idx[first]].contiguous()
+    node_b, node_s = torch.ops.rethink.interp_weights(node_z, node_y, BREAKPOINT_T)
+
+    group = torch.cumsum(first.to(torch.int64), 0) - 1
+    b = node_b[group]
+    w = torch.zeros(n, k, dtype=torch.float64, device=X.device)
+    w[first] = torch.diff(node_s, dim=0, prepend=torch.zeros_like(node_s[:1]))
+    if scalar:
+        w = w.squeeze(1)
+    return InterpolatingNet(a.clone(), b, w, node_z, node_b, node_y, node_s, num_classes=num_classes)
+
+
+def _score(z_sorted: torch.Tensor, idx: torch.Tensor, y: torch.Tensor) -> float:
+    """sum_j |w_j| (z_max - b_j) for the scalar targets y along one candidate's sorted projections.
+
+    It bounds the terms the literal network sums at its last point: the smaller, the less
+    rounding in ``to_sequential()``.
+    """
+    first = torch.ones(z_sorted.shape[0], dtype=torch.bool, device=z_sorted.device)
+    first[1:] = z_sorted[1:] != z_sorted[:-1]
+    node_z = z_sorted[first].contiguous()
+    node_y = y[idx[first]].unsqueeze(1).contiguous()
+    node_b, node_s = torch.ops.rethink.interp_weights(node_z, node_y, BREAKPOINT_T)
+    s = node_s.squeeze(1)
+    w = torch.diff(s, prepend=s.new_zeros(1))
+    return float((w.abs() * (node_z[-1] - node_b)).sum())
+
+
+def _check_duplicate_targets(T, ties, scalar, num_classes) -> None:
+    """Identical rows (pairs in ``ties``) are allowed only with identical targets."""
+    p, q = ties[:, 0], ties[:, 1]
+    differ = (T[p] != T[q]).any(dim=1)
+    if bool(differ.any()):
+        k = int(differ.nonzero()[0])
+        i, j = sorted((int(p[k]), int(q[k])))
+        raise ValueError(
+            f"rows {i} and {j} of X are identical but their targets differ "
+            f"(Y[{i}] = {_fmt(T[i], scalar, num_classes)}, Y[{j}] = {_fmt(T[j], scalar, num_classes)})"
+        )
+
+
+def _fmt(t: torch.Tensor, scalar: bool, num_classes: int | None) -> str:
+    if num_classes is not None:
+        return str(int(t.argmax()))
+    if scalar:
+        return repr(float(t[0]))
+    return str([float(v) for v in t])
+
+
+def _valid_candidates(X: torch.Tensor, zs: torch.Tensor, order: torch.Tensor, required: bool = True):
+    """Yield (candidate, tied row pairs (p, 2)) for every usable candidate direction.
+
+    A candidate is usable when every tie between adjacent sorted projections comes from
+    identical rows of X and every other gap is wide enough (64 float64 ulps of the largest
+    projection) to place a breakpoint strictly inside.
+
+    Raises:
+        ValueError: ``required`` and no candidate is usable (two distinct rows project too
+            close together).
+    """
+    C, n = zs.shape
+    gaps = zs[:, 1:] - zs[:, :-1]  # (C, n-1), >= 0
+    scale = zs.abs().amax(dim=1)  # (C,)
+    tied = gaps == 0
+    masked = torch.where(tied, torch.full_like(gaps, float("inf")), gaps)
+    if n > 1:
+        min_gap, at = masked.amin(dim=1), masked.argmin(dim=1)
+        ok_gap = ((min_gap > 64 * _EPS * scale) | torch.isinf(min_gap)).tolist()
+    else:
+        ok_gap = [True] * C
+    first_bad = None
+    found = False
+    for c in range(C):
+        pos = tied[c].nonzero().squeeze(1)
+        pairs = torch.stack([order[c, pos], order[c, pos + 1]], dim=1)
+        if pairs.numel():
+            same = (X[pairs[:, 0]] == X[pairs[:, 1]]).all(dim=1)
+            if not bool(same.all()):
+                k = int((~same).nonzero()[0])
+                first_bad = first_bad or tuple(sorted((int(pairs[k, 0]), int(pairs[k, 1]))))
+                continue
+        if not ok_gap[c]:
+            j = int(at[c])
+            first_bad = first_bad or tuple(sorted((int(order[c, j]), int(order[c, j + 1]))))
+            continue
+        found = True
+        yield c, pairs
+    if required and not found:
+        i, j = first_bad
+        raise ValueError(
+            f"rows {i} and {j} of X are distinct but too close to separate: their float64 projections "
+            f"coincide or nearly coincide under every candidate direction"
+        )

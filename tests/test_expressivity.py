@@ -1,0 +1,426 @@
+"""Theorem 1 (finite-sample expressivity): rethink.interpolate and its ops.
+
+Every op is checked against one plain-PyTorch reference (the dense lower-triangular
+system of the paper for the weights), on CPU and, when present, CUDA.
+"""
+
+import numpy as np
+import pytest
+import torch
+from conftest import DEVICES, requires_cuda
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import rethink
+from rethink.expressivity import BREAKPOINT_T
+
+ops = torch.ops.rethink
+
+
+# --- plain-PyTorch references ------------------------------------------------
+
+
+def ref_breakpoints(z: torch.Tensor, t: float) -> torch.Tensor:
+    """b_0 = z_0 - range (or - max(|z_0|, 1)), b_j = z_{j-1} + t (z_j - z_{j-1})."""
+    m = z.shape[0]
+    off = (z[-1] - z[0]) if m > 1 else torch.clamp(z[0].abs(), min=1.0)
+    b = torch.empty_like(z)
+    b[0] = z[0] - off
+    b[1:] = z[:-1] + t * (z[1:] - z[:-1])
+    return b
+
+
+def ref_weights(z: torch.Tensor, y: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """w solving the paper's system A w = y, A_ij = max(z_i - b_j, 0) (dense, O(n^2))."""
+    A = (z[:, None] - b[None, :]).clamp_min(0)
+    return torch.linalg.solve_triangular(A, y, upper=False)
+
+
+def ref_eval(zq: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """f(zq) = sum_j w_j relu(zq - b_j), dense."""
+    return (zq[:, None] - b[None, :]).clamp_min(0) @ w
+
+
+def targets_of(net, Y):
+    if not Y.is_floating_point():
+        return torch.nn.functional.one_hot(Y.long(), net.num_classes).double()
+    return Y.double()
+
+
+# --- ops against the references ---------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("d", [1, 15, 16, 17, 100])
+def test_project_matches_reference(device, dtype, d):
+    g = torch.Generator().manual_seed(d)
+    X = torch.randn(37, d, generator=g).to(dtype).to(device)
+    A = torch.randn(3, d, generator=g, dtype=torch.float64).to(device)
+    Z = ops.interp_project(X, A)
+    assert Z.dtype == torch.float64 and Z.shape == (37, 3)
+    ref = X.double() @ A.t()  # exact widening of X, then float64
+    torch.testing.assert_close(Z, ref, rtol=1e-12, atol=1e-12 * d)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_project_columns_and_signs_are_bitwise_consistent(device):
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(50, 77, generator=g).to(device)
+    A = torch.randn(5, 77, generator=g, dtype=torch.float64).to(device)
+    Z = ops.interp_project(X, A)
+    for c in range(5):
+        assert torch.equal(Z[:, c : c + 1], ops.interp_project(X, A[c : c + 1]))
+    assert torch.equal(ops.interp_project(X, -A), -Z)
+    # same rows, same bits, wherever they sit
+    X2 = torch.cat([X[7:8], X, X[7:8]])
+    Z2 = ops.interp_project(X2, A)
+    assert torch.equal(Z2[0], Z[7]) and torch.equal(Z2[-1], Z[7])
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_project_cuda_bitwise_equals_cpu(dtype):
+    g = torch.Generator().manual_seed(2)
+    X = torch.randn(300, 333, generator=g).to(dtype)
+    A = torch.randn(4, 333, generator=g, dtype=torch.float64)
+    assert torch.equal(ops.interp_project(X, A), ops.interp_project(X.cuda(), A.cuda()).cpu())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sort_matches_torch_sort(device):
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(3, 5000, generator=g, dtype=torch.float64)
+    z[0, :100] = 1.5  # ties keep their order
+    z[1, 10], z[1, 11], z[1, 12] = -0.0, 0.0, -0.0
+    z[2] = torch.arange(5000, 0, -1, dtype=torch.float64)
+    v, i = ops.interp_sort(z.to(device))
+    rv, ri = torch.sort(z, dim=1, stable=True)
+    assert torch.equal(i.cpu(), ri) and torch.equal(v.cpu(), rv)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("m,k", [(1, 1), (2, 3), (40, 1), (200, 4)])
+def test_weights_match_dense_triangular_solve(device, m, k):
+    g = torch.Generator().manual_seed(m * 10 + k)
+    z = torch.sort(torch.randn(m, generator=g, dtype=torch.float64)).values
+    y = torch.randn(m, k, generator=g, dtype=torch.float64)
+    b, s = ops.interp_weights(z.to(device), y.to(device), BREAKPOINT_T)
+    b, s = b.cpu(), s.cpu()
+    rb = ref_breakpoints(z, BREAKPOINT_T)
+    assert torch.equal(b, rb)
+    assert bool((b[1:] > z[:-1]).all() and (b < z).all())
+    w_ref = ref_weights(z, y, rb)
+    w = torch.diff(s, dim=0, prepend=torch.zeros(1, k, dtype=torch.float64))
+    torch.testing.assert_close(w, w_ref, rtol=1e-7, atol=1e-9 * float(w_ref.abs().max()))
+
+
+@requires_cuda
+def test_weights_cuda_scan_agrees_with_cpu_recurrence():
+    g = torch.Generator().manual_seed(4)
+    z = torch.sort(torch.randn(100_000, generator=g, dtype=torch.float64)).values.unique()
+    y = torch.randn(z.shape[0], 10, generator=g, dtype=torch.float64)
+    b, s = ops.interp_weights(z, y, BREAKPOINT_T)
+    bc, sc = ops.interp_weights(z.cuda(), y.cuda(), BREAKPOINT_T)
+    assert torch.equal(bc.cpu(), b)
+    torch.testing.assert_close(sc.cpu(), s, rtol=1e-9, atol=1e-9 * float(s.abs().max()))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_eval_matches_dense_sum_and_hits_nodes_exactly(device):
+    g = torch.Generator().manual_seed(5)
+    m, k = 60, 3
+    z = torch.sort(torch.randn(m, generator=g, dtype=torch.float64)).values
+    y = torch.randn(m, k, generator=g, dtype=torch.float64)
+    b, s = ops.interp_weights(z, y, BREAKPOINT_T)
+    w = torch.diff(s, dim=0, prepend=torch.zeros(1, k, dtype=torch.float64))
+    zq = torch.cat([z, torch.linspace(-5, 5, 1001, dtype=torch.float64), b, torch.tensor([float("nan")])])
+    out = ops.interp_eval(*(t.to(device) for t in (zq, b, z, y, s))).cpu()
+    assert torch.equal(out[:m], y)  # f(z_j) = y_j exactly
+    assert bool(out[-1].isnan().all())
+    ref = ref_eval(zq[:-1], b, w)
+    scale = float(y.abs().max())
+    torch.testing.assert_close(out[:-1], ref, rtol=0, atol=1e-8 * scale * float(w.abs().max()))
+
+
+def _op_samples(device):
+    g = torch.Generator().manual_seed(6)
+    X = torch.randn(9, 20, generator=g).to(device)
+    A = torch.randn(2, 20, generator=g, dtype=torch.float64).to(device)
+    z = torch.sort(torch.randn(7, generator=g, dtype=torch.float64)).values.to(device)
+    y = torch.randn(7, 2, generator=g, dtype=torch.float64).to(device)
+    b, s = ops.interp_weights(z, y, BREAKPOINT_T)
+    zq = torch.randn(11, generator=g, dtype=torch.float64).to(device)
+    return {
+        "interp_project": (X, A),
+        "interp_sort": (torch.randn(3, 8, generator=g, dtype=torch.float64).to(device),),
+        "interp_weights": (z, y, BREAKPOINT_T),
+        "interp_eval": (zq, b, z, y, s),
+    }
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["interp_project", "interp_sort", "interp_weights", "interp_eval"])
+def test_opcheck(device, name):
+    torch.library.opcheck(getattr(ops, name).default, _op_samples(device)[name])
+
+
+def test_ops_reject_bad_arguments_without_crashing():
+    X = torch.randn(4, 3)
+    with pytest.raises(RuntimeError, match="columns"):
+        ops.interp_project(X, torch.randn(2, 5, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="float64"):
+        ops.interp_project(X, torch.randn(2, 3))
+    with pytest.raises(RuntimeError, match="float16, bfloat16, float32 or float64"):
+        ops.interp_project(X.long(), torch.randn(2, 3, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="nodes"):
+        ops.interp_weights(torch.zeros(3, dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64), 0.1)
+    with pytest.raises(RuntimeError, match="t must lie"):
+        ops.interp_weights(torch.zeros(3, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64), 1.5)
+    z = torch.zeros(3, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="same number of nodes"):
+        ops.interp_eval(
+            z, z, z[:2], torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64)
+        )
+
+
+# --- rethink.interpolate: properties -----------------------------------------
+
+
+@st.composite
+def samples(draw):
+    """(X, Y): n >= 1 distinct points (Gaussian, integer grid, on a line, with
+    near-duplicates, or with exact duplicates sharing a target) and any targets."""
+    n = draw(st.integers(1, 40))
+    d = draw(st.integers(1, 6))
+    kind = draw(st.sampled_from(["gaussian", "grid", "line", "near_duplicates", "duplicates"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = 10.0 ** draw(st.integers(-3, 3))
+    if kind == "grid":
+        pts = rng.integers(-5, 6, size=(4 * n, d)).astype(np.float64)
+        pts = np.unique(pts, axis=0)
+        pts = pts[rng.permutation(len(pts))[:n]]
+    elif kind == "line":
+        p, v = rng.standard_normal(d), rng.standard_normal(d)
+        t = rng.choice(10 * n, size=n, replace=False).astype(np.float64)
+        pts = p + t[:, None] * v
+    else:
+        pts = rng.standard_normal((n, d))
+        if kind == "near_duplicates" and n > 1:
+            src = rng.integers(0, n, size=n // 2)
+            pts[1::2][: len(src)] = pts[src[: len(pts[1::2])]] + 1e-7 * (
+                1 + rng.random((len(pts[1::2][: len(src)]), d))
+            )
+    X = torch.tensor(pts * scale, dtype=draw(st.sampled_from([torch.float64, torch.float32])))
+    n = X.shape[0]
+    target = draw(st.sampled_from(["scalar", "multi", "labels"]))
+    if target == "scalar":
+        Y = torch.tensor(rng.standard_normal(n) * 10.0 ** rng.integers(-3, 4))
+    elif target == "multi":
+        Y = torch.tensor(rng.standard_normal((n, int(rng.integers(1, 4)))))
+    else:
+        Y = torch.tensor(rng.integers(0, 5, size=n))
+    if kind == "duplicates" and n > 1:
+        src = rng.integers(0, n, size=3)
+        X = torch.cat([X, X[src]])
+        Y = torch.cat([Y, Y[src]])
+    if kind != "duplicates":
+        assume(torch.unique(X, dim=0).shape[0] == X.shape[0])
+    return X, Y
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
+@given(samples())
+def test_property_reproduces_any_targets(sample):
+    X, Y = sample
+    n, d = X.shape
+    net = rethink.interpolate(X, Y)
+    T = targets_of(net, Y)
+    k = 1 if T.dim() == 1 else T.shape[1]
+    assert net.num_weights == (2 * n + d if T.dim() == 1 else d + n + n * k)
+    assert net.a.dtype == net.b.dtype == net.w.dtype == torch.float64
+    assert net.a.shape == (d,) and net.b.shape == (n,) and net.w.shape == T.shape
+    assert bool((net.b[1:] >= net.b[:-1]).all())
+    out = net(X)
+    assert out.dtype == torch.float64 and out.shape == T.shape
+    assert float((out - T).abs().max()) <= 1e-9 * float(T.abs().max())
+    if not Y.is_floating_point():
+        assert torch.equal(net.predict(X), Y)
+    # the theorem's form, summed densely, gives the same function on the sample
+    z = net.project(X)
+    dense = ref_eval(z, net.b, net.w)
+    tol = 1e-9 * float((net.w.abs() * (z.max() - net.b).reshape(n, *([1] * (net.w.dim() - 1)))).sum())
+    assert float((dense - T).abs().max()) <= tol + 1e-12
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 30), st.integers(1, 5), st.data())
+def test_property_conflicting_duplicates_name_both_rows(n, d, data):
+    X = torch.randn(n, d, generator=torch.Generator().manual_seed(n * 7 + d), dtype=torch.float64)
+    i, j = sorted(data.draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=2, unique=True)))
+    X[j] = X[i]
+    Y = torch.arange(n, dtype=torch.float64)
+    with pytest.raises(ValueError, match=rf"rows {i} and {j} of X are identical but their targets differ"):
+        rethink.interpolate(X, Y)
+    Y[j] = Y[i]  # identical rows with identical targets are fine
+    net = rethink.interpolate(X, Y)
+    assert torch.equal(net(X), Y)
+    assert net.num_weights == 2 * n + d
+
+
+@pytest.mark.parametrize(
+    "X,Y,match",
+    [
+        (torch.randn(5), torch.randn(5), "2-D"),
+        (torch.randn(2, 3, 4), torch.randn(2), "2-D"),
+        (torch.randn(0, 3), torch.randn(0), "n = 0"),
+        (torch.randn(4, 0), torch.randn(4), "d = 0"),
+        (torch.randn(4, 3), torch.randn(5), "length mismatch"),
+        (torch.randint(0, 3, (4, 3)), torch.randn(4), "float16, bfloat16, float32 or float64"),
+        (torch.randn(4, 3), torch.randn(4, 2, 2), r"\(n,\) or \(n, k\)"),
+        (torch.randn(4, 3), torch.tensor([0, 1, -1, 2]), "labels must be >= 0"),
+        (torch.randn(4, 3), torch.tensor([True, False, True, True]), "floating targets or integer"),
+    ],
+)
+def test_invalid_inputs_raise(X, Y, match):
+    with pytest.raises(ValueError, match=match):
+        rethink.interpolate(X, Y)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_nonfinite_values_are_named(bad):
+    X = torch.randn(6, 4)
+    X[3, 2] = bad
+    with pytest.raises(ValueError, match=r"NaN or inf value: X\[3, 2\]"):
+        rethink.interpolate(X, torch.randn(6))
+    Y = torch.randn(6, 2)
+    Y[4, 1] = bad
+    with pytest.raises(ValueError, match=r"Y has a NaN or inf value \(row 4\)"):
+        rethink.interpolate(torch.randn(6, 4), Y)
+
+
+def test_other_bad_arguments():
+    X = torch.randn(5, 3)
+    with pytest.raises(ValueError, match="num_classes = 2 but the largest label is 3"):
+        rethink.interpolate(X, torch.tensor([0, 1, 3, 1, 0]), num_classes=2)
+    with pytest.raises(ValueError, match="only meaningful with integer class labels"):
+        rethink.interpolate(X, torch.randn(5), num_classes=3)
+    X64 = torch.zeros(2, 2, dtype=torch.float64)
+    X64[0, 0], X64[1, 0] = 1.0, float(np.nextafter(1.0, 2.0))
+    with pytest.raises(ValueError, match="rows 0 and 1 of X are distinct but too close"):
+        rethink.interpolate(X64, torch.tensor([0.0, 1.0]))
+    net = rethink.interpolate(X, torch.randn(5))
+    with pytest.raises(ValueError, match="X has 4 columns but the net expects d = 3"):
+        net(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="2-D"):
+        net(torch.randn(3))
+    with pytest.raises(ValueError, match="scalar"):
+        net.predict(X)
+
+
+def test_same_seed_same_net_and_seed_matters():
+    g = torch.Generator().manual_seed(7)
+    X, Y = torch.randn(500, 20, generator=g), torch.randint(0, 10, (500,), generator=g)
+    a, b = rethink.interpolate(X, Y, seed=3), rethink.interpolate(X, Y, seed=3)
+    for name in ["a", "b", "w", "node_z", "node_b", "node_y", "node_s"]:
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert not torch.equal(rethink.interpolate(X, Y, seed=4).a, a.a)
+
+
+def test_to_sequential_is_the_literal_network():
+    g = torch.Generator().manual_seed(8)
+    X, Y = torch.randn(300, 7, generator=g, dtype=torch.float64), torch.randn(300, 2, generator=g)
+    net = rethink.interpolate(X, Y)
+    seq = net.to_sequential()
+    assert [type(m) for m in seq] == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear]
+    assert seq[0].weight.shape == (300, 7) and seq[2].weight.shape == (2, 300) and seq[2].bias is None
+    assert all(p.dtype == torch.float64 for p in seq.parameters())
+    with torch.no_grad():
+        out = seq(X)
+        Xq = torch.randn(1000, 7, generator=g, dtype=torch.float64)
+        ref_q = seq(Xq)
+    T = Y.double()
+    assert float((out - T).abs().max()) <= 1e-6 * float(T.abs().max())
+    # between the sample points too: the same function
+    torch.testing.assert_close(net(Xq), ref_q, rtol=0, atol=1e-6 * float(T.abs().max()))
+    # scalar targets: k = 1 output column
+    net1 = rethink.interpolate(X, Y[:, 0])
+    with torch.no_grad():
+        torch.testing.assert_close(net1.to_sequential()(X).squeeze(1), Y[:, 0].double(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_low_precision_X_is_read_exactly(dtype):
+    g = torch.Generator().manual_seed(9)
+    X = torch.randn(400, 30, generator=g).to(dtype)
+    Y = torch.randint(0, 10, (400,), generator=g)
+    net = rethink.interpolate(X, Y)
+    assert torch.equal(net.predict(X), Y)
+    # the projection is that of the exact float64 values of X
+    torch.testing.assert_close(net.project(X), X.double() @ net.a, rtol=1e-13, atol=1e-13)
+
+
+# --- CPU vs CUDA ---------------------------------------------------------------
+
+
+@requires_cuda
+def test_cuda_net_equals_cpu_net():
+    g = torch.Generator().manual_seed(10)
+    X, Y = torch.randn(3000, 50, generator=g), torch.randn(3000, 3, generator=g)
+    cpu = rethink.interpolate(X, Y, seed=1)
+    gpu = rethink.interpolate(X.cuda(), Y.cuda(), seed=1)
+    assert gpu.a.is_cuda and gpu.w.is_cuda
+    assert torch.equal(gpu.a.cpu(), cpu.a) and torch.equal(gpu.b.cpu(), cpu.b)
+    torch.testing.assert_close(gpu.w.cpu(), cpu.w, rtol=1e-8, atol=1e-8 * float(cpu.w.abs().max()))
+    assert torch.equal(gpu(X.cuda()).cpu(), Y.double())
+    # a CPU-built net moved to the GPU projects with the same bits
+    assert torch.equal(cpu.cuda()(X.cuda()).cpu(), Y.double())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_matches_dense_reference_small_n(device):
+    g = torch.Generator().manual_seed(11)
+    X, Y = torch.randn(64, 5, generator=g), torch.randn(64, generator=g)
+    net = rethink.interpolate(X.to(device), Y.to(device)).cpu()
+    z = net.project(X)
+    order = torch.argsort(z)
+    w_ref = ref_weights(z[order], Y.double()[order, None], net.b).squeeze(1)
+    torch.testing.assert_close(net.w, w_ref, rtol=1e-7, atol=1e-9 * float(w_ref.abs().max()))
+
+
+# --- exactness targets of the issue --------------------------------------------
+
+
+@pytest.mark.slow
+def test_exact_on_50000_points_in_3072_dimensions():
+    g = torch.Generator().manual_seed(12)
+    n, d = 50_000, 3072
+    X = torch.randn(n, d, generator=g)  # float32, 614 MB
+    labels = torch.randint(0, 10, (n,), generator=g)
+    net = rethink.interpolate(X, labels)
+    assert net.num_weights == d + n + 10 * n
+    assert torch.equal(net.predict(X), labels)
+    Y = torch.randn(n, generator=g, dtype=torch.float64) * 100
+    net = rethink.interpolate(X, Y)
+    assert float((net(X) - Y).abs().max()) <= 1e-9 * float(Y.abs().max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("classes", [None, 10])
+def test_to_sequential_within_1e6_at_n_10000(classes):
+    g = torch.Generator().manual_seed(13)
+    n, d = 10_000, 64
+    X = torch.randn(n, d, generator=g)
+    Y = (
+        torch.randn(n, generator=g, dtype=torch.float64)
+        if classes is None
+        else torch.randint(0, classes, (n,), generator=g)
+    )
+    net = rethink.interpolate(X, Y)
+    T = targets_of(net, Y)
+    with torch.no_grad():
+        out = net.to_sequential()(X.double())
+    out = out.squeeze(1) if classes is None else out
+    assert float((out - T).abs().max()) <= 1e-6 * float(T.abs().max())
