@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 # --- data path: datasets, corruptions, loader (issue: loader) ----------------
 
 # --- engine: models, fit_random, sweeps (issue: engine) ----------------------
+from . import models  # noqa: E402
+from .train import fit_random, sweep  # noqa: E402
 
 # --- main job: randomization test, plots (issue: main job) -------------------
 
