@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+from conftest import requires_cuda
 from torch import nn
 
 import rethink
@@ -297,3 +298,46 @@ def test_nothing_written_for_bad_input(tmp_path):
         rethink.sweep(["nope"], out_dir=out)
     assert not out.exists()
     assert not os.listdir(tmp_path)
+
+
+# ----------------------------------------------------------------------------- GPU
+
+
+@requires_cuda
+def test_no_host_sync_per_step_on_cuda():
+    import warnings
+
+    ds = rethink.datasets.synthetic(4096, 256, shape=(3, 32, 32))
+    rethink.fit_random("mlp1x512", ds, "random_labels", max_epochs=1, device="cuda", progress=False)  # warm-up
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            r = rethink.fit_random("mlp1x512", ds, "random_labels", max_epochs=2, batch_size=128, device="cuda",
+                                   progress=False)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    assert r.history[-1]["step"] == 64
+    assert len(syncs) < 32, [str(w.message) for w in syncs[:5]]  # a few per epoch, not one per step
+
+
+@requires_cuda
+@pytest.mark.parametrize("model", ["alexnet_small", "inception_small"])
+def test_cuda_bf16_channels_last(model):
+    r = rethink.fit_random(model, "digits", "none", max_epochs=2, device="cuda", dtype="bfloat16", progress=False)
+    assert r.config["dtype"] == "bfloat16" and r.config["device"].startswith("cuda")
+    assert all(math.isfinite(h["train_loss"]) for h in r.history)
+    assert r.history[-1]["train_acc"] > 0.5
+
+
+@pytest.mark.slow
+def test_compile_matches_eager():
+    kw = dict(model="mlp1x512", dataset="digits", corruption="random_labels", max_epochs=1, **FAST)
+    eager = rethink.fit_random(**kw)
+    compiled = rethink.fit_random(**kw, compile=True)
+    assert compiled.config["compile"] is True
+    a, b = eager.history[0], compiled.history[0]
+    assert a["step"] == b["step"]
+    assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+    assert b["train_acc"] == pytest.approx(a["train_acc"], abs=3 / 1437)
