@@ -52,6 +52,10 @@ _RESUME_KEYS = ("model", "dataset", "corruption", "corruption_seed", "seed", "lr
 
 _EVAL_BATCH = 1024
 
+#: Splits whose prepared images (corrupted, cropped, normalized, in the training dtype)
+#: take at most this many bytes are prepared once per run and kept on the device.
+_CACHE_BYTES = 2 * 2**30
+
 
 class TrainingFailed(RuntimeError):
     """A run that could not go on (e.g. the loss became NaN). ``.result`` holds the run so far
@@ -165,11 +169,49 @@ def _state_to_cpu(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v.detach().to("cpu", copy=True) if torch.is_tensor(v) else copy.deepcopy(v) for k, v in state.items()}
 
 
+def _prepare(loader: Any, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The whole split as prepared by ``loader`` (one fused kernel call), or None if too large.
+
+    Without augmentation a split's prepared images are the same in every epoch (every
+    corruption is drawn once), so they are made once and batches are gathered from them.
+    """
+    itemsize = torch.empty((), dtype=loader.dtype).element_size()
+    if n == 0 or n * math.prod(loader.output_shape) * itemsize > _CACHE_BYTES:
+        return None
+    return loader.materialize(0)
+
+
+def _chunks(data: tuple[torch.Tensor, torch.Tensor], size: int):
+    x, y = data
+    for start in range(0, y.shape[0], size):
+        yield x[start:start + size], y[start:start + size]
+
+
+def _shard_batches(data: tuple[torch.Tensor, torch.Tensor], order: torch.Tensor, loader: Any):
+    """This rank's batches of one epoch gathered from the prepared split, in the loader's order
+    and with the loader's sharding (every global batch cut into world_size equal shards)."""
+    x, y = data
+    n, bs, world, rank = order.shape[0], loader.batch_size, loader.world_size, loader.rank
+    shard = bs // world
+    full, rem = divmod(n, bs)
+    last = 0 if loader.drop_last else rem // world
+    count = full + (1 if last else 0)
+    if count != len(loader):
+        raise RuntimeError(f"internal: {count} batches from the prepared split but the loader has {len(loader)}")
+    for k in range(count):
+        size = shard if (k + 1) * bs <= n else last
+        idx = order[k * bs + rank * size:k * bs + rank * size + size]
+        xb = x.index_select(0, idx)
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        yield xb, y.index_select(0, idx)
+
+
 @torch.no_grad()
-def _evaluate(model: nn.Module, loader: Any, device: torch.device, amp: torch.dtype | None) -> torch.Tensor:
-    """Sum of cross-entropy losses, number correct and count over ``loader``, as a device tensor."""
+def _evaluate(model: nn.Module, batches: Any, device: torch.device, amp: torch.dtype | None) -> torch.Tensor:
+    """Sum of cross-entropy losses, number correct and count over ``batches``, as a device tensor."""
     acc = torch.zeros(3, dtype=torch.float64, device=device)
-    for x, y in loader:
+    for x, y in batches:
         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             out = model(x)
         out = out.float()
@@ -343,6 +385,8 @@ def _fit(rethink, model, dataset, corruption, root, lr, momentum, lr_decay, lr_d
     test_eval = (rethink.RandomizedLoader(ds, corr, split="test", batch_size=eval_batch, shuffle=False, seed=seed,
                                           **common) if has_test else None)
     input_shape = tuple(int(v) for v in train_eval.output_shape)
+    train_data = _prepare(train_eval, num_train)
+    test_data = _prepare(test_eval, int(ds.test.labels.shape[0])) if has_test else None
 
     # ---- model
     net = _models.create(model, input_shape, num_classes, seed=seed) if isinstance(model, str) else model
@@ -457,10 +501,14 @@ def _fit(rethink, model, dataset, corruption, root, lr, momentum, lr_decay, lr_d
     try:
         while epoch < max_epochs and not fitted:
             train_loader.set_epoch(epoch)
+            if augment is None and train_data is not None:
+                batches = _shard_batches(train_data, train_loader.order(epoch), train_loader)
+            else:
+                batches = iter(train_loader)
             train_net.train()
             losses = torch.zeros(steps_per_epoch, device=dev)
             n_steps = 0
-            for i, (x, y) in enumerate(train_loader):
+            for i, (x, y) in enumerate(batches):
                 with torch.autocast(dev.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                     out = fwd(x)
                 loss = F.cross_entropy(out.float(), y)
@@ -473,8 +521,10 @@ def _fit(rethink, model, dataset, corruption, root, lr, momentum, lr_decay, lr_d
             scheduler.step()
             epoch += 1
             net.eval()
-            tr = _evaluate(eval_fwd, train_eval, dev, amp)
-            te = _evaluate(eval_fwd, test_eval, dev, amp) if test_eval is not None else None
+            tr = _evaluate(eval_fwd, _chunks(train_data, eval_batch) if train_data else train_eval, dev, amp)
+            te = None
+            if test_eval is not None:
+                te = _evaluate(eval_fwd, _chunks(test_data, eval_batch) if test_data else test_eval, dev, amp)
             bad = ~torch.isfinite(losses[:n_steps])
             first_bad = torch.where(bad.any(), bad.to(torch.int64).argmax(), torch.tensor(-1, device=dev))
             parts = [tr, te if te is not None else torch.full((3,), math.nan, dtype=torch.float64, device=dev),

@@ -94,6 +94,24 @@ def test_user_module_and_dataset_object():
     assert r.model is net
 
 
+@pytest.mark.parametrize("corruption", ["random_pixels", "gaussian"])
+def test_prepared_split_equals_streaming_loader(corruption, monkeypatch):
+    # without augmentation the split is prepared once and batches are gathered from it; this
+    # must give exactly the run that streams every batch through the loader
+    kw = dict(model="mlp1x512", dataset="digits", corruption=corruption, max_epochs=2, batch_size=100, **FAST)
+    prepared = rethink.fit_random(**kw)
+    monkeypatch.setattr(train, "_CACHE_BYTES", 0)
+    streamed = rethink.fit_random(**kw)
+    assert _no_seconds(prepared.history) == _no_seconds(streamed.history)
+    _assert_same_state(prepared.model.state_dict(), streamed.model.state_dict())
+
+
+def test_augmented_run_streams_batches():
+    r = rethink.fit_random("mlp1x512", "digits", "none", augment="crop_flip", max_epochs=2, **FAST)
+    assert r.config["augment"] == "crop_flip" and len(r.history) == 2
+    assert r.config["run_name"].endswith("_crop_flip_s0")
+
+
 # ----------------------------------------------------------------------------- files, resume
 
 
