@@ -108,7 +108,9 @@ def _check_number(name: str, value: Any, *, low: float | None = None, high: floa
 
 def _resolve_device(device: str | torch.device, local_rank: int) -> torch.device:
     if isinstance(device, str) and device == "auto":
-        if torch.cuda.is_available():
+        from ._build import cuda_kernels_available
+
+        if cuda_kernels_available():  # a GPU and an extension built with its CUDA kernels
             return torch.device("cuda", local_rank if local_rank >= 0 else torch.cuda.current_device())
         return torch.device("cpu")
     try:
@@ -276,7 +278,8 @@ def fit_random(
         stop_at_train_acc: stop once the accuracy on the whole corrupted training split
             (eval mode, no augmentation) reaches this value, in (0, 1].
         augment, crop, normalize: passed to :class:`rethink.RandomizedLoader`.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        device: ``"auto"`` (CUDA when a GPU is visible and rethink was built with its CUDA
+            kernels, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         dtype: None/``"float32"``, or ``"bfloat16"`` for bf16 autocast (batches in bf16).
         seed: model initialization, batch order and augmentation (and the corruption's draw
             when ``corruption`` is a string).
@@ -434,7 +437,8 @@ def _fit(rethink, model, dataset, corruption, root, lr, momentum, lr_decay, lr_d
                 return done
 
     # ---- optimizer, schedule, state
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                fused=True if dev.type == "cuda" else None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _ExampleDecay(lr_decay, num_train, lr_decay_examples))
     history: list[dict[str, Any]] = []
     epoch = step = 0
@@ -759,7 +763,7 @@ def _table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def _positive_int(s: str) -> int:
+def _integer(s: str) -> int:
     import argparse
 
     try:
@@ -781,10 +785,10 @@ def _add_fit_options(p, sweep_mode: bool) -> None:
     p.add_argument("--lr-decay-examples", type=int, default=50_000,
                    help="training examples per decay step (default 50000, one CIFAR-10 epoch)")
     p.add_argument("--weight-decay", type=float, default=0.0, nargs=lst, help="L2 weight decay (default 0)")
-    p.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default 128)")
+    p.add_argument("--batch-size", type=_integer, default=128, help="batch size (default 128)")
     p.add_argument("--max-epochs", type=int, default=None, help="epoch limit (default per dataset)")
     p.add_argument("--stop-at-train-acc", type=float, default=1.0, help="stop at this train accuracy (1.0)")
-    p.add_argument("--augment", default=None, nargs=lst, help="augmentation, e.g. crop_flip (default none)")
+    p.add_argument("--augment", default=None, nargs=lst, help="augmentation: none (default) or crop_flip")
     p.add_argument("--crop", type=int, default=None, help="center crop size, e.g. 28 (the paper's)")
     p.add_argument("--normalize", default="per_image", help="per_image (paper), per_channel or none")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -803,8 +807,15 @@ def _fit_kwargs(args) -> dict[str, Any]:
                 dtype=args.dtype, compile=args.compile)
 
 
+def _none(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_none(x) for x in v]
+    return None if v in ("none", "None") else v
+
+
 def _cmd_fit_random(args) -> int:
     kw = _fit_kwargs(args)
+    args.augment = _none(args.augment)
     try:
         result = fit_random(args.model, args.dataset, args.corruption, lr=args.lr, weight_decay=args.weight_decay,
                             augment=args.augment, seed=args.seed, out_dir=args.out_dir, resume=args.resume,
@@ -820,6 +831,7 @@ def _cmd_fit_random(args) -> int:
 
 def _cmd_sweep(args) -> int:
     kw = _fit_kwargs(args)
+    args.augment = _none(args.augment)
     for key in ("dataset", "lr", "weight_decay", "augment"):
         v = getattr(args, key)
         if isinstance(v, list):
