@@ -1,0 +1,237 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rethink import measures as M
+
+
+def tiny_mlp() -> nn.Module:
+    """2 -> 2 ReLU -> 2 with weights chosen so every measure is computable by hand."""
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[3.0, 0.0], [0.0, 1.0]]))
+        net[0].bias.copy_(torch.tensor([1.0, 0.0]))
+        net[2].weight.copy_(torch.tensor([[1.0, 2.0], [2.0, 1.0]]))
+        net[2].bias.copy_(torch.tensor([0.0, 1.0]))
+    return net
+
+
+# f(x) = W2 relu(W1 x + b1) + b2 on five points; logits by hand:
+# (1,0): h=(4,0) -> (4,9) y=1 margin 5;  (0,4): h=(1,4) -> (9,7) y=0 margin 2;
+# (-1,0): h=(0,0) -> (0,1) y=1 margin 1; (0,-1): h=(1,0) -> (1,3) y=1 margin 2;
+# (1,1): h=(4,1) -> (6,10) y=1 margin 4.
+X = torch.tensor([[1.0, 0.0], [0.0, 4.0], [-1.0, 0.0], [0.0, -1.0], [1.0, 1.0]])
+Y = torch.tensor([1, 0, 1, 1, 1])
+MARGINS = [5.0, 2.0, 1.0, 2.0, 4.0]
+GAMMA = 1.4  # 10th percentile of sorted [1, 2, 2, 4, 5]: 1 + 0.4 * (2 - 1)
+
+
+def test_hand_computed_values():
+    net = tiny_mlp()
+    torch.testing.assert_close(M.margins(net, X, Y), torch.tensor(MARGINS, dtype=torch.float64))
+    assert M.margin(net, X, Y) == pytest.approx(GAMMA)
+    assert M.margin(net, X, Y) == pytest.approx(np.percentile(MARGINS, 10))
+    assert M.param_count(net) == 12
+    assert M.l2_norm(net) == pytest.approx(math.sqrt(9 + 1 + 1 + 10 + 1))
+    assert M.spectral_norms(net, X) == pytest.approx([3.0, 3.0])  # diag(3, 1); [[1,2],[2,1]] has eigenvalues 3, -1
+    assert M.frobenius_norms(net) == pytest.approx([math.sqrt(10), math.sqrt(10)])
+    # paths: in1-h1-o1 9*1, in1-h1-o2 9*4, b1-h1-o1 1*1, b1-h1-o2 1*4, in2-h2-o1 1*4, in2-h2-o2 1*1, b2[1] 1
+    assert M.path_norm(net, (2,)) == pytest.approx(math.sqrt(56))
+
+
+def test_compute_on_tensors_matches_hand_values():
+    net = tiny_mlp()
+    init = {k: torch.zeros_like(v) for k, v in net.state_dict().items()}
+    hist = [{"epoch": 1, "step": 10, "train_loss": 0.5}, {"epoch": 2, "step": 20, "train_loss": 0.09},
+            {"epoch": 3, "step": 30, "train_loss": 0.01}]
+    m = M.compute(net, (X, Y), init_state=init, history=hist, device="cpu",
+                  measures=["params", "l2", "dist_init", "margin", "spectral", "frobenius", "path_norm", "optimization"])
+    g2 = GAMMA**2
+    assert m["params"] == 12
+    assert m["dist_init"] == pytest.approx(math.sqrt(22))
+    assert m["margin"] == pytest.approx(GAMMA)
+    assert m["inverse_margin"] == pytest.approx(1 / g2)
+    assert m["log_prod_spec"] == pytest.approx(2 * math.log(9))
+    assert m["sum_spec"] == pytest.approx(18)
+    assert m["log_prod_spec_over_margin"] == pytest.approx(2 * math.log(9) - math.log(g2))
+    assert m["sum_spec_over_margin"] == pytest.approx(18 / g2)
+    assert m["log_prod_fro"] == pytest.approx(2 * math.log(10))
+    assert m["sum_fro_over_margin"] == pytest.approx(20 / g2)
+    assert m["path_norm"] == pytest.approx(math.sqrt(56))
+    assert m["path_norm_over_margin"] == pytest.approx(56 / g2)
+    assert m["steps_to_loss"] == 20
+    assert set(m.seconds) == {"params", "l2", "dist_init", "margin", "spectral", "frobenius", "path_norm", "optimization"}
+    assert all(s >= 0 for s in m.seconds.values())
+
+
+def test_nonpositive_margin_gives_nan_ratios():
+    net = tiny_mlp()
+    m = M.compute(net, (X, 1 - Y), measures=["spectral"], device="cpu")
+    assert math.isnan(m["sum_spec_over_margin"]) and math.isfinite(m["sum_spec"])
+
+
+def test_path_norm_rescaling_invariance():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    x = torch.randn(7, 6)
+    before, out = M.path_norm(net, (6,)), net(x)
+    with torch.no_grad():
+        net[3].weight.mul_(7.0)
+        net[3].bias.mul_(7.0)
+        net[5].weight.div_(7.0)
+    torch.testing.assert_close(net(x), out)
+    assert M.path_norm(net, (6,)) == pytest.approx(before, rel=1e-6)  # float32 weights rescaled
+    assert M.l2_norm(net) > 2  # l2 is not invariant (sanity that the weights did change)
+
+
+def test_fold_batchnorm_keeps_eval_function():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3, affine=False), nn.ReLU(),
+        nn.Conv2d(3, 4, 3, stride=2, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Flatten(), nn.Linear(4 * 2 * 2, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
+    net.train()
+    x = torch.randn(16, 2, 6, 6)
+    for _ in range(3):
+        net(x + torch.randn_like(x))  # nontrivial running statistics
+    with torch.no_grad():
+        net[4].weight.uniform_(0.5, 2.0)
+        net[4].bias.uniform_(-1, 1)
+    net.eval()
+    folded = M.fold_batchnorm(net, x)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in folded.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # original untouched
+    torch.testing.assert_close(folded(x), net(x), atol=1e-5, rtol=1e-5)
+    assert folded[3].bias is not None
+
+
+def test_fold_batchnorm_refuses_unfoldable():
+    net = nn.Sequential(nn.BatchNorm1d(3), nn.Linear(3, 2))
+    with pytest.raises(ValueError, match="does not directly follow"):
+        M.fold_batchnorm(net, torch.randn(4, 3))
+
+
+def test_conv_spectral_norm_power_iteration_vs_exact():
+    torch.manual_seed(0)
+    circ = nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular", bias=False)
+    net = nn.Sequential(circ)
+    x = torch.randn(1, 3, 8, 8)
+    (power,) = M.spectral_norms(net, x)
+    assert power == pytest.approx(M.conv_spectral_norm_fft(circ.weight, (8, 8)), rel=1e-4)
+    # zero padding and stride 2: against the SVD of the dense operator
+    conv = nn.Conv2d(2, 3, 3, stride=2, padding=1)
+    x = torch.randn(1, 2, 5, 5)
+    dense = torch.autograd.functional.jacobian(lambda v: conv._conv_forward(v, conv.weight, None), x)
+    dense = dense.reshape(-1, x.numel()).double()
+    (power,) = M.spectral_norms(nn.Sequential(conv), x)
+    assert power == pytest.approx(float(torch.linalg.matrix_norm(dense, 2)), rel=1e-4)
+
+
+def _teacher(scale: float) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A bias-free 2-layer ReLU net, both layers multiplied by `scale` (same predictions, output
+    times scale^2), with the labels it predicts on 200 random inputs (training accuracy 1)."""
+    g = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 32, bias=False), nn.ReLU(), nn.Linear(32, 4, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.randn(32, 10, generator=g) / math.sqrt(10) * scale)
+        net[2].weight.copy_(torch.randn(4, 32, generator=g) / math.sqrt(32) * scale)
+    x = torch.randn(200, 10, generator=g)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    return net, x, y
+
+
+def test_pacbayes_sigma_grows_for_flatter_net():
+    net1, x, y = _teacher(1.0)
+    net4, _, y4 = _teacher(4.0)
+    assert torch.equal(y, y4)
+    s1 = M.pacbayes_sigma(net1, x, y, samples=8, seed=0)
+    s4 = M.pacbayes_sigma(net4, x, y, samples=8, seed=0)
+    assert 0 < s1 and s4 > 2.5 * s1  # 4x larger weights tolerate about 4x more noise
+    assert M.pacbayes_sigma(net1, x, y, samples=8, seed=0) == s1  # seeded
+    # the magnitude-aware variant hardly changes under the rescaling
+    a1 = M.pacbayes_sigma(net1, x, y, magnitude_aware=True, samples=8, seed=0)
+    a4 = M.pacbayes_sigma(net4, x, y, magnitude_aware=True, samples=8, seed=0)
+    assert a4 == pytest.approx(a1, rel=0.2)
+    # the accuracy condition holds at sigma and fails well beyond it
+    acc = _mc_acc(net1, x, y, s1)
+    assert acc >= 1.0 - 0.1 - 0.05
+    assert _mc_acc(net1, x, y, 4 * s1) < 0.9
+
+
+def _mc_acc(net, x, y, sigma, n=16):
+    g = torch.Generator().manual_seed(123)
+    accs = []
+    for _ in range(n):
+        noisy = [p + sigma * torch.randn(p.shape, generator=g) for p in net.parameters()]
+        h = torch.relu(x @ noisy[0].T) @ noisy[1].T
+        accs.append(float((h.argmax(1) == y).double().mean()))
+    return sum(accs) / n
+
+
+def test_pacbayes_batched_equals_loop():
+    net, x, y = _teacher(1.0)
+    a = M.pacbayes_sigma(net, x, y, samples=6, seed=3, memory_budget=1 << 30)
+    b = M.pacbayes_sigma(net, x, y, samples=6, seed=3, memory_budget=1)  # one sample per pass
+    assert a == pytest.approx(b, rel=1e-6)
+
+
+def test_sharpness_grows_for_flatter_net():
+    net1, x, y = _teacher(1.0)
+    net4, _, _ = _teacher(4.0)
+    a1 = M.sharpness_alpha(net1, x, y, steps=5)
+    a4 = M.sharpness_alpha(net4, x, y, steps=5)
+    assert 0 < a1 < a4
+    m1 = M.sharpness_alpha(net1, x, y, magnitude_aware=True, steps=5)
+    assert m1 > 0
+    # worst-case noise hurts at least as much as random noise of the same size
+    assert a1 <= M.pacbayes_sigma(net1, x, y, samples=8) * 3
+
+
+def test_compute_all_on_tensors():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    x = torch.randn(40, 1, 4, 4)
+    net.eval()
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    m = M.compute(net, (x, y), device="cpu", samples=4, max_examples=30)
+    assert list(m) == list(M.MEASURES)
+    assert math.isnan(m["dist_init"]) and math.isnan(m["steps_to_loss"])
+    for k in M.MEASURES:
+        if k not in ("dist_init", "steps_to_loss"):
+            assert math.isfinite(m[k]), k
+    assert m["margin"] > 0
+    assert m["params"] == M.param_count(net)
+    assert set(m.seconds) >= {"pacbayes", "sharpness", "spectral"}
+    assert all(k in M.DOCS for k in M.MEASURES)
+
+
+def test_steps_to_loss():
+    hist = [{"step": 5, "train_loss": 2.0}, {"step": 9, "train_loss": 0.2}]
+    assert math.isnan(M.steps_to_loss(hist))
+    assert M.steps_to_loss(hist, threshold=0.2) == 9
+
+
+def test_bad_input():
+    net = tiny_mlp()
+    with pytest.raises(ValueError, match="no parameters"):
+        M.compute(nn.Sequential(nn.ReLU()), (X, Y), device="cpu")
+    with pytest.raises(TypeError, match="nn.Module"):
+        M.param_count("x")
+    with pytest.raises(ValueError, match="no training data"):
+        M.compute(net, (X[:0], Y[:0]), device="cpu")
+    with pytest.raises(ValueError, match="no training data"):
+        M.compute(net, None, device="cpu")
+    with pytest.raises(ValueError, match="unknown measure 'vc_dim'"):
+        M.compute(net, (X, Y), measures=["vc_dim"], device="cpu")
+    with pytest.raises(ValueError, match="init_state"):
+        M.compute(net, (X, Y), measures=["dist_init"], device="cpu")
+    with pytest.raises(ValueError, match="history"):
+        M.compute(net, (X, Y), measures="steps_to_loss", device="cpu")
+    with pytest.raises(ValueError, match="5 examples but y has 4"):
+        M.margin(net, X, Y[:4])
