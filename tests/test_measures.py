@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from rethink import Result
 from rethink import measures as M
 
 
@@ -235,3 +236,103 @@ def test_bad_input():
         M.compute(net, (X, Y), measures="steps_to_loss", device="cpu")
     with pytest.raises(ValueError, match="5 examples but y has 4"):
         M.margin(net, X, Y[:4])
+
+
+# ---------------------------------------------------------------------------- study
+
+
+def test_kendall_tau_by_hand_and_against_scipy():
+    assert M.kendall_tau([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert M.kendall_tau([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    # pairs (1,2):+ (1,3):+ (2,3):- -> (2 - 1) / 3
+    assert M.kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    assert math.isnan(M.kendall_tau([1, 1, 1], [1, 2, 3]))
+    assert M.kendall_tau([1, float("nan"), 2, 3], [1, 5, 2, 3]) == pytest.approx(1.0)
+    stats = pytest.importorskip("scipy.stats")
+    g = np.random.default_rng(0)
+    a, b = g.integers(0, 4, 30).astype(float), g.normal(size=30)
+    assert M.kendall_tau(a, b) == pytest.approx(stats.kendalltau(a, b).statistic)
+
+
+def test_granulated_tau_by_hand():
+    cfgs = [{"wd": 0, "c": "a"}, {"wd": 1, "c": "a"}, {"wd": 0, "c": "b"}, {"wd": 1, "c": "b"}]
+    gaps = [0.1, 0.2, 0.5, 0.3]
+    vals = [1.0, 2.0, 3.0, 4.0]
+    total, per = M.granulated_tau(vals, gaps, cfgs, ["wd", "c"])
+    # wd varies within c=a (tau +1) and c=b (tau -1): psi_wd = 0; c varies within wd=0 (+1), wd=1 (+1)
+    assert per == {"wd": 0.0, "c": 1.0}
+    assert total == pytest.approx(0.5)
+
+
+def _local_runs(n_per=3):
+    """Results of a tiny local training loop on synthetic data: label noise x weight decay."""
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 10, generator=g) * 1.5
+    yt = torch.randint(0, 4, (240,), generator=g)
+    xall = centers[yt] + torch.randn(240, 10, generator=g)
+    xtr, ytr_clean, xte, yte = xall[:120], yt[:120], xall[120:], yt[120:]
+    runs, data = [], {}
+    for p in (0.0, 0.5, 1.0):
+        noisy = ytr_clean.clone()
+        flip = torch.rand(120, generator=g) < p
+        noisy[flip] = torch.randint(0, 4, (int(flip.sum()),), generator=g)
+        for wd in (0.0, 1e-3):
+            torch.manual_seed(1)
+            net = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 4))
+            init = {k: v.clone() for k, v in net.state_dict().items()}
+            opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=wd)
+            hist = []
+            for epoch in range(1, 41):
+                for _ in range(5):
+                    opt.zero_grad()
+                    nn.functional.cross_entropy(net(xtr), noisy).backward()
+                    opt.step()
+                with torch.no_grad():
+                    out, oute = net(xtr), net(xte)
+                hist.append({"epoch": epoch, "step": 5 * epoch, "lr": 0.1,
+                             "train_loss": float(nn.functional.cross_entropy(out, noisy)),
+                             "train_acc": float((out.argmax(1) == noisy).float().mean()),
+                             "test_loss": float(nn.functional.cross_entropy(oute, yte)),
+                             "test_acc": float((oute.argmax(1) == yte).float().mean()), "seconds": 0.0})
+            name = f"mlp_synthetic_labels-{p}_wd{wd:g}_s0"
+            cfg = {"model": "mlp", "dataset": "synthetic", "corruption": f"labels:{p}", "weight_decay": wd,
+                   "seed": 0, "run_name": name}
+            runs.append(Result(history=hist, config=cfg, model=net, init_state=init))
+            data[name] = (xtr, noisy)
+    return runs, data
+
+
+def test_study_on_local_runs(tmp_path):
+    runs, data = _local_runs()
+    runs.append(Result(config={"run_name": "broken"}, status="failed", error="NaN loss"))
+    rep = M.study(runs, tmp_path, dataset=lambda r: data[r.config["run_name"]], device="cpu", samples=2,
+                  max_examples=100)
+    assert len(rep.rows) == 6 and "broken" in rep.skipped
+    assert rep.hyperparameters == ["corruption", "weight_decay"]
+    assert {r["measure"] for r in rep.ranking} == set(M.MEASURES)
+    for r in rep.ranking:
+        assert math.isnan(r["tau"]) or -1 <= r["tau"] <= 1
+    # more label noise -> larger gap; the gap ordering is the truth the measures are ranked against
+    gaps = {r["run_name"]: r["gap"] for r in rep.rows}
+    assert gaps["mlp_synthetic_labels-1.0_wd0_s0"] > gaps["mlp_synthetic_labels-0.0_wd0_s0"]
+    by = {r["measure"]: r for r in rep.ranking}
+    assert by["params"]["tau"] != by["params"]["tau"]  # constant across runs: NaN
+    assert by["dist_init"]["tau"] > 0  # fitting noisier labels moves the weights further
+    import csv
+
+    with open(rep.paths["csv"]) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and "path_norm" in rows[0] and "gap" in rows[0]
+    md = open(rep.paths["md"]).read()
+    assert "| rank | measure | tau | granulated |" in md and "Time per measure group" in md
+    assert "broken: status failed: NaN loss" in md
+    assert open(rep.paths["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_study_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="no results"):
+        M.study(tmp_path)
+    with pytest.raises(ValueError, match="not a directory"):
+        M.study(tmp_path / "missing")
+    with pytest.raises(ValueError, match="out_dir"):
+        M.study([Result(history=[{"train_acc": 1.0, "test_acc": 0.5}])])
