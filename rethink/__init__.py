@@ -12,14 +12,19 @@ from .results import Result
 
 __version__ = "0.1.0"
 
+__all__ = ["Result", "build_info", "cuda_kernels_available", "__version__"]
+
 # --- Theorem 1: finite-sample expressivity (issue: core) ---------------------
 
 # --- data path: datasets, corruptions, loader (issue: loader) ----------------
+from . import datasets
+from .corruption import Corruption, corrupt
+from .loader import RandomizedLoader, randomized_batch
+
+__all__ += ["datasets", "Corruption", "corrupt", "RandomizedLoader", "randomized_batch"]
 
 # --- engine: models, fit_random, sweeps (issue: engine) ----------------------
 
 # --- main job: randomization test, plots (issue: main job) -------------------
 
 # --- beyond the paper: measures, rademacher, kernels (issue: measures) -------
-
-__all__ = ["Result", "build_info", "cuda_kernels_available", "__version__"]
