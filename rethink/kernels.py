@@ -8,8 +8,9 @@ system exactly (Cholesky in float64) for three kernels:
 - ``"linear"``: ``k(x, x') = <x, x'>`` on the flattened inputs;
 - ``"rbf"``: ``k(x, x') = exp(-gamma * ||x - x'||^2)`` (Gaussian kernel);
 - ``"random_features"``: ``k(x, x') = <phi(x), phi(x')>`` with random ReLU features
-  ``phi(x) = sqrt(2 / width) * relu(W x + b)``, ``W_ij ~ N(0, 1/d)``, ``b_j ~ N(0, 1)``,
-  drawn from ``seed``.
+  ``phi(x) = sqrt(2 / width) * relu(W x + b)``, ``W_ij ~ N(0, 1 / (d * m2))`` with
+  ``m2 = mean(X^2)`` over the training inputs (so ``W x`` has about unit variance),
+  ``b_j ~ N(0, 1)``, drawn from ``seed``.
 
 The returned :class:`MinNormPredictor` predicts, reports its RKHS norm
 ``sqrt(trace(alpha^T K alpha))`` and its training error.
@@ -220,7 +221,9 @@ def _kernel_params(X, kernel, gamma, width, seed):
         if not isinstance(width, int) or isinstance(width, bool) or width < 1:
             raise ValueError(f"kernel='random_features' needs an integer width >= 1, got width={width!r}")
         g = torch.Generator().manual_seed(int(seed))
-        W = (torch.randn(width, d, generator=g, dtype=torch.float64) / math.sqrt(d)).to(X.device)
+        m2 = float((X * X).mean())  # so that W x has about unit variance over the data
+        m2 = m2 if m2 > 0 else 1.0
+        W = (torch.randn(width, d, generator=g, dtype=torch.float64) / math.sqrt(d * m2)).to(X.device)
         b = torch.randn(width, generator=g, dtype=torch.float64).to(X.device)
     elif width is not None:
         raise ValueError(f"width applies to kernel='random_features' only, got width={width!r} with kernel={kernel!r}")

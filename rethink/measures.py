@@ -278,7 +278,9 @@ def spectral_norms(model: nn.Module, example_input: torch.Tensor, iters: int = 2
         elif name not in shapes:
             raise ValueError(f"conv layer {name!r} is not used by the forward pass: its input size is unknown")
         else:
-            def op(x, mod=mod, w=w.double()):
+            w64 = w.double()
+
+            def op(x, mod=mod, w=w64):
                 return mod._conv_forward(x, w, None)
 
             out.append(_power_iteration(op, shapes[name], w.device, torch.float64, iters, tol, seed + i))
@@ -579,12 +581,12 @@ def _resolve_run(model, dataset, corruption, init_state, history, normalize, cro
 
 def _corruption_of(cfg: dict):
     """The Corruption a run was trained with: config["corruption"] seeded as fit_random seeds it."""
+    import dataclasses
+
     from . import Corruption
 
     c = Corruption.parse(cfg.get("corruption", "none"))
-    seed = cfg.get("corruption_seed", cfg.get("seed", 0))
-    return Corruption(c.kind, p=c.p, seed=seed, keep_true=getattr(c, "keep_true", True),
-                      unit=getattr(c, "unit", "pixel"), corrupt_test_labels=getattr(c, "corrupt_test_labels", False))
+    return dataclasses.replace(c, seed=int(cfg.get("corruption_seed", cfg.get("seed", 0))))
 
 
 def training_tensors(dataset, corruption=None, normalize="per_image", crop=None, device="cpu"):
