@@ -336,3 +336,19 @@ def test_study_bad_input(tmp_path):
         M.study(tmp_path / "missing")
     with pytest.raises(ValueError, match="out_dir"):
         M.study([Result(history=[{"train_acc": 1.0, "test_acc": 0.5}])])
+
+
+def test_training_tensors_follow_the_data_path():
+    import rethink
+
+    ds = rethink.datasets.load("digits")
+    c = rethink.Corruption("labels", p=0.5, seed=3)
+    x, y = M.training_tensors(ds, c)
+    ref = rethink.corrupt(ds, c)
+    assert torch.equal(y, ref.train.labels)
+    assert x.shape == (len(ds.train.labels), 1, 8, 8)
+    # per-image whitening: every image has mean 0
+    assert x.reshape(len(x), -1).mean(1).abs().max() < 1e-5
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    m = M.compute(net, ds, c, measures=["margin"], device="cpu")
+    assert m["margin"] == pytest.approx(M.margin(net, x, y))
