@@ -28,7 +28,7 @@ __all__ += ["datasets", "Corruption", "corrupt", "RandomizedLoader", "randomized
 # --- main job: randomization test, plots (issue: main job) -------------------
 
 # --- beyond the paper: measures, rademacher, kernels (issue: measures) -------
-from . import kernels, measures
-from .rademacher import RademacherResult, rademacher
+from . import kernels, measures  # noqa: E402
+from .rademacher import RademacherResult, rademacher  # noqa: E402
 
 __all__ += ["kernels", "measures", "rademacher", "RademacherResult"]
