@@ -24,6 +24,10 @@ from .loader import RandomizedLoader, randomized_batch
 __all__ += ["datasets", "Corruption", "corrupt", "RandomizedLoader", "randomized_batch"]
 
 # --- engine: models, fit_random, sweeps (issue: engine) ----------------------
+from . import models, train
+from .train import fit_random, sweep
+
+__all__ += ["models", "train", "fit_random", "sweep"]
 
 # --- main job: randomization test, plots (issue: main job) -------------------
 
