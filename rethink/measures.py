@@ -65,7 +65,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "pacbayes_mag": ("pacbayes_mag_sigma", "pacbayes_mag_flatness"),
     "sharpness": ("sharpness_alpha", "sharpness"),
     "sharpness_mag": ("sharpness_mag_alpha", "sharpness_mag"),
-    "optimization": ("steps_to_loss",),
+    "optimization": ("steps_to_loss", "steps_to_fit"),
 }
 #: Every measure name :func:`compute` can return, in report order.
 MEASURES: tuple[str, ...] = tuple(m for g in GROUPS.values() for m in g)
@@ -97,6 +97,7 @@ DOCS: dict[str, str] = {
     "sharpness_mag_alpha": "largest a: acc(w + u*) >= acc(w) - 0.1, u* = worst |u_i| <= a|w_i| + 1e-3",
     "sharpness_mag": "1 / sharpness_mag_alpha^2",
     "steps_to_loss": "SGD steps until training cross-entropy <= 0.1",
+    "steps_to_fit": "SGD steps until the run's target training accuracy (Result.steps_to_fit)",
 }
 
 
@@ -543,9 +544,9 @@ def _select(measures) -> tuple[list[str], bool]:
     return groups, True
 
 
-def _resolve_run(model, dataset, corruption, init_state, history, normalize, crop):
+def _resolve_run(model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit):
     """Unpack a Result or a result JSON path into (model, dataset, corruption, init_state,
-    history, normalize, crop)."""
+    history, normalize, crop, steps_to_fit)."""
     import os
 
     from .results import Result
@@ -567,16 +568,18 @@ def _resolve_run(model, dataset, corruption, init_state, history, normalize, cro
         cfg = res.config
         if dataset is None:
             dataset = cfg.get("dataset")
-            if corruption is None:
-                corruption = _corruption_of(cfg)
+        if corruption is None and not isinstance(dataset, (tuple, list)):
+            corruption = _corruption_of(cfg)
         if init_state is None:
             init_state = init
         if history is None:
             history = res.history
+        if steps_to_fit is None:
+            steps_to_fit = res.steps_to_fit if res.steps_to_fit is not None else math.nan
         normalize = cfg.get("normalize", normalize)
         crop = cfg.get("crop", crop)
         model = m
-    return model, dataset, corruption, init_state, history, normalize, crop
+    return model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit
 
 
 def _corruption_of(cfg: dict):
@@ -616,8 +619,8 @@ def training_tensors(dataset, corruption=None, normalize="per_image", crop=None,
 
 
 def compute(model, dataset=None, corruption=None, init_state=None, measures="all", device="auto", seed=0, *,
-            history=None, normalize="per_image", crop=None, max_examples: int = 2048, samples: int = 8,
-            memory_budget: int | None = None, batch_size: int = 1024) -> MeasureValues:
+            history=None, steps_to_fit=None, normalize="per_image", crop=None, max_examples: int = 2048, samples: int = 8,
+            memory_budget: int | None = None, batch_size: int = 1024, sharpness_steps: int = 5) -> MeasureValues:
     """Complexity measures of a trained network on its training set.
 
     Args:
@@ -634,7 +637,9 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
             subsample of ``max_examples`` training examples used by the PAC-Bayes and
             sharpness measures (margin uses every training example).
         history: per-epoch dicts with "step" and "train_loss" (for ``steps_to_loss``).
+        steps_to_fit: the run's ``Result.steps_to_fit`` (None: not fitted, NaN).
         samples: Monte-Carlo draws per PAC-Bayes evaluation.
+        sharpness_steps: projected gradient-ascent steps per sharpness evaluation.
         memory_budget: bytes for one batched PAC-Bayes pass (default 1 GiB, or a quarter of
             the free GPU memory).
 
@@ -642,15 +647,15 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
         :class:`MeasureValues`: measure name -> float (the definitions are in :data:`DOCS` and
         in each function's docstring), with ``.seconds`` (group -> wall seconds). Under
         ``measures="all"``, ``dist_init`` without ``init_state`` and ``steps_to_loss`` without
-        ``history`` are NaN; ``*_over_margin`` and ``inverse_margin`` are NaN when the margin
+        ``history`` are NaN (and ``steps_to_fit`` is NaN for a run that did not fit); ``*_over_margin`` and ``inverse_margin`` are NaN when the margin
         is <= 0.
 
     Raises:
         TypeError/ValueError: not a module, a model without parameters, no training data,
             an unknown measure, a named measure whose input (init_state, history) is missing.
     """
-    model, dataset, corruption, init_state, history, normalize, crop = _resolve_run(
-        model, dataset, corruption, init_state, history, normalize, crop)
+    model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit = _resolve_run(
+        model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit)
     _check_model(model)
     groups, explicit = _select(measures)
     if explicit and "dist_init" in groups and init_state is None:
@@ -739,12 +744,16 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
             mag = g == "sharpness_mag"
 
             def do_sh(mag=mag, g=g):
-                a = sharpness_alpha(folded, xs, ys, magnitude_aware=mag, seed=seed, batch_size=batch_size)
+                a = sharpness_alpha(folded, xs, ys, magnitude_aware=mag, seed=seed, batch_size=batch_size,
+                                    steps=sharpness_steps)
                 out[f"{g}_alpha"] = a
                 out[g] = 1.0 / a**2 if a > 0 else math.inf
             timed(g, do_sh)
         elif g == "optimization":
-            timed(g, lambda: out.__setitem__("steps_to_loss", steps_to_loss(history) if history is not None else math.nan))
+            def do_opt():
+                out["steps_to_loss"] = steps_to_loss(history) if history is not None else math.nan
+                out["steps_to_fit"] = float(steps_to_fit) if steps_to_fit is not None else math.nan
+            timed(g, do_opt)
     ordered = MeasureValues({k: out[k] for k in MEASURES if k in out})
     ordered.seconds = out.seconds
     return ordered
@@ -858,9 +867,9 @@ def study(results_or_dir, out_dir=None, *, measures="all", device="auto", seed=0
     ``measures.csv`` (one row per run), ``measures.md`` (the ranking and the time per measure)
     and ``measures.png`` (each measure against the gap).
 
-    ``dataset``: optional training data for every run instead of each run's config (an
-    ``(x, y)`` pair, or a callable ``result -> (x, y)``). Other keyword arguments go to
-    :func:`compute`.
+    ``dataset``: optional training data instead of the dataset named in each run's config:
+    a Dataset (the run's corruption is applied), an ``(x, y)`` pair used as is, or a callable
+    ``result -> either``. Other keyword arguments go to :func:`compute`.
 
     Raises:
         ValueError: no results, no completed run, or a list given without ``out_dir``.
