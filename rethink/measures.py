@@ -433,13 +433,13 @@ class _Perturber:
 def _bisect(ok: Callable[[float], bool], start: float, tol: float, max_evals: int, cap: float = 1e6) -> float:
     """Largest s with ok(s), assuming ok is (roughly) monotone decreasing: grow ``start`` by 2
     while ok, then bisect geometrically until hi / lo <= 1 + tol. Returns lo (0.0 if even a
-    tiny s fails)."""
+    tiny s fails; inf if ok still holds beyond ``cap`` or after ``max_evals`` doublings)."""
     lo, hi, evals = 0.0, start, 0
     while ok(hi):
         evals += 1
         lo, hi = hi, hi * 2
         if hi > cap or evals >= max_evals:
-            return lo
+            return math.inf
     floor = start * 1e-6
     while evals < max_evals:
         evals += 1
@@ -466,7 +466,9 @@ def pacbayes_sigma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, magnit
     ``u_i ~ N(0, a^2 w_i^2 + epsilon^2)``. The expectation is a Monte-Carlo mean over
     ``samples`` draws (seeded by ``seed``; the same standard-normal draws are reused at every
     sigma), batched with torch.func.vmap within ``memory_budget`` bytes; sigma is found by
-    doubling from 1e-2 then geometric bisection to relative precision ``tol``.
+    doubling from 1e-2 then geometric bisection to relative precision ``tol``. Returns inf when
+    no noise lowers the accuracy by ``deviation`` (a network at chance level: then
+    ``acc(w) - deviation`` is below what noise can reach).
     Accuracy is on ``x`` (n, ...), ``y`` (n,) int64; the network is taken as given (fold
     batch norm first)."""
     _check_model(model)
@@ -738,7 +740,7 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
                 s = pacbayes_sigma(folded, xs, ys, magnitude_aware=mag, samples=samples, seed=seed,
                                    memory_budget=memory_budget, batch_size=batch_size)
                 out[f"{key}_sigma"] = s
-                out[f"{key}_flatness"] = 1.0 / s**2 if s > 0 else math.inf
+                out[f"{key}_flatness"] = (1.0 / s**2 if s > 0 else math.inf) if s != math.inf else 0.0
             timed(g, do_pb)
         elif g in ("sharpness", "sharpness_mag"):
             mag = g == "sharpness_mag"
@@ -747,7 +749,7 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
                 a = sharpness_alpha(folded, xs, ys, magnitude_aware=mag, seed=seed, batch_size=batch_size,
                                     steps=sharpness_steps)
                 out[f"{g}_alpha"] = a
-                out[g] = 1.0 / a**2 if a > 0 else math.inf
+                out[g] = (1.0 / a**2 if a > 0 else math.inf) if a != math.inf else 0.0
             timed(g, do_sh)
         elif g == "optimization":
             def do_opt():

@@ -400,3 +400,14 @@ def test_cli_measures(tmp_path, capsys):
     assert (out / "measures.png").exists() and (out / "measures.csv").exists()
     assert main(["measures", str(tmp_path / "nothing")]) == 1
     assert "rethink: error:" in capsys.readouterr().err
+
+
+def test_pacbayes_sigma_is_inf_at_chance_level():
+    # a linear model on random labels is at chance (about 0.5): no noise lowers that by 0.1
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(400, 10, generator=g), torch.randint(0, 2, (400,), generator=g)
+    net = nn.Sequential(nn.Linear(10, 2, bias=False))
+    s = M.pacbayes_sigma(net, x, y, samples=4)
+    assert s == math.inf
+    m = M.compute(net, (x, y), measures=["pacbayes"], device="cpu", samples=4)
+    assert m["pacbayes_sigma"] == math.inf and m["pacbayes_flatness"] == 0.0
