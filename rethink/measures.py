@@ -614,10 +614,11 @@ def training_tensors(dataset, corruption=None, normalize="per_image", crop=None,
     ds = datasets.load(dataset) if isinstance(dataset, str) else dataset
     if len(ds.train.labels) == 0:
         raise ValueError(f"no training data: dataset {ds.name!r} has an empty training split")
+    # prepared once on the CPU (the same fused kernel as training), then moved
     loader = RandomizedLoader(ds, corruption if corruption is not None else "none", split="train",
-                              batch_size=1024, shuffle=False, crop=crop, normalize=normalize, device=device)
+                              batch_size=1024, shuffle=False, crop=crop, normalize=normalize, device="cpu")
     xs, ys = zip(*loader)
-    return torch.cat(xs), torch.cat(ys).long()
+    return torch.cat(xs).to(device), torch.cat(ys).long().to(device)
 
 
 def compute(model, dataset=None, corruption=None, init_state=None, measures="all", device="auto", seed=0, *,
