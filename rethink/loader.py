@@ -94,6 +94,8 @@ def _check_seed(name: str, seed) -> int:
 
 
 def _device(device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if _build.cuda_kernels_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
@@ -127,6 +129,7 @@ class _Plan:
                 raise ValueError(f"crop={crop} is larger than the image ({h} x {w})")
         if normalize not in NORMALIZE:
             raise ValueError(f"unknown normalize {normalize!r}: expected 'per_image', 'per_channel' or None")
+        dtype = torch.float32 if dtype is None else dtype
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {dtype!r}")
         if split not in SPLIT_IDS:
@@ -205,8 +208,9 @@ class RandomizedLoader:
             "crop_flip" the crop window is drawn from the padded image instead).
         normalize: "per_image" (x - mean) / max(std, 1/sqrt(num_values)), "per_channel"
             (training-set mean/std) or None (values on the 0..1 scale).
-        device: "cpu", "cuda" or "cuda:N"; the split is moved there once as uint8.
-        dtype: torch.float32, torch.float16 or torch.bfloat16.
+        device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when its kernels and a device
+            are available); the split is moved there once as uint8.
+        dtype: torch.float32 (also for None), torch.float16 or torch.bfloat16.
         channels_last: output in channels-last memory format.
         drop_last: drop the last incomplete batch.
         rank, world_size: every global batch is cut into ``world_size`` equal shards and
@@ -281,7 +285,7 @@ class RandomizedLoader:
         self.augment = augment
         self.crop = crop
         self.normalize = normalize
-        self.dtype = dtype
+        self.dtype = torch.float32 if dtype is None else dtype
         self.channels_last = bool(channels_last)
         self.drop_last = bool(drop_last)
         self.rank = int(rank)

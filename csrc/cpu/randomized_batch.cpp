@@ -85,7 +85,7 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
              at::ArrayRef<double> gauss_mean, at::ArrayRef<double> gauss_std, int64_t aug_seed, int64_t epoch,
              int64_t pad, bool flip, bool random_crop, int64_t normalize, at::ArrayRef<double> norm_mean,
              at::ArrayRef<double> norm_std, bool channels_last) {
-  const int64_t n = images.size(0), C = images.size(1), H = images.size(2), W = images.size(3);
+  const int64_t C = images.size(1), H = images.size(2), W = images.size(3);
   const int64_t B = indices.size(0), OH = x.size(2), OW = x.size(3);
   const int64_t HW = H * W, CHW = C * HW, OHW = OH * OW, numel = C * OHW;
   const uint8_t* img_base = images.data_ptr<uint8_t>();
