@@ -35,3 +35,7 @@ __all__ += ["models", "train", "fit_random", "sweep"]
 # --- main job: randomization test, plots (issue: main job) -------------------
 
 # --- beyond the paper: measures, rademacher, kernels (issue: measures) -------
+from . import kernels, measures  # noqa: E402
+from .rademacher import RademacherResult, rademacher  # noqa: E402
+
+__all__ += ["kernels", "measures", "rademacher", "RademacherResult"]

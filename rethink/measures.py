@@ -1,0 +1,1053 @@
+"""Complexity measures of trained networks, and the study that ranks them by how well
+they predict the generalization gap (Jiang et al. 2020, "Fantastic generalization
+measures and where to find them"; Dziugaite et al. 2020).
+
+Every measure works on any ``nn.Module`` whose weights live in ``nn.Linear`` and
+``nn.Conv2d`` layers (with ReLU-type activations, pooling and batch norm in between).
+Batch norm is first folded into the conv/linear layer that feeds it (:func:`fold_batchnorm`);
+all measures are computed on the folded network, which computes the same function in
+eval mode. Notation: ``W_i`` the weight of the i-th conv/linear layer (d layers), ``w``
+all parameters (weights and biases) as one vector, ``w0`` the same at initialization,
+``f_w(x)`` the logits, ``gamma`` the margin (:func:`margin`), ``S`` the training set
+(with the labels the network was trained on).
+
+Conv layers' spectral norms are computed by **power iteration** on the layer's actual
+linear operator (its padding and stride, at the input size it sees in the network);
+:func:`conv_spectral_norm_fft` gives the exact value for stride-1 circular convolution
+(Sedghi et al. 2019) and is used to check the power iteration.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "MEASURES",
+    "GROUPS",
+    "MeasureValues",
+    "fold_batchnorm",
+    "layers",
+    "param_count",
+    "l2_norm",
+    "distance_from_init",
+    "spectral_norms",
+    "conv_spectral_norm_fft",
+    "frobenius_norms",
+    "path_norm",
+    "margins",
+    "margin",
+    "pacbayes_sigma",
+    "sharpness_alpha",
+    "steps_to_loss",
+    "compute",
+]
+
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d)
+_WEIGHTED = (nn.Linear, nn.Conv2d)
+
+#: Measure names, grouped by what computes them (the unit of timing and of selection).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "params": ("params",),
+    "l2": ("l2",),
+    "dist_init": ("dist_init",),
+    "margin": ("margin", "inverse_margin"),
+    "spectral": ("log_prod_spec", "sum_spec", "log_prod_spec_over_margin", "sum_spec_over_margin"),
+    "frobenius": ("log_prod_fro", "sum_fro", "log_prod_fro_over_margin", "sum_fro_over_margin"),
+    "path_norm": ("path_norm", "path_norm_over_margin"),
+    "pacbayes": ("pacbayes_sigma", "pacbayes_flatness"),
+    "pacbayes_mag": ("pacbayes_mag_sigma", "pacbayes_mag_flatness"),
+    "sharpness": ("sharpness_alpha", "sharpness"),
+    "sharpness_mag": ("sharpness_mag_alpha", "sharpness_mag"),
+    "optimization": ("steps_to_loss", "steps_to_fit"),
+}
+#: Every measure name :func:`compute` can return, in report order.
+MEASURES: tuple[str, ...] = tuple(m for g in GROUPS.values() for m in g)
+
+#: Measures that, like the gap, grow when a network is expected to generalize worse
+#: (``margin``, ``*_sigma`` and ``*_alpha`` shrink instead). Used only for presentation.
+DOCS: dict[str, str] = {
+    "params": "number of parameters",
+    "l2": "||w||_2",
+    "dist_init": "||w - w0||_2",
+    "margin": "10th percentile over S of f(x)[y] - max_{j!=y} f(x)[j]",
+    "inverse_margin": "1 / gamma^2",
+    "log_prod_spec": "sum_i log ||W_i||_2^2",
+    "sum_spec": "sum_i ||W_i||_2^2",
+    "log_prod_spec_over_margin": "log(prod_i ||W_i||_2^2 / gamma^2)",
+    "sum_spec_over_margin": "sum_i ||W_i||_2^2 / gamma^2",
+    "log_prod_fro": "sum_i log ||W_i||_F^2",
+    "sum_fro": "sum_i ||W_i||_F^2",
+    "log_prod_fro_over_margin": "log(prod_i ||W_i||_F^2 / gamma^2)",
+    "sum_fro_over_margin": "sum_i ||W_i||_F^2 / gamma^2",
+    "path_norm": "sqrt(sum_k f_{w*w}(1)[k])",
+    "path_norm_over_margin": "path_norm^2 / gamma^2",
+    "pacbayes_sigma": "largest sigma: E acc(w + N(0, sigma^2)) >= acc(w) - 0.1",
+    "pacbayes_flatness": "1 / pacbayes_sigma^2",
+    "pacbayes_mag_sigma": "largest a: E acc(w + N(0, a^2 w^2 + 1e-6)) >= acc(w) - 0.1",
+    "pacbayes_mag_flatness": "1 / pacbayes_mag_sigma^2",
+    "sharpness_alpha": "largest a: acc(w + u*) >= acc(w) - 0.1, u* = worst |u_i| <= a",
+    "sharpness": "1 / sharpness_alpha^2",
+    "sharpness_mag_alpha": "largest a: acc(w + u*) >= acc(w) - 0.1, u* = worst |u_i| <= a|w_i| + 1e-3",
+    "sharpness_mag": "1 / sharpness_mag_alpha^2",
+    "steps_to_loss": "SGD steps until training cross-entropy <= 0.1",
+    "steps_to_fit": "SGD steps until the run's target training accuracy (Result.steps_to_fit)",
+}
+
+
+class MeasureValues(dict):
+    """A dict of measure name -> float, plus ``seconds``: group name -> wall time spent."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seconds: dict[str, float] = {}
+
+
+# ---------------------------------------------------------------------------- structure
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if next(model.parameters(), None) is None:
+        raise ValueError(f"model {type(model).__name__} has no parameters: there is nothing to measure")
+
+
+def _trace(model: nn.Module, x: torch.Tensor, fn: Callable) -> None:
+    """Run ``model(x)`` with forward hook ``fn(name, module, inputs, output)`` on every module."""
+    handles = [m.register_forward_hook(lambda mod, inp, out, name=name: fn(name, mod, inp, out))
+               for name, m in model.named_modules()]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def fold_batchnorm(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
+    """A copy of ``model`` in eval mode with every batch norm folded into the conv/linear
+    layer whose output it normalizes, and replaced by ``nn.Identity``.
+
+    For a layer ``z = W x + b`` followed by batch norm with running mean ``mu``, variance
+    ``v``, ``eps`` and affine ``g``, ``beta`` (1 and 0 without affine), the folded layer is
+    ``W' = W * s``, ``b' = (b - mu) * s + beta`` with ``s = g / sqrt(v + eps)`` per output
+    channel, so the folded network computes the eval-mode function of ``model``.
+    Which layer feeds which batch norm is found by running ``example_input`` (a batch of
+    inputs on the model's device) through the network.
+
+    Raises:
+        ValueError: a batch norm whose input is not the direct output of a conv/linear layer
+            (or has no running statistics), so it cannot be folded.
+    """
+    _check_model(model)
+    m = copy.deepcopy(model).eval()
+    producers: dict[int, str] = {}
+    keep: list[torch.Tensor] = []  # keep outputs alive so their ids stay unique
+    pairs: list[tuple[str, str | None]] = []
+
+    def hook(name, mod, inp, out):
+        if isinstance(mod, _BN):
+            pairs.append((name, producers.get(id(inp[0]))))
+        elif isinstance(mod, _WEIGHTED) and isinstance(out, torch.Tensor):
+            producers[id(out)] = name
+            keep.append(out)
+
+    _trace(m, example_input[:1], hook)
+    modules = dict(m.named_modules())
+    for bn_name, src in pairs:
+        bn = modules[bn_name]
+        if src is None:
+            raise ValueError(f"batch norm {bn_name!r} does not directly follow a conv/linear layer: cannot fold it")
+        if bn.running_mean is None or bn.running_var is None:
+            raise ValueError(f"batch norm {bn_name!r} has no running statistics: cannot fold it")
+        layer = modules[src]
+        with torch.no_grad():
+            s = 1.0 / torch.sqrt(bn.running_var.double() + bn.eps)
+            shift = -bn.running_mean.double() * s
+            if bn.affine:
+                s = s * bn.weight.double()
+                shift = shift * bn.weight.double() + bn.bias.double()
+            shape = (-1,) + (1,) * (layer.weight.dim() - 1)
+            new_w = (layer.weight.double() * s.reshape(shape)).to(layer.weight.dtype)
+            b = layer.bias.double() if layer.bias is not None else torch.zeros_like(s)
+            new_b = (b * s + shift).to(layer.weight.dtype)
+            layer.weight.copy_(new_w)
+            if layer.bias is None:
+                layer.bias = nn.Parameter(new_b)
+            else:
+                layer.bias.copy_(new_b)
+        parent_name, _, child = bn_name.rpartition(".")
+        parent = modules[parent_name] if parent_name else m
+        setattr(parent, child, nn.Identity())
+    return m
+
+
+def layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The (name, module) of every ``nn.Linear`` and ``nn.Conv2d`` layer, in registration order."""
+    return [(n, mod) for n, mod in model.named_modules() if isinstance(mod, _WEIGHTED)]
+
+
+def param_count(model: nn.Module) -> int:
+    """Number of parameters ``omega = sum over parameter tensors of numel`` (of the model as given)."""
+    _check_model(model)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _flat(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().double().reshape(-1) for p in model.parameters()])
+
+
+def l2_norm(model: nn.Module) -> float:
+    """``||w||_2 = sqrt(sum over all parameters of w^2)``."""
+    _check_model(model)
+    return float(torch.linalg.vector_norm(_flat(model)))
+
+
+def distance_from_init(model: nn.Module, init_model: nn.Module) -> float:
+    """``||w - w0||_2`` between two networks of the same architecture (parameters in the same order).
+
+    Raises ValueError when their parameter shapes differ."""
+    _check_model(model)
+    a, b = list(model.parameters()), list(init_model.parameters())
+    if [p.shape for p in a] != [p.shape for p in b]:
+        raise ValueError("the model and its initialization have different parameter shapes")
+    return float(torch.sqrt(sum(((p.detach().double() - q.detach().double().to(p.device)) ** 2).sum()
+                                for p, q in zip(a, b))))
+
+
+def conv_spectral_norm_fft(weight: torch.Tensor, input_hw: tuple[int, int]) -> float:
+    """Exact spectral norm of a stride-1 **circular** 2-D convolution with kernel ``weight``
+    (C_out, C_in, kh, kw) on inputs of size ``input_hw`` (Sedghi et al. 2019): the largest
+    singular value over frequencies of the C_out x C_in matrices ``FFT2(weight, input_hw)[:, :, u, v]``.
+    Raises ValueError when the kernel is larger than the input."""
+    h, w = input_hw
+    if weight.dim() != 4 or weight.shape[2] > h or weight.shape[3] > w:
+        raise ValueError(f"need a (C_out, C_in, kh, kw) kernel no larger than the input {input_hw}, got {tuple(weight.shape)}")
+    t = torch.fft.fft2(weight.detach().double(), s=(h, w))  # C_out, C_in, h, w
+    return float(torch.linalg.matrix_norm(t.permute(2, 3, 0, 1), ord=2).max())
+
+
+def _power_iteration(op: Callable, shape, device, dtype, iters: int, tol: float, seed: int) -> float:
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(shape, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    v = v / torch.linalg.vector_norm(v)
+    sigma = 0.0
+    for _ in range(iters):
+        x = v.detach().requires_grad_(True)
+        with torch.enable_grad():
+            u = op(x)
+            new_sigma = float(torch.linalg.vector_norm(u.detach()))
+            if new_sigma == 0.0:
+                return 0.0
+            (grad,) = torch.autograd.grad(u, x, u / new_sigma)
+        v = grad / torch.linalg.vector_norm(grad)
+        if abs(new_sigma - sigma) <= tol * new_sigma:
+            return new_sigma
+        sigma = new_sigma
+    return sigma
+
+
+def spectral_norms(model: nn.Module, example_input: torch.Tensor, iters: int = 200, tol: float = 1e-7,
+                   seed: int = 0) -> list[float]:
+    """``||W_i||_2`` of every conv/linear layer (in :func:`layers` order).
+
+    Linear layers: the largest singular value of W (exact, float64 SVD). Conv layers: power
+    iteration in float64 (``iters`` steps or relative change < ``tol``; seeded start) on the bias-free
+    operator ``x -> conv(x)`` with the layer's padding, stride, dilation and groups, at the
+    input size the layer sees when ``example_input`` (a batch on the model's device) is run:
+    a lower bound that converges to the operator norm."""
+    _check_model(model)
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def hook(name, mod, inp, out):
+        if isinstance(mod, nn.Conv2d):
+            shapes.setdefault(name, (1, *inp[0].shape[1:]))
+
+    _trace(model, example_input[:1], hook)
+    out = []
+    for i, (name, mod) in enumerate(layers(model)):
+        w = mod.weight.detach()
+        if isinstance(mod, nn.Linear):
+            out.append(float(torch.linalg.matrix_norm(w.double(), ord=2)))
+        elif name not in shapes:
+            raise ValueError(f"conv layer {name!r} is not used by the forward pass: its input size is unknown")
+        else:
+            w64 = w.double()
+
+            def op(x, mod=mod, w=w64):
+                return mod._conv_forward(x, w, None)
+
+            out.append(_power_iteration(op, shapes[name], w.device, torch.float64, iters, tol, seed + i))
+    return out
+
+
+def frobenius_norms(model: nn.Module) -> list[float]:
+    """``||W_i||_F`` of every conv/linear layer: the Frobenius norm of the weight tensor
+    (for a conv, of its C_out x C_in x kh x kw kernel, as in Jiang et al.)."""
+    return [float(torch.linalg.vector_norm(m.weight.detach().double())) for _, m in layers(model)]
+
+
+def path_norm(model: nn.Module, input_shape: Sequence[int]) -> float:
+    """L2 path-norm ``sqrt(sum_k f_{w*w}(1)[k])``: the network with every parameter squared,
+    run in float64 on one all-ones input of shape ``input_shape``, outputs summed.
+
+    For a network of linear/conv layers and ReLUs this is exactly ``sqrt(sum over input-output
+    paths of prod_edges w_e^2)`` (biases count as edges from a constant-1 unit): with
+    non-negative weights and inputs every ReLU is the identity. With max-pooling or local
+    response normalization it is Jiang et al.'s definition rather than a sum over paths.
+    The measure is invariant to scaling one layer's weights and biases by c > 0 and the
+    next layer's weights by 1/c."""
+    _check_model(model)
+    m = copy.deepcopy(model).eval().double()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(p * p)
+        dev = next(m.parameters()).device
+        out = m(torch.ones((1, *input_shape), dtype=torch.float64, device=dev))
+    return float(torch.sqrt(out.sum()))
+
+
+# ---------------------------------------------------------------------------- data-dependent
+
+
+def _batches(n: int, size: int) -> Iterable[slice]:
+    for s in range(0, n, size):
+        yield slice(s, min(s + size, n))
+
+
+def margins(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Per-example margins ``f(x)[y] - max_{j != y} f(x)[j]`` (float64 (n,), CPU) of ``model``
+    in eval mode on inputs ``x`` (n, ...) and int64 labels ``y`` (n,) (moved to the model's device)."""
+    _check_data(x, y)
+    dev = next(model.parameters()).device
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for s in _batches(len(x), batch_size):
+            logits = model(x[s].to(dev)).double()
+            yy = y[s].to(dev)
+            correct = logits.gather(1, yy[:, None])[:, 0]
+            other = logits.scatter(1, yy[:, None], -math.inf).amax(1)
+            out.append((correct - other).cpu())
+    return torch.cat(out)
+
+
+def margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor, q: float = 0.1, batch_size: int = 1024) -> float:
+    """``gamma``: the ``q``-quantile (default 10th percentile, linear interpolation as
+    ``torch.quantile``) over the examples of :func:`margins`."""
+    return float(torch.quantile(margins(model, x, y, batch_size), q))
+
+
+def _check_data(x, y) -> None:
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError(f"training data must be tensors, got {type(x).__name__} and {type(y).__name__}")
+    if len(x) == 0:
+        raise ValueError("no training data: the training set is empty")
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} examples but y has {len(y)} labels")
+
+
+class _Perturber:
+    """Accuracy and loss of a network at perturbed weights, batched over Monte-Carlo samples
+    with torch.func.vmap where memory allows."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, memory_budget: int, batch_size: int):
+        self.model = model.eval()
+        self.names = [n for n, _ in model.named_parameters()]
+        self.params = [p.detach() for _, p in model.named_parameters()]
+        self.dev = self.params[0].device
+        self.x, self.y = x.to(self.dev), y.to(self.dev)
+        self.batch = min(batch_size, len(x))
+        act = [0]
+
+        def hook(name, mod, inp, out):
+            if isinstance(out, torch.Tensor) and not list(mod.children()):
+                act[0] += out.numel() * out.element_size()
+
+        _trace(model, self.x[:1], hook)
+        self.act_bytes = max(act[0], 1) * 2
+        self.param_bytes = sum(p.numel() * p.element_size() for p in self.params) * 3
+        self.budget = memory_budget
+        self.use_vmap = True
+
+    def _call(self, params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(self.model, dict(zip(self.names, params)), (x,))
+
+    def accuracy(self, params: list[torch.Tensor]) -> float:
+        correct = 0
+        with torch.no_grad():
+            for s in _batches(len(self.x), self.batch):
+                correct += int((self._call(params, self.x[s]).argmax(1) == self.y[s]).sum())
+        return correct / len(self.x)
+
+    def samples_per_chunk(self, samples: int) -> int:
+        return int(max(1, min(samples, self.budget // (self.param_bytes + self.batch * self.act_bytes))))
+
+    def mean_noisy_accuracy(self, std: list[torch.Tensor], samples: int, seed: int) -> float:
+        """Mean over ``samples`` draws j of acc(w + std * z_j), z_j ~ N(0, I) drawn from seed (seed, j):
+        the same z_j at every call (common random numbers)."""
+        total = 0.0
+        chunk = self.samples_per_chunk(samples)
+        for s0 in range(0, samples, chunk):
+            ids = range(s0, min(s0 + chunk, samples))
+            stacked = []
+            gens = [torch.Generator().manual_seed(seed * 1_000_003 + j) for j in ids]
+            for p, sd in zip(self.params, std):
+                z = torch.stack([torch.randn(p.shape, generator=g, dtype=torch.float32) for g in gens])
+                stacked.append(p.unsqueeze(0) + sd.unsqueeze(0) * z.to(device=self.dev, dtype=p.dtype))
+            total += sum(self._accuracy_stacked(stacked, len(ids)))
+        return total / samples
+
+    def _accuracy_stacked(self, stacked: list[torch.Tensor], m: int) -> list[float]:
+        if self.use_vmap and m > 1:
+            try:
+                correct = torch.zeros(m, device=self.dev)
+                f = torch.func.vmap(self._call, in_dims=(0, None))
+                with torch.no_grad():
+                    for s in _batches(len(self.x), self.batch):
+                        correct += (f(stacked, self.x[s]).argmax(2) == self.y[s]).sum(1)
+                return (correct / len(self.x)).tolist()
+            except Exception:  # noqa: BLE001 - an op without a batching rule: fall back to a loop
+                self.use_vmap = False
+        return [self.accuracy([t[i] for t in stacked]) for i in range(m)]
+
+    def loss_grad(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Gradient of the mean cross-entropy over the examples at ``params``."""
+        ps = [p.detach().requires_grad_(True) for p in params]
+        grads = [torch.zeros_like(p) for p in ps]
+        with torch.enable_grad():
+            for s in _batches(len(self.x), self.batch):
+                loss = F.cross_entropy(self._call(ps, self.x[s]), self.y[s], reduction="sum") / len(self.x)
+                for g, d in zip(grads, torch.autograd.grad(loss, ps)):
+                    g += d
+        return grads
+
+
+def _bisect(ok: Callable[[float], bool], start: float, tol: float, max_evals: int, cap: float = 1e6) -> float:
+    """Largest s with ok(s), assuming ok is (roughly) monotone decreasing: grow ``start`` by 2
+    while ok, then bisect geometrically until hi / lo <= 1 + tol. Returns lo (0.0 if even a
+    tiny s fails; inf if ok still holds beyond ``cap`` or after ``max_evals`` doublings)."""
+    lo, hi, evals = 0.0, start, 0
+    while ok(hi):
+        evals += 1
+        lo, hi = hi, hi * 2
+        if hi > cap or evals >= max_evals:
+            return math.inf
+    floor = start * 1e-6
+    while evals < max_evals:
+        evals += 1
+        mid = math.sqrt(lo * hi) if lo > 0 else hi / 4
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+        if lo > 0 and hi / lo <= 1 + tol:
+            break
+        if lo == 0 and hi < floor:
+            break
+    return lo
+
+
+def pacbayes_sigma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, magnitude_aware: bool = False,
+                   deviation: float = 0.1, samples: int = 8, seed: int = 0, tol: float = 0.05,
+                   max_evals: int = 24, epsilon: float = 1e-3, memory_budget: int = 1 << 30,
+                   batch_size: int = 1024) -> float:
+    """PAC-Bayes flatness (Jiang et al. 2020, Dziugaite et al. 2020).
+
+    Plain: the largest ``sigma`` with ``E_u acc(w + u) >= acc(w) - deviation``, u ~ N(0, sigma^2 I)
+    on every parameter. Magnitude-aware: the largest ``a`` with the same condition for
+    ``u_i ~ N(0, a^2 w_i^2 + epsilon^2)``. The expectation is a Monte-Carlo mean over
+    ``samples`` draws (seeded by ``seed``; the same standard-normal draws are reused at every
+    sigma), batched with torch.func.vmap within ``memory_budget`` bytes; sigma is found by
+    doubling from 1e-2 then geometric bisection to relative precision ``tol``. Returns inf when
+    no noise lowers the accuracy by ``deviation`` (a network at chance level: then
+    ``acc(w) - deviation`` is below what noise can reach).
+    Accuracy is on ``x`` (n, ...), ``y`` (n,) int64; the network is taken as given (fold
+    batch norm first)."""
+    _check_model(model)
+    _check_data(x, y)
+    pert = _Perturber(model, x, y, memory_budget, batch_size)
+    target = pert.accuracy(pert.params) - deviation
+    if magnitude_aware:
+        def std(a):
+            return [torch.sqrt(a * a * p * p + epsilon * epsilon) for p in pert.params]
+    else:
+        def std(a):
+            return [torch.full_like(p, a) for p in pert.params]
+    return _bisect(lambda a: pert.mean_noisy_accuracy(std(a), samples, seed) >= target, 1e-2, tol, max_evals)
+
+
+def sharpness_alpha(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, magnitude_aware: bool = False,
+                    deviation: float = 0.1, steps: int = 10, seed: int = 0, tol: float = 0.05,
+                    max_evals: int = 20, epsilon: float = 1e-3, batch_size: int = 1024) -> float:
+    """Sharpness (worst-case flatness, Jiang et al. 2020): the largest ``a`` such that the
+    perturbation ``u*`` that (approximately) maximizes the training cross-entropy within the box
+    ``|u_i| <= r_i`` lowers accuracy by at most ``deviation``: ``acc(w + u*) >= acc(w) - deviation``.
+    ``r_i = a`` (plain) or ``r_i = a |w_i| + epsilon`` (magnitude-aware). ``u*`` is found by
+    ``steps`` steps of projected sign-gradient ascent of step ``r / 4`` from a seeded uniform
+    start in the box; ``a`` by the same search as :func:`pacbayes_sigma`."""
+    _check_model(model)
+    _check_data(x, y)
+    pert = _Perturber(model, x, y, 0, batch_size)
+    target = pert.accuracy(pert.params) - deviation
+
+    def ok(a: float) -> bool:
+        r = [a * p.abs() + epsilon if magnitude_aware else torch.full_like(p, a) for p in pert.params]
+        g = torch.Generator().manual_seed(seed)
+        u = [(torch.rand(p.shape, generator=g, dtype=torch.float64).to(p) * 2 - 1) * ri
+             for p, ri in zip(pert.params, r)]
+        for _ in range(steps):
+            grads = pert.loss_grad([p + ui for p, ui in zip(pert.params, u)])
+            u = [torch.maximum(torch.minimum(ui + ri / 4 * gi.sign(), ri), -ri) for ui, ri, gi in zip(u, r, grads)]
+        return pert.accuracy([p + ui for p, ui in zip(pert.params, u)]) >= target
+
+    return _bisect(ok, 1e-2, tol, max_evals)
+
+
+def steps_to_loss(history: Sequence[dict], threshold: float = 0.1) -> float:
+    """Optimization speed: the ``step`` of the first history entry (one per epoch) whose
+    ``train_loss`` is <= ``threshold`` (cross-entropy 0.1 by default); NaN if none is."""
+    for h in history:
+        loss = h.get("train_loss")
+        if loss is not None and loss <= threshold:
+            return float(h["step"])
+    return math.nan
+
+
+# ---------------------------------------------------------------------------- compute
+
+
+def _resolve_device(device) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _select(measures) -> tuple[list[str], bool]:
+    """Groups to compute, and whether they were named explicitly (else 'all')."""
+    if measures == "all" or measures is None:
+        return list(GROUPS), False
+    if isinstance(measures, str):
+        measures = [measures]
+    groups = []
+    for m in measures:
+        g = m if m in GROUPS else next((k for k, v in GROUPS.items() if m in v), None)
+        if g is None:
+            raise ValueError(f"unknown measure {m!r}; known: {', '.join(MEASURES)} (or groups {', '.join(GROUPS)})")
+        if g not in groups:
+            groups.append(g)
+    return groups, True
+
+
+def _resolve_run(model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit):
+    """Unpack a Result or a result JSON path into (model, dataset, corruption, init_state,
+    history, normalize, crop, steps_to_fit)."""
+    import os
+
+    from .results import Result
+
+    path = None
+    if isinstance(model, (str, os.PathLike)):
+        path = str(model)
+        model = Result.load(path)
+    if isinstance(model, Result):
+        res = model
+        if res.model is None:
+            if path is None:
+                raise ValueError("the Result holds no model in memory; pass the path of its JSON file instead")
+            from .train import load_model
+
+            m, init = load_model(path)
+        else:
+            m, init = res.model, res.init_state
+        cfg = res.config
+        if dataset is None:
+            dataset = cfg.get("dataset")
+        if corruption is None and not isinstance(dataset, (tuple, list)):
+            corruption = _corruption_of(cfg)
+        if init_state is None:
+            init_state = init
+        if history is None:
+            history = res.history
+        if steps_to_fit is None:
+            steps_to_fit = res.steps_to_fit if res.steps_to_fit is not None else math.nan
+        normalize = cfg.get("normalize", normalize)
+        crop = cfg.get("crop", crop)
+        model = m
+    return model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit
+
+
+def _corruption_of(cfg: dict):
+    """The Corruption a run was trained with: config["corruption"] seeded as fit_random seeds it."""
+    import dataclasses
+
+    from . import Corruption
+
+    c = Corruption.parse(cfg.get("corruption", "none"))
+    return dataclasses.replace(c, seed=int(cfg.get("corruption_seed", cfg.get("seed", 0))))
+
+
+def training_tensors(dataset, corruption=None, normalize="per_image", crop=None, device="cpu"):
+    """The training split as the network saw it: ``(x, y)`` with x float32 (N, C, H', W') after
+    the corruption, crop and normalization of the loader, and y the (corrupted) int64 labels.
+
+    ``dataset`` is a ``rethink.datasets`` name or Dataset, or a pair ``(x, y)`` of tensors
+    returned as they are (then ``corruption`` must be None). Raises ValueError for an empty
+    training split."""
+    if isinstance(dataset, (tuple, list)):
+        if corruption not in (None, "none"):
+            raise ValueError("a corruption applies to a Dataset, not to (x, y) tensors")
+        x, y = dataset
+        _check_data(x, y)
+        return x.to(device), y.to(device).long()
+    if dataset is None:
+        raise ValueError("no training data: pass dataset (a name, a Dataset or an (x, y) pair)")
+    from . import RandomizedLoader, datasets
+
+    ds = datasets.load(dataset) if isinstance(dataset, str) else dataset
+    if len(ds.train.labels) == 0:
+        raise ValueError(f"no training data: dataset {ds.name!r} has an empty training split")
+    # prepared once on the CPU (the same fused kernel as training), then moved
+    loader = RandomizedLoader(ds, corruption if corruption is not None else "none", split="train",
+                              batch_size=1024, shuffle=False, crop=crop, normalize=normalize, device="cpu")
+    xs, ys = zip(*loader)
+    return torch.cat(xs).to(device), torch.cat(ys).long().to(device)
+
+
+def compute(model, dataset=None, corruption=None, init_state=None, measures="all", device="auto", seed=0, *,
+            history=None, steps_to_fit=None, normalize="per_image", crop=None, max_examples: int = 2048, samples: int = 8,
+            memory_budget: int | None = None, batch_size: int = 1024, sharpness_steps: int = 5) -> MeasureValues:
+    """Complexity measures of a trained network on its training set.
+
+    Args:
+        model: an ``nn.Module``, or a ``rethink.Result`` with its model in memory, or the path
+            of a result JSON (model rebuilt by ``rethink.train.load_model``); a Result supplies
+            dataset, corruption, init_state, history, normalize and crop unless given.
+        dataset: training data: a dataset name, a Dataset, or ``(x, y)`` tensors already
+            preprocessed as the model expects.
+        corruption: the corruption the model was trained with (labels as trained on).
+        init_state: the model's ``state_dict`` at initialization (for ``dist_init``).
+        measures: "all", or names from :data:`MEASURES` / groups from :data:`GROUPS`.
+        device: "auto" (CUDA when available), "cpu" or "cuda".
+        seed: seeds the Monte-Carlo noise, the sharpness start, the power iteration and the
+            subsample of ``max_examples`` training examples used by the PAC-Bayes and
+            sharpness measures (margin uses every training example).
+        history: per-epoch dicts with "step" and "train_loss" (for ``steps_to_loss``).
+        steps_to_fit: the run's ``Result.steps_to_fit`` (None: not fitted, NaN).
+        samples: Monte-Carlo draws per PAC-Bayes evaluation.
+        sharpness_steps: projected gradient-ascent steps per sharpness evaluation.
+        memory_budget: bytes for one batched PAC-Bayes pass (default 1 GiB, or a quarter of
+            the free GPU memory).
+
+    Returns:
+        :class:`MeasureValues`: measure name -> float (the definitions are in :data:`DOCS` and
+        in each function's docstring), with ``.seconds`` (group -> wall seconds). Under
+        ``measures="all"``, ``dist_init`` without ``init_state`` and ``steps_to_loss`` without
+        ``history`` are NaN (and ``steps_to_fit`` is NaN for a run that did not fit); ``*_over_margin`` and ``inverse_margin`` are NaN when the margin
+        is <= 0.
+
+    Raises:
+        TypeError/ValueError: not a module, a model without parameters, no training data,
+            an unknown measure, a named measure whose input (init_state, history) is missing.
+    """
+    model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit = _resolve_run(
+        model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit)
+    _check_model(model)
+    groups, explicit = _select(measures)
+    if explicit and "dist_init" in groups and init_state is None:
+        raise ValueError("measure dist_init needs init_state (the model's state_dict at initialization)")
+    if explicit and "optimization" in groups and history is None:
+        raise ValueError("measure steps_to_loss needs history (per-epoch dicts with step and train_loss)")
+    dev = _resolve_device(device)
+    if memory_budget is None:
+        memory_budget = (torch.cuda.mem_get_info(dev)[0] // 4) if dev.type == "cuda" else 1 << 30
+    x, y = training_tensors(dataset, corruption, normalize=normalize, crop=crop, device=dev)
+    net = copy.deepcopy(model).to(dev).eval()
+    folded = fold_batchnorm(net, x[:1])
+    out = MeasureValues()
+
+    def timed(group, fn):
+        t0 = time.perf_counter()
+        fn()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        out.seconds[group] = out.seconds.get(group, 0.0) + time.perf_counter() - t0
+
+    needs_margin = any(g in groups for g in ("margin", "spectral", "frobenius", "path_norm"))
+    gamma = math.nan
+    if needs_margin:
+        def do_margin():
+            nonlocal gamma
+            gamma = margin(folded, x, y, batch_size=batch_size)
+            if "margin" in groups:
+                out["margin"] = gamma
+                out["inverse_margin"] = 1.0 / gamma**2 if gamma > 0 else math.nan
+        timed("margin", do_margin)
+    g2 = gamma**2 if gamma > 0 else math.nan
+
+    def products(prefix, norms):
+        logp = sum(2 * math.log(v) if v > 0 else -math.inf for v in norms)
+        s = sum(v * v for v in norms)
+        out[f"log_prod_{prefix}"] = logp
+        out[f"sum_{prefix}"] = s
+        out[f"log_prod_{prefix}_over_margin"] = logp - math.log(g2) if g2 == g2 else math.nan
+        out[f"sum_{prefix}_over_margin"] = s / g2
+
+    if x.dim() < 2:
+        raise ValueError(f"training inputs must be (N, ...) with N examples, got shape {tuple(x.shape)}")
+    perturb_idx = None
+    if any(g in groups for g in ("pacbayes", "pacbayes_mag", "sharpness", "sharpness_mag")) and len(x) > max_examples:
+        perturb_idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_examples].to(dev)
+    xs, ys = (x, y) if perturb_idx is None else (x[perturb_idx], y[perturb_idx])
+
+    for g in groups:
+        if g == "params":
+            timed(g, lambda: out.__setitem__("params", float(param_count(net))))
+        elif g == "l2":
+            timed(g, lambda: out.__setitem__("l2", l2_norm(folded)))
+        elif g == "dist_init":
+            if init_state is None:
+                out["dist_init"] = math.nan
+                continue
+
+            def do_init():
+                init = copy.deepcopy(model)
+                init.load_state_dict(init_state)
+                init = fold_batchnorm(init.to(dev), x[:1])
+                out["dist_init"] = distance_from_init(folded, init)
+            timed(g, do_init)
+        elif g == "spectral":
+            timed(g, lambda: products("spec", spectral_norms(folded, x[:1], seed=seed)))
+        elif g == "frobenius":
+            timed(g, lambda: products("fro", frobenius_norms(folded)))
+        elif g == "path_norm":
+            def do_path():
+                pn = path_norm(folded, tuple(x.shape[1:]))
+                out["path_norm"] = pn
+                out["path_norm_over_margin"] = pn * pn / g2
+            timed(g, do_path)
+        elif g in ("pacbayes", "pacbayes_mag"):
+            mag = g == "pacbayes_mag"
+            key = "pacbayes_mag" if mag else "pacbayes"
+
+            def do_pb(mag=mag, key=key):
+                s = pacbayes_sigma(folded, xs, ys, magnitude_aware=mag, samples=samples, seed=seed,
+                                   memory_budget=memory_budget, batch_size=batch_size)
+                out[f"{key}_sigma"] = s
+                out[f"{key}_flatness"] = (1.0 / s**2 if s > 0 else math.inf) if s != math.inf else 0.0
+            timed(g, do_pb)
+        elif g in ("sharpness", "sharpness_mag"):
+            mag = g == "sharpness_mag"
+
+            def do_sh(mag=mag, g=g):
+                a = sharpness_alpha(folded, xs, ys, magnitude_aware=mag, seed=seed, batch_size=batch_size,
+                                    steps=sharpness_steps)
+                out[f"{g}_alpha"] = a
+                out[g] = (1.0 / a**2 if a > 0 else math.inf) if a != math.inf else 0.0
+            timed(g, do_sh)
+        elif g == "optimization":
+            def do_opt():
+                out["steps_to_loss"] = steps_to_loss(history) if history is not None else math.nan
+                out["steps_to_fit"] = float(steps_to_fit) if steps_to_fit is not None else math.nan
+            timed(g, do_opt)
+    ordered = MeasureValues({k: out[k] for k in MEASURES if k in out})
+    ordered.seconds = out.seconds
+    return ordered
+
+
+# ---------------------------------------------------------------------------- study
+
+#: Result.config keys that can be the hyper-parameters of a sweep (those that vary are used).
+HYPERPARAMETERS = ("model", "dataset", "corruption", "weight_decay", "augment", "crop", "lr", "momentum",
+                   "batch_size", "max_epochs", "stop_at_train_acc", "normalize", "lr_decay", "seed")
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-b between two sequences, over the positions where both are finite (and
+    +-inf counts as ordered). ``(P - Q) / sqrt((P + Q + T_a) (P + Q + T_b))`` with P concordant,
+    Q discordant pairs, T_a pairs tied only in a, T_b tied only in b. NaN with fewer than 2
+    usable positions or when either side is constant."""
+    x = torch.tensor([float(v) for v in a], dtype=torch.float64)
+    y = torch.tensor([float(v) for v in b], dtype=torch.float64)
+    ok = ~(torch.isnan(x) | torch.isnan(y))
+    x, y = x[ok], y[ok]
+    if len(x) < 2:
+        return math.nan
+    dx = torch.sign(x[:, None] - x[None, :])
+    dy = torch.sign(y[:, None] - y[None, :])
+    iu = torch.triu_indices(len(x), len(x), 1)
+    dx, dy = dx[iu[0], iu[1]], dy[iu[0], iu[1]]
+    s = float((dx * dy).sum())
+    nx, ny = float((dx != 0).sum()), float((dy != 0).sum())
+    if nx == 0 or ny == 0:
+        return math.nan
+    return s / math.sqrt(nx * ny)
+
+
+def _hp_value(cfg: dict, key: str):
+    v = cfg.get(key)
+    return tuple(v) if isinstance(v, list) else v
+
+
+def granulated_tau(values: Sequence[float], gaps: Sequence[float], configs: Sequence[dict],
+                   hyperparameters: Sequence[str]) -> tuple[float, dict[str, float]]:
+    """Jiang et al.'s granulated Kendall coefficient. For each hyper-parameter h, runs are grouped
+    by the values of all the other hyper-parameters; ``psi_h`` is the mean of :func:`kendall_tau`
+    over the groups with at least two runs (that differ only in h); the result is
+    ``(mean over h of psi_h, {h: psi_h})`` (NaN where no group has two comparable runs)."""
+    per: dict[str, float] = {}
+    for h in hyperparameters:
+        others = [k for k in hyperparameters if k != h]
+        groups: dict[tuple, list[int]] = {}
+        for i, cfg in enumerate(configs):
+            groups.setdefault(tuple(repr(_hp_value(cfg, k)) for k in others), []).append(i)
+        taus = [kendall_tau([values[i] for i in idx], [gaps[i] for i in idx]) for idx in groups.values() if len(idx) > 1]
+        taus = [t for t in taus if not math.isnan(t)]
+        per[h] = sum(taus) / len(taus) if taus else math.nan
+    valid = [v for v in per.values() if not math.isnan(v)]
+    return (sum(valid) / len(valid) if valid else math.nan), per
+
+
+class StudyReport:
+    """What :func:`study` produced: ``rows`` (one dict per run: run_name, hyper-parameters,
+    train_acc, test_acc, gap and every measure), ``ranking`` (one dict per measure: measure,
+    tau, granulated, per-hyper-parameter psi, seconds per run), ``hyperparameters`` (the
+    config keys that vary), ``seconds`` (group -> total seconds), ``skipped`` (run -> reason),
+    ``paths`` (csv, md, png)."""
+
+    def __init__(self, rows, ranking, hyperparameters, seconds, skipped, paths):
+        self.rows, self.ranking, self.hyperparameters = rows, ranking, hyperparameters
+        self.seconds, self.skipped, self.paths = seconds, skipped, paths
+
+    def __repr__(self) -> str:
+        return f"StudyReport({len(self.rows)} runs, {len(self.ranking)} measures, paths={self.paths})"
+
+
+def _load_runs(results_or_dir):
+    import os
+    from pathlib import Path
+
+    from .results import Result
+
+    if isinstance(results_or_dir, (str, os.PathLike)):
+        d = Path(results_or_dir)
+        if not d.is_dir():
+            raise ValueError(f"{d} is not a directory of results")
+        runs = []
+        for p in sorted(d.glob("*.json")):
+            try:
+                runs.append((Result.load(p), str(p)))
+            except (ValueError, KeyError):
+                continue  # not a result file
+        return runs, d
+    runs = []
+    for r in results_or_dir:
+        if isinstance(r, Result):
+            runs.append((r, None))
+        elif isinstance(r, (str, os.PathLike)):
+            runs.append((Result.load(r), str(r)))
+        else:
+            raise TypeError(f"expected Results or result paths, got {type(r).__name__}")
+    return runs, None
+
+
+def study(results_or_dir, out_dir=None, *, measures="all", device="auto", seed=0, dataset=None,
+          progress: bool = False, **compute_kwargs) -> StudyReport:
+    """Rank complexity measures by how well they predict the generalization gap across runs.
+
+    For every completed run (a directory of result JSONs written by ``fit_random``/``sweep``,
+    or a list of Results / result paths), computes :func:`compute` and the gap
+    ``train_acc - test_acc`` of the last epoch. Then, per measure, Kendall's tau with the gap
+    over all runs and the granulated tau (:func:`granulated_tau`) over the config keys in
+    :data:`HYPERPARAMETERS` that vary. Writes into ``out_dir`` (default: the results directory):
+    ``measures.csv`` (one row per run), ``measures.md`` (the ranking and the time per measure)
+    and ``measures.png`` (each measure against the gap).
+
+    ``dataset``: optional training data instead of the dataset named in each run's config:
+    a Dataset (the run's corruption is applied), an ``(x, y)`` pair used as is, or a callable
+    ``result -> either``. Other keyword arguments go to :func:`compute`.
+
+    Raises:
+        ValueError: no results, no completed run, or a list given without ``out_dir``.
+    """
+    import csv
+    from pathlib import Path
+
+    from ._io import atomic_write_text
+
+    runs, d = _load_runs(results_or_dir)
+    if out_dir is None:
+        if d is None:
+            raise ValueError("study of a list of results needs out_dir")
+        out_dir = d
+    out_dir = Path(out_dir)
+    if not runs:
+        raise ValueError(f"no results found in {results_or_dir}")
+    rows, skipped, configs = [], {}, []
+    seconds: dict[str, float] = {}
+    it = runs
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(runs, desc="measures")
+    for res, path in it:
+        name = res.config.get("run_name") or (Path(path).stem if path else f"run{len(rows) + len(skipped)}")
+        if res.status != "completed" or not res.history:
+            skipped[name] = f"status {res.status}" + (f": {res.error}" if res.error else "")
+            continue
+        data = dataset(res) if callable(dataset) else dataset
+        target = res if (res.model is not None or path is None) else path
+        try:
+            m = compute(target, data, measures=measures, device=device, seed=seed, **compute_kwargs)
+        except (ValueError, RuntimeError, FileNotFoundError) as e:
+            skipped[name] = f"{type(e).__name__}: {e}"
+            continue
+        fin = res.final
+        row = {"run_name": name}
+        row.update({k: _hp_value(res.config, k) for k in HYPERPARAMETERS})
+        row.update({"train_acc": fin.get("train_acc"), "test_acc": fin.get("test_acc"), "gap": fin.get("gap")})
+        row.update(m)
+        rows.append(row)
+        configs.append(res.config)
+        for g, s in m.seconds.items():
+            seconds[g] = seconds.get(g, 0.0) + s
+    if not rows:
+        raise ValueError(f"no completed run could be measured ({len(skipped)} skipped: {skipped})")
+    names = [k for k in MEASURES if k in rows[0]]
+    hps = [h for h in HYPERPARAMETERS if len({repr(_hp_value(c, h)) for c in configs}) > 1]
+    gaps = [r["gap"] for r in rows]
+    group_of = {m: g for g, ms in GROUPS.items() for m in ms}
+    ranking = []
+    for k in names:
+        vals = [r[k] for r in rows]
+        gran, per = granulated_tau(vals, gaps, configs, hps)
+        ranking.append({"measure": k, "tau": kendall_tau(vals, gaps), "granulated": gran, **{f"psi_{h}": per[h] for h in hps},
+                        "seconds_per_run": seconds.get(group_of[k], 0.0) / len(rows)})
+    ranking.sort(key=lambda r: -abs(r["tau"]) if not math.isnan(r["tau"]) else math.inf)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out_dir / "measures.csv", "md": out_dir / "measures.md", "png": out_dir / "measures.png"}
+    import io
+
+    buf = io.StringIO()
+    cols = ["run_name", *HYPERPARAMETERS, "train_acc", "test_acc", "gap", *names]
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: r.get(c) for c in cols})
+    atomic_write_text(paths["csv"], buf.getvalue())
+    atomic_write_text(paths["md"], _markdown(rows, ranking, hps, seconds, skipped))
+    _plot(rows, names, paths["png"])
+    return StudyReport(rows, ranking, hps, seconds, skipped, {k: str(v) for k, v in paths.items()})
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:+.3f}" if abs(v) <= 1 else f"{v:.4g}"
+    return str(v)
+
+
+def _markdown(rows, ranking, hps, seconds, skipped) -> str:
+    n = len(rows)
+    gaps = [r["gap"] for r in rows]
+    lines = [
+        "# Complexity measures against the generalization gap",
+        "",
+        f"{n} runs; gap = train accuracy - test accuracy (from {min(gaps):.3f} to {max(gaps):.3f}). "
+        f"Hyper-parameters that vary: {', '.join(hps) if hps else 'none'}.",
+        "tau: Kendall's tau-b between the measure and the gap over all runs (+1: the measure orders the "
+        "runs exactly as their gaps). Granulated: Jiang et al.'s average of tau within groups of runs that "
+        "differ in one hyper-parameter (psi_h per hyper-parameter h). Margin, sigma and alpha are expected "
+        "to fall as the gap grows (negative tau).",
+        "",
+        "| rank | measure | tau | granulated | " + " | ".join(f"psi {h}" for h in hps) + (" | " if hps else "")
+        + "s / run | definition |",
+        "| --- | --- | --- | --- | " + "--- | " * len(hps) + "--- | --- |",
+    ]
+    for i, r in enumerate(ranking, 1):
+        cells = [str(i), r["measure"], _fmt(r["tau"]), _fmt(r["granulated"]), *(_fmt(r[f"psi_{h}"]) for h in hps),
+                 f"{r['seconds_per_run']:.3g}", DOCS.get(r["measure"], "")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Time per measure group", "", "| group | total s | s / run |", "| --- | --- | --- |"]
+    for g, s in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {g} | {s:.3g} | {s / n:.3g} |")
+    if skipped:
+        lines += ["", "## Runs not measured", ""] + [f"- {k}: {v}" for k, v in skipped.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(rows, names, path) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ._io import atomic_write_bytes
+
+    cols = 6
+    nr = max(1, math.ceil(len(names) / cols))
+    fig, axes = plt.subplots(nr, cols, figsize=(3 * cols, 2.6 * nr), squeeze=False)
+    gaps = [r["gap"] for r in rows]
+    kinds = sorted({str(r.get("corruption")) for r in rows})
+    colors = {k: plt.cm.tab10(i % 10) for i, k in enumerate(kinds)}
+    for ax, k in zip(axes.flat, names):
+        for kind in kinds:
+            pts = [(r[k], r["gap"]) for r in rows if str(r.get("corruption")) == kind and math.isfinite(r[k])]
+            if pts:
+                ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=12, color=colors[kind], label=kind)
+        tau = kendall_tau([r[k] for r in rows], gaps)
+        ax.set_title(f"{k}\ntau={tau:+.2f}" if not math.isnan(tau) else k, fontsize=8)
+        ax.tick_params(labelsize=6)
+        ax.set_ylabel("gap", fontsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    if len(kinds) > 1:
+        axes.flat[0].legend(fontsize=6)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def add_cli(subparsers) -> None:
+    """Register ``rethink measures DIR``."""
+    p = subparsers.add_parser("measures", help="rank complexity measures by how well they predict the generalization gap",
+                              description="Compute complexity measures for every run in a results directory and rank "
+                              "them by Kendall's tau with the generalization gap; writes measures.csv, measures.md "
+                              "and measures.png.")
+    p.add_argument("results", help="directory of result JSONs (from fit-random or sweep)")
+    p.add_argument("--out", default=None, help="output directory (default: the results directory)")
+    p.add_argument("--measures", default="all", help="comma-separated measure or group names (default: all)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=8, help="Monte-Carlo draws per PAC-Bayes evaluation")
+    p.add_argument("--max-examples", type=int, default=2048, help="training examples for PAC-Bayes and sharpness")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args) -> int:
+    import sys
+
+    sel = "all" if args.measures == "all" else [s.strip() for s in args.measures.split(",") if s.strip()]
+    rep = study(args.results, args.out, measures=sel, device=args.device, seed=args.seed, samples=args.samples,
+                max_examples=args.max_examples, progress=not args.no_progress)
+    print(f"measured {len(rep.rows)} runs ({len(rep.skipped)} skipped); ranking in {rep.paths['md']}", file=sys.stderr)
+    for r in rep.ranking[:5]:
+        print(f"{r['measure']:28s} tau={_fmt(r['tau'])} granulated={_fmt(r['granulated'])}")
+    return 0

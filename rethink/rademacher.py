@@ -1,0 +1,137 @@
+"""Empirical Rademacher complexity of a model class on a dataset, measured by fitting.
+
+The empirical Rademacher complexity of a class H on n points is
+``E_sigma [ sup_{h in H} (1/n) sum_i sigma_i h(x_i) ]`` with sigma_i uniform in {-1, +1}.
+Training stands in for the supremum: for each of ``draws`` seeded draws of sigma,
+:func:`rademacher` trains the model on the labels sigma and evaluates
+``(1/n) sum_i sigma_i f(x_i)`` for the trained network's sign predictions ``f(x_i)`` in
+{-1, +1}. The paper's observation is that deep networks fit random labels, so this is
+about 1 and Rademacher bounds say nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["RademacherResult", "rademacher"]
+
+
+@dataclass
+class RademacherResult:
+    """What :func:`rademacher` measured.
+
+    Attributes:
+        correlations: per draw, ``(1/n) sum_i sigma_i f(x_i)`` in [-1, 1] (classes=2; NaN otherwise).
+        mean, std: mean and sample standard deviation of ``correlations`` (std 0 for one draw):
+            the estimate of the empirical Rademacher complexity and its spread.
+        fit_scores: per draw, ``(train_acc - 1/K) / (1 - 1/K)``: 0 for chance, 1 for a perfect fit
+            of the random labels (equals the correlation when K = 2).
+        fit_score: their mean.
+        train_accs: per draw, the accuracy on the random training labels.
+        classes: K, the number of random classes.
+        n: number of training points.
+        results: the ``rethink.Result`` of each fit (with its model in memory).
+    """
+
+    correlations: list[float]
+    mean: float
+    std: float
+    fit_scores: list[float]
+    fit_score: float
+    train_accs: list[float]
+    classes: int
+    n: int
+    results: list[Any] = field(default_factory=list, repr=False)
+
+
+def _spread(v: list[float]) -> float:
+    v = [x for x in v if not math.isnan(x)]
+    return statistics.stdev(v) if len(v) > 1 else (0.0 if v else math.nan)
+
+
+def _mean(v: list[float]) -> float:
+    v = [x for x in v if not math.isnan(x)]
+    return sum(v) / len(v) if v else math.nan
+
+
+def rademacher(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", draws: int = 5, *, seed: int = 0,
+               classes: int = 2, root=None, progress: bool = False, **fit_kwargs) -> RademacherResult:
+    """Estimate the empirical Rademacher complexity of a model class by fitting random labels.
+
+    For draw j = 0..draws-1: labels drawn uniformly from ``classes`` classes (seed
+    ``seed + j``; for classes=2 they are sigma in {-1, +1} coded as 0/1) replace the training
+    labels; ``rethink.fit_random(model, that dataset, corruption="none", seed=seed + j,
+    **fit_kwargs)`` trains a fresh copy of the model (a name is built anew, a module is
+    deep-copied so every draw starts from the same weights); then
+    ``(1/n) sum_i sigma_i f(x_i)`` with ``f(x_i) = +1`` when class 1 is predicted, else -1.
+
+    Args:
+        model: a ``rethink.models`` name or an ``nn.Module`` (classes outputs).
+        dataset: a ``rethink.datasets`` name (with ``root``) or Dataset; its training images are used.
+        draws: number of random labelings (>= 1).
+        classes: K >= 2 random classes (the correlation is defined for K = 2 only).
+        fit_kwargs: passed to ``fit_random`` (e.g. ``max_epochs``, ``lr``, ``device``).
+
+    Returns:
+        :class:`RademacherResult`.
+
+    Raises:
+        ValueError: draws < 1, classes < 2, an empty training split, a model without parameters.
+    """
+    import rethink
+
+    if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
+        raise ValueError(f"draws must be an integer >= 1, got {draws!r}")
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
+        raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+    if isinstance(model, nn.Module) and next(model.parameters(), None) is None:
+        raise ValueError(f"model {type(model).__name__} has no parameters: it cannot fit anything")
+    for bad in ("corruption", "out_dir"):
+        if bad in fit_kwargs:
+            raise ValueError(f"rademacher draws its own labels and keeps no files: {bad}= is not accepted")
+    ds = rethink.datasets.load(dataset, root=root) if isinstance(dataset, str) else dataset
+    n = len(ds.train.labels)
+    if n == 0:
+        raise ValueError(f"no training data: dataset {ds.name!r} has an empty training split")
+    from .measures import training_tensors
+
+    correlations, scores, accs, results = [], [], [], []
+    for j in range(draws):
+        g = torch.Generator().manual_seed(seed + j)
+        ytr = torch.randint(0, classes, (n,), generator=g)
+        yte = torch.randint(0, classes, (len(ds.test.labels),), generator=g)
+        rand = rethink.datasets.from_tensors(ds.train.images, ytr, ds.test.images, yte, num_classes=classes,
+                                             name=f"{ds.name}-random{classes}-{seed + j}")
+        net = copy.deepcopy(model) if isinstance(model, nn.Module) else model
+        res = rethink.fit_random(model=net, dataset=rand, corruption="none", seed=seed + j, progress=progress,
+                                 **fit_kwargs)
+        if res.status != "completed" or res.model is None:
+            raise RuntimeError(f"rademacher: draw {j} did not complete ({res.status}: {res.error})")
+        cfg = res.config
+        trained = res.model.eval()
+        dev = next(trained.parameters()).device
+        x, y = training_tensors(rand, None, normalize=cfg.get("normalize", "per_image"), crop=cfg.get("crop"),
+                                device=dev)
+        with torch.no_grad():
+            pred = torch.cat([trained(x[s:s + 1024].to(next(trained.parameters()).dtype)).argmax(1)
+                              for s in range(0, n, 1024)])
+        acc = float((pred == y).double().mean())
+        if classes == 2:
+            sigma = 2.0 * y.double() - 1.0
+            f = 2.0 * pred.double() - 1.0
+            correlations.append(float((sigma * f).mean()))
+        else:
+            correlations.append(math.nan)
+        accs.append(acc)
+        scores.append((acc - 1.0 / classes) / (1.0 - 1.0 / classes))
+        results.append(res)
+    return RademacherResult(correlations=correlations, mean=_mean(correlations), std=_spread(correlations),
+                            fit_scores=scores, fit_score=_mean(scores), train_accs=accs, classes=classes, n=n,
+                            results=results)
