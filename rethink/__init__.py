@@ -19,6 +19,8 @@ __version__ = "0.1.0"
 # --- engine: models, fit_random, sweeps (issue: engine) ----------------------
 
 # --- main job: randomization test, plots (issue: main job) -------------------
+from . import plots  # noqa: F401
+from .randomization import RandomizationTestReport, randomization_test  # noqa: F401
 
 # --- beyond the paper: measures, rademacher, kernels (issue: measures) -------
 
