@@ -17,7 +17,6 @@ import csv
 import io
 import math
 import os
-import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ __all__ = [
     "add_cli",
     "plan_runs",
     "randomization_test",
-    "run_name",
     "verdict",
     "write_summary_csv",
 ]
@@ -214,13 +212,6 @@ def write_summary_csv(results: Iterable[Result], path: str | os.PathLike) -> Pat
 # ----------------------------------------------------------------------------- the job
 
 
-def run_name(model: str, dataset: str, corruption: str, weight_decay: float, augment: str | None, seed: int) -> str:
-    """The engine's default run name: ``{model}_{dataset}_{corruption}_wd{wd:g}_{augment or 'noaug'}_s{seed}``
-    with characters outside [A-Za-z0-9._-] replaced by "-"."""
-    name = f"{model}_{dataset}_{corruption}_wd{weight_decay:g}_{augment or 'noaug'}_s{seed}"
-    return re.sub(r"[^A-Za-z0-9._-]", "-", name)
-
-
 def _corruption_string(c: Any) -> str:
     """Normalize a corruption spec ("true" -> "none") through rethink.Corruption when present."""
     if isinstance(c, str) and c.strip().lower() in ("true", "true_labels", "none", ""):
@@ -374,7 +365,7 @@ def randomization_test(
         ValueError: bad corruption, label-noise level or seed (before anything runs).
         Whatever :func:`rethink.fit_random` raises for bad settings.
     """
-    from .train import fit_random  # engine
+    from .train import default_run_name, fit_random  # engine
 
     for k in ("out_dir", "run_name", "resume", "progress", "corruption", "seed"):
         if k in fit_kwargs:
@@ -405,7 +396,7 @@ def randomization_test(
     json_paths: list[Path] = []
     try:
         for run in plan:
-            name = run_name(model_name, dataset_name, run.corruption, run.weight_decay, run.augment, run.seed)
+            name = default_run_name(model_name, dataset_name, run.corruption, run.weight_decay, run.augment, run.seed)
             path = out / f"{name}.json"
             done = _load_completed(path) if resume else None
             if done is None:

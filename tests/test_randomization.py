@@ -50,11 +50,6 @@ def test_plan_bad_seeds(seeds):
         rz.plan_runs(seeds=seeds)
 
 
-def test_run_name_matches_engine_convention():
-    assert rz.run_name("mlp1x512", "digits", "labels:0.4", 5e-4, None, 0) == "mlp1x512_digits_labels-0.4_wd0.0005_noaug_s0"
-    assert rz.run_name("mlp1x512", "digits", "none", 0.0, "crop_flip", 2) == "mlp1x512_digits_none_wd0_crop_flip_s2"
-
-
 # ----------------------------------------------------------------------------- verdict
 
 
