@@ -33,6 +33,8 @@ from .train import fit_random, sweep  # noqa: E402
 __all__ += ["models", "train", "fit_random", "sweep"]
 
 # --- main job: randomization test, plots (issue: main job) -------------------
+from . import plots  # noqa: F401
+from .randomization import RandomizationTestReport, randomization_test  # noqa: F401
 
 # --- beyond the paper: measures, rademacher, kernels (issue: measures) -------
 from . import kernels, measures  # noqa: E402
