@@ -399,3 +399,10 @@ def test_cpu_cuda_parity(spec, augment, normalize, small):
         assert torch.equal(a[0], b[0].cpu())
     else:
         torch.testing.assert_close(a[0], b[0].cpu(), rtol=1e-5, atol=1e-5)
+
+
+def test_auto_device_and_default_dtype(small):
+    loader = RandomizedLoader(small, "none", device="auto", dtype=None, batch_size=8)
+    want = "cuda" if rethink.cuda_kernels_available() else "cpu"
+    x, y = next(iter(loader))
+    assert x.device.type == want and x.dtype == torch.float32 and loader.labels.device.type == want
