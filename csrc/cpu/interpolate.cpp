@@ -3,6 +3,7 @@
 //   interp_project(X, A) -> Z          Z = X @ A^T in float64, X read in its own dtype
 //   interp_sort(Z) -> (values, idx)   stable ascending sort of each row of Z (C, n)
 //   interp_weights(z, y, t) -> (b, s)  breakpoints and cumulative slopes along sorted nodes
+//   interp_score(zs, order, y, t) -> R  how large each candidate's weights are
 //   interp_eval(zq, b, z, y, s) -> F   piecewise-linear f at query projections
 //
 // The CUDA twins live in csrc/cuda/interpolate.cu; the arithmetic both share is in
@@ -52,6 +53,24 @@ void check_weights_args(const at::Tensor& z, const at::Tensor& y, double t) {
 void check_sort_args(const at::Tensor& z) {
   TORCH_CHECK(z.dim() == 2, "interp_sort: z must be 2-D (C, n), got ", z.dim(), "-D");
   TORCH_CHECK(z.scalar_type() == at::kDouble, "interp_sort: z must be float64, got ", z.scalar_type());
+}
+
+void check_score_args(const at::Tensor& zs, const at::Tensor& order, const at::Tensor& y, double t) {
+  TORCH_CHECK(zs.dim() == 2 && order.dim() == 2, "interp_score: zs and order must be 2-D (R, n)");
+  TORCH_CHECK(zs.sizes() == order.sizes(), "interp_score: zs and order must have the same shape");
+  TORCH_CHECK(zs.scalar_type() == at::kDouble && y.scalar_type() == at::kDouble,
+              "interp_score: zs and y must be float64");
+  TORCH_CHECK(order.scalar_type() == at::kLong, "interp_score: order must be int64");
+  TORCH_CHECK(y.dim() == 1 && y.size(0) == zs.size(1), "interp_score: y must be 1-D with n = ", zs.size(1),
+              " values");
+  TORCH_CHECK(zs.device() == order.device() && zs.device() == y.device(),
+              "interp_score: zs, order and y must be on the same device");
+  TORCH_CHECK(t > 0.0 && t < 1.0, "interp_score: t must lie in (0, 1), got ", t);
+  if (order.numel() > 0) {
+    const int64_t lo = order.min().item<int64_t>(), hi = order.max().item<int64_t>();
+    TORCH_CHECK(lo >= 0 && hi < zs.size(1), "interp_score: order holds indices outside [0, ", zs.size(1),
+                ")");
+  }
 }
 
 void check_eval_args(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z, const at::Tensor& y,
@@ -292,6 +311,24 @@ at::Tensor interp_eval_cpu(const at::Tensor& zq, const at::Tensor& b, const at::
   return out;
 }
 
+// Score of each candidate row (see interp::score_row); rows are independent.
+at::Tensor interp_score_cpu(const at::Tensor& zs, const at::Tensor& order, const at::Tensor& y, double t) {
+  interp::check_score_args(zs, order, y, t);
+  TORCH_CHECK(zs.device().is_cpu(), "interp_score (CPU kernel): inputs must be on the CPU");
+  const at::Tensor zc = zs.contiguous(), oc = order.contiguous(), yc = y.contiguous();
+  const int64_t R = zc.size(0), n = zc.size(1);
+  at::Tensor out = at::zeros({R}, zc.options());
+  if (R == 0 || n == 0) return out;
+  const double* zp = zc.data_ptr<double>();
+  const int64_t* op = oc.data_ptr<int64_t>();
+  const double* yp = yc.data_ptr<double>();
+  double* outp = out.data_ptr<double>();
+  at::parallel_for(0, R, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) outp[r] = interp::score_row(zp + r * n, op + r * n, yp, n, t);
+  });
+  return out;
+}
+
 // Stable ascending sort of each row: LSD radix sort on the order-preserving integer image
 // of the float64 keys (11-bit digits, passes where every key shares the digit skipped).
 // -0.0 and +0.0 compare equal, as in torch.sort.
@@ -360,6 +397,7 @@ TORCH_LIBRARY_FRAGMENT(rethink, m) {
   m.def("interp_project(Tensor X, Tensor A) -> Tensor");
   m.def("interp_weights(Tensor z, Tensor y, float t) -> (Tensor, Tensor)");
   m.def("interp_sort(Tensor z) -> (Tensor, Tensor)");
+  m.def("interp_score(Tensor zs, Tensor order, Tensor y, float t) -> Tensor");
   m.def("interp_eval(Tensor zq, Tensor b, Tensor z, Tensor y, Tensor s) -> Tensor");
 }
 
@@ -367,6 +405,7 @@ TORCH_LIBRARY_IMPL(rethink, CPU, m) {
   m.impl("interp_project", &interp_project_cpu);
   m.impl("interp_weights", &interp_weights_cpu);
   m.impl("interp_sort", &interp_sort_cpu);
+  m.impl("interp_score", &interp_score_cpu);
   m.impl("interp_eval", &interp_eval_cpu);
 }
 
