@@ -85,17 +85,46 @@ struct Affine {
   double beta;
 };
 
+// Step at a node z_j with breakpoint b below it (zprev: the node before; first: j == 0).
+RETHINK_HD Affine step_at(double b, double zprev, double zj, double yj, double yprev, bool first) {
+  const double q = sub_rn(zj, b);
+  if (first) return {div_rn(yj, q), 0.0};
+  const double p = sub_rn(b, zprev);
+  return {div_rn(sub_rn(yj, yprev), q), -div_rn(p, q)};
+}
+
 RETHINK_HD Affine step(const double* z, int64_t m, int64_t j, double t, double yj, double yprev) {
   const double b = breakpoint_at(z, m, j, t);
-  const double q = sub_rn(z[j], b);
-  if (j == 0) return {div_rn(yj, q), 0.0};
-  const double p = sub_rn(b, z[j - 1]);
-  return {div_rn(sub_rn(yj, yprev), q), -div_rn(p, q)};
+  return step_at(b, j > 0 ? z[j - 1] : 0.0, z[j], yj, yprev, j == 0);
 }
 
 RETHINK_HD double apply(Affine f, double s_prev) {
   // beta == 0 (the first node) ignores s_prev even when it is not finite.
   return f.beta == 0.0 ? f.alpha : add_rn(f.alpha, mul_rn(f.beta, s_prev));
+}
+
+// Candidate score along one sorted row zs (n values, ties = duplicate rows) with targets
+// y[order[i]]: sum_j |w_j| (z_max - b_j) over the distinct nodes, w_j = S_j - S_{j-1}.
+// It bounds the terms the literal network sums at its last point.
+RETHINK_HD double score_row(const double* zs, const int64_t* order, const double* y, int64_t n, double t) {
+  const double zmax = zs[n - 1];
+  const bool single = !(zmax > zs[0]);
+  double off = sub_rn(zmax, zs[0]);
+  if (single) off = zs[0] < 0 ? (-zs[0] > 1.0 ? -zs[0] : 1.0) : (zs[0] > 1.0 ? zs[0] : 1.0);
+  double s_prev = 0.0, y_prev = 0.0, z_prev = 0.0, score = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (i > 0 && !(zs[i] > zs[i - 1])) continue;  // a tie: the same node
+    const bool first = i == 0;
+    const double zj = zs[i], yj = y[order[i]];
+    const double b = first ? sub_rn(zj, off) : breakpoint(z_prev, zj, t);
+    const double s = apply(step_at(b, z_prev, zj, yj, y_prev, first), s_prev);
+    const double w = sub_rn(s, s_prev);
+    score = add_rn(score, mul_rn(w < 0 ? -w : w, sub_rn(zmax, b)));
+    s_prev = s;
+    y_prev = yj;
+    z_prev = zj;
+  }
+  return score;
 }
 
 // Segment evaluation: number of breakpoints strictly below zq (binary search).

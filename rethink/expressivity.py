@@ -15,12 +15,15 @@ its piecewise-linear segments, O(d + log n) per query.
 Numerics: projections, breakpoints and weights are float64 whatever the dtype of X (X is
 read once, in its own dtype). Breakpoints sit at b_j = z_{j-1} + t (z_j - z_{j-1}) with
 t = 1/16, so rounding error in the slope recurrence is multiplied by t / (1 - t) = 1/15 per
-step instead of growing. The direction ``a`` is the best of several seeded Gaussian
-candidates (projected together in one pass over X), each with both signs: among those whose sorted
-projections are distinct and well separated, the one whose weights are smallest relative
-to the span of the projections, which keeps the literal network (``to_sequential``)
-accurate. Up to n = 20,000 (where the literal network is practical) further rounds of
-candidates are drawn while its estimated rounding error exceeds 1e-7 of the targets.
+step instead of growing. The direction ``a`` is drawn from a generator seeded by ``seed``.
+Each direction is offered with both signs (projecting onto -a gives exactly -z, sorted the
+other way). A candidate qualifies when its sorted projections are distinct (ties only
+between identical rows) and every gap exceeds 64 float64 ulps of the largest projection.
+Up to n = 10,000, where the literal network (``to_sequential``) is practical, 4 candidates
+per pass over X compete on how large their weights are relative to the span of the
+projections (this bounds the rounding of the literal network's sum), and up to 4 passes
+are made while its estimated rounding error exceeds 1e-7 of the targets. Beyond, one
+direction per pass, redrawn (up to 4 passes) only when it does not qualify.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ __all__ = ["interpolate", "InterpolatingNet"]
 
 #: Breakpoint position between consecutive sorted projections (see module docstring).
 BREAKPOINT_T = 1.0 / 16.0
-#: Number of seeded candidate directions projected in one pass over X.
+#: Candidate directions projected together in one pass over X (for n <= EXTRA_ROUNDS_MAX_N).
 NUM_CANDIDATES = 4
-#: At most this many passes (rounds of candidates) over X ...
+#: At most this many passes (rounds of candidates) over X.
 MAX_ROUNDS = 4
-#: ... and more than one only up to this n (beyond it the literal network is impractical).
-EXTRA_ROUNDS_MAX_N = 20_000
+#: Largest n for which candidates compete on the literal network's accuracy.
+EXTRA_ROUNDS_MAX_N = 10_000
 _EPS = torch.finfo(torch.float64).eps
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -63,6 +66,11 @@ def _(z):
 @torch.library.register_fake("rethink::interp_weights")
 def _(z, y, t):
     return z.new_empty(z.shape), y.new_empty(y.shape)
+
+
+@torch.library.register_fake("rethink::interp_score")
+def _(zs, order, y, t):
+    return zs.new_empty(zs.shape[:1])
 
 
 @torch.library.register_fake("rethink::interp_eval")
@@ -302,8 +310,12 @@ def interpolate(
 
     best = None  # (score, direction, sorted projections, order)
     checked_duplicates = False
-    for _ in range(MAX_ROUNDS):
-        A = torch.randn(NUM_CANDIDATES, d, generator=gen, dtype=torch.float64).to(X.device)
+    # Up to n = EXTRA_ROUNDS_MAX_N, where the literal network is practical, several candidates
+    # per pass compete on how accurately it sums; beyond, one direction per pass, redrawn only
+    # when its projections are not well separated.
+    per_round = NUM_CANDIDATES if n <= EXTRA_ROUNDS_MAX_N else 1
+    for round_ in range(MAX_ROUNDS):
+        A = torch.randn(per_round, d, generator=gen, dtype=torch.float64).to(X.device)
         Z = _project(X, A)  # (n, C): one pass over X for every candidate
         if not bool(torch.isfinite(Z).all()):
             raise ValueError(_nonfinite_message(X, Z))
@@ -312,17 +324,23 @@ def interpolate(
         A = torch.cat([A, -A])
         Zt = Z.t()
         zs, order = torch.ops.rethink.interp_sort(torch.cat([Zt, -Zt]))  # (2C, n), stable
-        for c, ties in _valid_candidates(X, zs, order, required=best is None):
+        valid = []
+        last = round_ == MAX_ROUNDS - 1
+        for c, ties in _valid_candidates(X, zs, order, required=best is None and last):
             if not checked_duplicates:
                 if ties.numel():
                     _check_duplicate_targets(T, ties, scalar, num_classes)
                 checked_duplicates = True
-            score = _score(zs[c], order[c], y_rank)
-            if best is None or score < best[0]:
-                best = (score, A[c], zs[c], order[c])
+            valid.append(c)
+        if valid:
+            rows = torch.tensor(valid, device=X.device)
+            scores = torch.ops.rethink.interp_score(zs[rows], order[rows], y_rank, BREAKPOINT_T).tolist()
+            for c, score in zip(valid, scores):
+                if best is None or score < best[0]:
+                    best = (score, A[c], zs[c], order[c])
         # Another pass over X only where the literal network is practical and would lose
         # more than ~1e-7 of the targets' scale to rounding.
-        if n > EXTRA_ROUNDS_MAX_N or 2 * _EPS * best[0] <= 1e-7 * y_scale:
+        if best is not None and (n > EXTRA_ROUNDS_MAX_N or 2 * _EPS * best[0] <= 1e-7 * y_scale):
             break
     _, a, z_sorted, idx = best
 
@@ -339,22 +357,6 @@ def interpolate(
     if scalar:
         w = w.squeeze(1)
     return InterpolatingNet(a.clone(), b, w, node_z, node_b, node_y, node_s, num_classes=num_classes)
-
-
-def _score(z_sorted: torch.Tensor, idx: torch.Tensor, y: torch.Tensor) -> float:
-    """sum_j |w_j| (z_max - b_j) for the scalar targets y along one candidate's sorted projections.
-
-    It bounds the terms the literal network sums at its last point: the smaller, the less
-    rounding in ``to_sequential()``.
-    """
-    first = torch.ones(z_sorted.shape[0], dtype=torch.bool, device=z_sorted.device)
-    first[1:] = z_sorted[1:] != z_sorted[:-1]
-    node_z = z_sorted[first].contiguous()
-    node_y = y[idx[first]].unsqueeze(1).contiguous()
-    node_b, node_s = torch.ops.rethink.interp_weights(node_z, node_y, BREAKPOINT_T)
-    s = node_s.squeeze(1)
-    w = torch.diff(s, prepend=s.new_zeros(1))
-    return float((w.abs() * (node_z[-1] - node_b)).sum())
 
 
 def _check_duplicate_targets(T, ties, scalar, num_classes) -> None:
@@ -399,12 +401,15 @@ def _valid_candidates(X: torch.Tensor, zs: torch.Tensor, order: torch.Tensor, re
         ok_gap = ((min_gap > 64 * _EPS * scale) | torch.isinf(min_gap)).tolist()
     else:
         ok_gap = [True] * C
+    any_tie = tied.any(dim=1).tolist() if n > 1 else [False] * C
+    no_pairs = order.new_empty((0, 2))
     first_bad = None
     found = False
     for c in range(C):
-        pos = tied[c].nonzero().squeeze(1)
-        pairs = torch.stack([order[c, pos], order[c, pos + 1]], dim=1)
-        if pairs.numel():
+        pairs = no_pairs
+        if any_tie[c]:
+            pos = tied[c].nonzero().squeeze(1)
+            pairs = torch.stack([order[c, pos], order[c, pos + 1]], dim=1)
             same = (X[pairs[:, 0]] == X[pairs[:, 1]]).all(dim=1)
             if not bool(same.all()):
                 k = int((~same).nonzero()[0])

@@ -143,6 +143,33 @@ def test_eval_matches_dense_sum_and_hits_nodes_exactly(device):
     torch.testing.assert_close(out[:-1], ref, rtol=0, atol=1e-8 * scale * float(w.abs().max()))
 
 
+def ref_score(zs: torch.Tensor, order: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """sum_j |w_j| (z_max - b_j) per row, w from the dense solve over the distinct nodes."""
+    out = []
+    for z_row, o_row in zip(zs, order):
+        first = torch.ones_like(z_row, dtype=torch.bool)
+        first[1:] = z_row[1:] != z_row[:-1]
+        z, yy = z_row[first], y[o_row[first]]
+        b = ref_breakpoints(z, BREAKPOINT_T)
+        w = ref_weights(z, yy[:, None], b).squeeze(1)
+        out.append(float((w.abs() * (z[-1] - b)).sum()))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_score_matches_dense_reference(device):
+    g = torch.Generator().manual_seed(14)
+    n = 80
+    Z = torch.randn(5, n, generator=g, dtype=torch.float64)
+    Z[1, 40:] = Z[1, :40]  # duplicate rows: ties in the sorted projections
+    Z[3] = 2.5  # a single distinct node
+    y = torch.randn(n, generator=g, dtype=torch.float64)
+    y[40:] = y[:40]
+    zs, order = torch.sort(Z, dim=1, stable=True)
+    got = ops.interp_score(zs.to(device), order.to(device), y.to(device), BREAKPOINT_T).cpu()
+    torch.testing.assert_close(got, ref_score(zs, order, y), rtol=1e-7, atol=0)
+
+
 def _op_samples(device):
     g = torch.Generator().manual_seed(6)
     X = torch.randn(9, 20, generator=g).to(device)
@@ -156,11 +183,19 @@ def _op_samples(device):
         "interp_sort": (torch.randn(3, 8, generator=g, dtype=torch.float64).to(device),),
         "interp_weights": (z, y, BREAKPOINT_T),
         "interp_eval": (zq, b, z, y, s),
+        "interp_score": (
+            z.expand(2, 7).contiguous(),
+            torch.arange(7).expand(2, 7).contiguous().to(device),
+            y[:, 0],
+            0.25,
+        ),
     }
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", ["interp_project", "interp_sort", "interp_weights", "interp_eval"])
+@pytest.mark.parametrize(
+    "name", ["interp_project", "interp_sort", "interp_weights", "interp_eval", "interp_score"]
+)
 def test_opcheck(device, name):
     torch.library.opcheck(getattr(ops, name).default, _op_samples(device)[name])
 
@@ -178,6 +213,8 @@ def test_ops_reject_bad_arguments_without_crashing():
     with pytest.raises(RuntimeError, match="t must lie"):
         ops.interp_weights(torch.zeros(3, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64), 1.5)
     z = torch.zeros(3, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="indices outside"):
+        ops.interp_score(z[None], torch.tensor([[0, 1, 5]]), z, 0.25)
     with pytest.raises(RuntimeError, match="same number of nodes"):
         ops.interp_eval(
             z, z, z[:2], torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64)

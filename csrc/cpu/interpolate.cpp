@@ -3,6 +3,7 @@
 //   interp_project(X, A) -> Z          Z = X @ A^T in float64, X read in its own dtype
 //   interp_sort(Z) -> (values, idx)   stable ascending sort of each row of Z (C, n)
 //   interp_weights(z, y, t) -> (b, s)  breakpoints and cumulative slopes along sorted nodes
+//   interp_score(zs, order, y, t) -> R  how large each candidate's weights are
 //   interp_eval(zq, b, z, y, s) -> F   piecewise-linear f at query projections
 //
 // The CUDA twins live in csrc/cuda/interpolate.cu; the arithmetic both share is in
@@ -11,6 +12,7 @@
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -52,6 +54,24 @@ void check_weights_args(const at::Tensor& z, const at::Tensor& y, double t) {
 void check_sort_args(const at::Tensor& z) {
   TORCH_CHECK(z.dim() == 2, "interp_sort: z must be 2-D (C, n), got ", z.dim(), "-D");
   TORCH_CHECK(z.scalar_type() == at::kDouble, "interp_sort: z must be float64, got ", z.scalar_type());
+}
+
+void check_score_args(const at::Tensor& zs, const at::Tensor& order, const at::Tensor& y, double t) {
+  TORCH_CHECK(zs.dim() == 2 && order.dim() == 2, "interp_score: zs and order must be 2-D (R, n)");
+  TORCH_CHECK(zs.sizes() == order.sizes(), "interp_score: zs and order must have the same shape");
+  TORCH_CHECK(zs.scalar_type() == at::kDouble && y.scalar_type() == at::kDouble,
+              "interp_score: zs and y must be float64");
+  TORCH_CHECK(order.scalar_type() == at::kLong, "interp_score: order must be int64");
+  TORCH_CHECK(y.dim() == 1 && y.size(0) == zs.size(1), "interp_score: y must be 1-D with n = ", zs.size(1),
+              " values");
+  TORCH_CHECK(zs.device() == order.device() && zs.device() == y.device(),
+              "interp_score: zs, order and y must be on the same device");
+  TORCH_CHECK(t > 0.0 && t < 1.0, "interp_score: t must lie in (0, 1), got ", t);
+  if (order.numel() > 0) {
+    const int64_t lo = order.min().item<int64_t>(), hi = order.max().item<int64_t>();
+    TORCH_CHECK(lo >= 0 && hi < zs.size(1), "interp_score: order holds indices outside [0, ", zs.size(1),
+                ")");
+  }
 }
 
 void check_eval_args(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z, const at::Tensor& y,
@@ -165,6 +185,124 @@ __attribute__((target("avx2,fma"))) void dots2_avx2(const T* x, const double* a0
   out[1] = lane_sum(lanes);
 }
 
+// AVX-512: two 8-wide accumulators per direction are lanes 0-7 and 8-15; up to four
+// directions share each load and conversion of x.
+__attribute__((target("avx512f"), always_inline)) inline void load16_512(const float* x, __m512d& lo,
+                                                                         __m512d& hi) {
+  lo = _mm512_cvtps_pd(_mm256_loadu_ps(x));
+  hi = _mm512_cvtps_pd(_mm256_loadu_ps(x + 8));
+}
+
+__attribute__((target("avx512f"), always_inline)) inline void load16_512(const double* x, __m512d& lo,
+                                                                         __m512d& hi) {
+  lo = _mm512_loadu_pd(x);
+  hi = _mm512_loadu_pd(x + 8);
+}
+
+template <typename T, int P>
+__attribute__((target("avx512f"))) void dots_avx512(const T* x, const double* A, int64_t d, double* out) {
+  __m512d acc[P][2];
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p) acc[p][0] = acc[p][1] = _mm512_setzero_pd();
+  int64_t i = 0;
+  for (; i + kLanes <= d; i += kLanes) {
+    __m512d lo, hi;
+    load16_512(x + i, lo, hi);
+#pragma GCC unroll 4
+    for (int p = 0; p < P; ++p) {
+      acc[p][0] = _mm512_fmadd_pd(lo, _mm512_loadu_pd(A + p * d + i), acc[p][0]);
+      acc[p][1] = _mm512_fmadd_pd(hi, _mm512_loadu_pd(A + p * d + i + 8), acc[p][1]);
+    }
+  }
+  for (int p = 0; p < P; ++p) {
+    double lanes[kLanes];
+    _mm512_storeu_pd(lanes, acc[p][0]);
+    _mm512_storeu_pd(lanes + 8, acc[p][1]);
+    const double* a = A + p * d;
+    for (int l = 0; i + l < d; ++l) lanes[l] = std::fma(static_cast<double>(x[i + l]), a[i + l], lanes[l]);
+    out[p] = lane_sum(lanes);
+  }
+}
+
+// Blocked form for many rows: A is walked in chunks small enough to stay in L1 while a
+// block of rows passes over them (A itself, C x d float64, would otherwise stream from L2
+// for every row). Each lane still accumulates its elements in order: same bits.
+template <typename T, int P>
+__attribute__((target("avx512f"))) void chunk_avx512(const T* x, const double* A, int64_t d, int64_t i0,
+                                                     int64_t i1, double* lanes /* P x kLanes */) {
+  __m512d acc[P][2];
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p) {
+    acc[p][0] = _mm512_loadu_pd(lanes + p * kLanes);
+    acc[p][1] = _mm512_loadu_pd(lanes + p * kLanes + 8);
+  }
+  for (int64_t i = i0; i < i1; i += kLanes) {
+    __m512d lo, hi;
+    load16_512(x + i, lo, hi);
+#pragma GCC unroll 4
+    for (int p = 0; p < P; ++p) {
+      acc[p][0] = _mm512_fmadd_pd(lo, _mm512_loadu_pd(A + p * d + i), acc[p][0]);
+      acc[p][1] = _mm512_fmadd_pd(hi, _mm512_loadu_pd(A + p * d + i + 8), acc[p][1]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p) {
+    _mm512_storeu_pd(lanes + p * kLanes, acc[p][0]);
+    _mm512_storeu_pd(lanes + p * kLanes + 8, acc[p][1]);
+  }
+}
+
+template <typename T>
+void project_block_avx512(const T* X, const double* A, double* Z, int64_t r0, int64_t r1, int64_t d,
+                          int64_t C) {
+  constexpr int64_t kRows = 16, kChunk = 256;
+  const int64_t d_full = d - d % kLanes;
+  alignas(64) double lanes[kRows][4 * kLanes];
+  for (int64_t rb = r0; rb < r1; rb += kRows) {
+    const int64_t rows = std::min(kRows, r1 - rb);
+    for (int64_t c0 = 0; c0 < C; c0 += 4) {
+      const int P = static_cast<int>(std::min<int64_t>(4, C - c0));
+      const double* Ac = A + c0 * d;
+      for (int64_t r = 0; r < rows; ++r) std::fill(lanes[r], lanes[r] + 4 * kLanes, 0.0);
+      for (int64_t i0 = 0; i0 < d_full; i0 += kChunk) {
+        const int64_t i1 = std::min(i0 + kChunk, d_full);
+        for (int64_t r = 0; r < rows; ++r) {
+          const T* x = X + (rb + r) * d;
+          switch (P) {
+            case 4:
+              chunk_avx512<T, 4>(x, Ac, d, i0, i1, lanes[r]);
+              break;
+            case 3:
+              chunk_avx512<T, 3>(x, Ac, d, i0, i1, lanes[r]);
+              break;
+            case 2:
+              chunk_avx512<T, 2>(x, Ac, d, i0, i1, lanes[r]);
+              break;
+            default:
+              chunk_avx512<T, 1>(x, Ac, d, i0, i1, lanes[r]);
+              break;
+          }
+        }
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* x = X + (rb + r) * d;
+        for (int p = 0; p < P; ++p) {
+          double* ln = lanes[r] + p * kLanes;
+          const double* a = Ac + p * d;
+          for (int l = 0; d_full + l < d; ++l)
+            ln[l] = std::fma(static_cast<double>(x[d_full + l]), a[d_full + l], ln[l]);
+          Z[(rb + r) * C + c0 + p] = lane_sum(ln);
+        }
+      }
+    }
+  }
+}
+
+bool have_avx512() {
+  static const bool ok = __builtin_cpu_supports("avx512f");
+  return ok;
+}
+
 bool have_avx2() {
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return ok;
@@ -175,6 +313,24 @@ bool have_avx2() {
 template <typename T>
 void dots(const T* x, const double* A, int64_t d, int64_t C, double* out) {
 #ifdef RETHINK_X86_DISPATCH
+  if (have_avx512()) {
+    int64_t c = 0;
+    for (; c + 4 <= C; c += 4) dots_avx512<T, 4>(x, A + c * d, d, out + c);
+    switch (C - c) {
+      case 3:
+        dots_avx512<T, 3>(x, A + c * d, d, out + c);
+        break;
+      case 2:
+        dots_avx512<T, 2>(x, A + c * d, d, out + c);
+        break;
+      case 1:
+        dots_avx512<T, 1>(x, A + c * d, d, out + c);
+        break;
+      default:
+        break;
+    }
+    return;
+  }
   if (have_avx2()) {
     int64_t c = 0;
     for (; c + 2 <= C; c += 2) dots2_avx2(x, A + c * d, A + (c + 1) * d, d, out + c, true);
@@ -189,6 +345,9 @@ template <typename scalar_t>
 void project_rows(const scalar_t* X, const double* A, double* Z, int64_t begin, int64_t end, int64_t d,
                   int64_t C) {
   if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
+#ifdef RETHINK_X86_DISPATCH
+    if (have_avx512()) return project_block_avx512(X, A, Z, begin, end, d, C);
+#endif
     for (int64_t r = begin; r < end; ++r) dots(X + r * d, A, d, C, Z + r * C);
   } else {
     // Half / BFloat16: widen one row at a time to float (exact), then the float path.
@@ -212,7 +371,7 @@ at::Tensor interp_project_cpu(const at::Tensor& X, const at::Tensor& A) {
   // Rows are handed out in small chunks from a shared counter, so a thread slowed down by
   // other work on its core does not hold up the whole pass (at::parallel_for splits
   // statically).
-  const int64_t chunk = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, d));
+  const int64_t chunk = (std::max<int64_t>(16, 65536 / std::max<int64_t>(1, d)) + 15) / 16 * 16;
   const int64_t workers = std::min<int64_t>(at::get_num_threads(), (n + chunk - 1) / chunk);
   std::atomic<int64_t> next{0};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, Xc.scalar_type(), "interp_project_cpu", [&] {
@@ -292,6 +451,24 @@ at::Tensor interp_eval_cpu(const at::Tensor& zq, const at::Tensor& b, const at::
   return out;
 }
 
+// Score of each candidate row (see interp::score_row); rows are independent.
+at::Tensor interp_score_cpu(const at::Tensor& zs, const at::Tensor& order, const at::Tensor& y, double t) {
+  interp::check_score_args(zs, order, y, t);
+  TORCH_CHECK(zs.device().is_cpu(), "interp_score (CPU kernel): inputs must be on the CPU");
+  const at::Tensor zc = zs.contiguous(), oc = order.contiguous(), yc = y.contiguous();
+  const int64_t R = zc.size(0), n = zc.size(1);
+  at::Tensor out = at::zeros({R}, zc.options());
+  if (R == 0 || n == 0) return out;
+  const double* zp = zc.data_ptr<double>();
+  const int64_t* op = oc.data_ptr<int64_t>();
+  const double* yp = yc.data_ptr<double>();
+  double* outp = out.data_ptr<double>();
+  at::parallel_for(0, R, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) outp[r] = interp::score_row(zp + r * n, op + r * n, yp, n, t);
+  });
+  return out;
+}
+
 // Stable ascending sort of each row: LSD radix sort on the order-preserving integer image
 // of the float64 keys (11-bit digits, passes where every key shares the digit skipped).
 // -0.0 and +0.0 compare equal, as in torch.sort.
@@ -360,6 +537,7 @@ TORCH_LIBRARY_FRAGMENT(rethink, m) {
   m.def("interp_project(Tensor X, Tensor A) -> Tensor");
   m.def("interp_weights(Tensor z, Tensor y, float t) -> (Tensor, Tensor)");
   m.def("interp_sort(Tensor z) -> (Tensor, Tensor)");
+  m.def("interp_score(Tensor zs, Tensor order, Tensor y, float t) -> Tensor");
   m.def("interp_eval(Tensor zq, Tensor b, Tensor z, Tensor y, Tensor s) -> Tensor");
 }
 
@@ -367,6 +545,7 @@ TORCH_LIBRARY_IMPL(rethink, CPU, m) {
   m.impl("interp_project", &interp_project_cpu);
   m.impl("interp_weights", &interp_weights_cpu);
   m.impl("interp_sort", &interp_sort_cpu);
+  m.impl("interp_score", &interp_score_cpu);
   m.impl("interp_eval", &interp_eval_cpu);
 }
 

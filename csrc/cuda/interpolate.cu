@@ -20,6 +20,7 @@ namespace interp {
 void check_project_args(const at::Tensor& X, const at::Tensor& A);
 void check_weights_args(const at::Tensor& z, const at::Tensor& y, double t);
 void check_sort_args(const at::Tensor& z);
+void check_score_args(const at::Tensor& zs, const at::Tensor& order, const at::Tensor& y, double t);
 void check_eval_args(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z, const at::Tensor& y,
                      const at::Tensor& s);
 }  // namespace interp
@@ -164,6 +165,29 @@ std::tuple<at::Tensor, at::Tensor> interp_weights_cuda(const at::Tensor& z, cons
   return {b, s};
 }
 
+// One thread per candidate row (there are few rows): the same sequential loop as the CPU.
+__global__ void score_kernel(const double* __restrict__ zs, const int64_t* __restrict__ order,
+                             const double* __restrict__ y, double* __restrict__ out, int64_t R, int64_t n,
+                             double t) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r < R) out[r] = interp::score_row(zs + r * n, order + r * n, y, n, t);
+}
+
+at::Tensor interp_score_cuda(const at::Tensor& zs, const at::Tensor& order, const at::Tensor& y, double t) {
+  interp::check_score_args(zs, order, y, t);
+  TORCH_CHECK(zs.is_cuda(), "interp_score (CUDA kernel): inputs must be on a CUDA device");
+  const c10::cuda::CUDAGuard guard(zs.device());
+  const at::Tensor zc = zs.contiguous(), oc = order.contiguous(), yc = y.contiguous();
+  const int64_t R = zc.size(0), n = zc.size(1);
+  at::Tensor out = at::zeros({R}, zc.options());
+  if (R == 0 || n == 0) return out;
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  score_kernel<<<blocks_for(R, 32), 32, 0, stream>>>(zc.data_ptr<double>(), oc.data_ptr<int64_t>(),
+                                                     yc.data_ptr<double>(), out.data_ptr<double>(), R, n, t);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
 // One thread per query: binary search for the segment, then y_j + s_j (zq - z_j).
 __global__ void eval_kernel(const double* __restrict__ zq, const double* __restrict__ b,
                             const double* __restrict__ z, const double* __restrict__ y,
@@ -210,6 +234,7 @@ TORCH_LIBRARY_IMPL(rethink, CUDA, m) {
   m.impl("interp_project", &interp_project_cuda);
   m.impl("interp_sort", &interp_sort_cuda);
   m.impl("interp_weights", &interp_weights_cuda);
+  m.impl("interp_score", &interp_score_cuda);
   m.impl("interp_eval", &interp_eval_cuda);
 }
 
