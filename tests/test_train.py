@@ -145,6 +145,7 @@ def test_result_files_and_load_model(tmp_path):
 
 
 def test_resume_parity(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "_CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every epoch
     kw = dict(model="mlp1x512", dataset="digits", corruption="random_labels", max_epochs=6, batch_size=200, **FAST)
     full = rethink.fit_random(**kw, out_dir=tmp_path / "full")
 
@@ -172,6 +173,7 @@ def test_resume_parity(tmp_path, monkeypatch):
 
 
 def test_resume_refuses_checkpoint_of_another_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "_CHECKPOINT_SECONDS", 0.0)
     kw = dict(model="mlp1x512", dataset="digits", corruption="random_labels", max_epochs=3, **FAST)
     monkeypatch.setattr(train, "_after_epoch", lambda e: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
@@ -182,6 +184,7 @@ def test_resume_refuses_checkpoint_of_another_run(tmp_path, monkeypatch):
 
 
 def test_failed_checkpoint_write_keeps_previous_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "_CHECKPOINT_SECONDS", 0.0)
     kw = dict(model="mlp1x512", dataset="digits", corruption="random_labels", max_epochs=4, **FAST)
     real = train.atomic_torch_save
     calls = []
@@ -194,11 +197,9 @@ def test_failed_checkpoint_write_keeps_previous_files(tmp_path, monkeypatch):
             def boom(*a):
                 raise OSError("disk full")
 
-            monkeypatch.setattr(io.os, "fsync", boom)
-            try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(io.os, "fsync", boom)
                 return real(obj, path)
-            finally:
-                monkeypatch.undo()
         return real(obj, path)
 
     monkeypatch.setattr(train, "atomic_torch_save", flaky)
