@@ -672,8 +672,12 @@ def _is_done(out_dir: Path, run_name: str) -> Result | None:
     return None
 
 
-def _sweep_worker(runs: list[dict[str, Any]], out_dir: str, device: str) -> None:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+def _sweep_worker(runs: list[dict[str, Any]], out_dir: str, device: str, workers: int) -> None:
+    if torch.device(device).type == "cuda":
+        if torch.device(device).index is not None:
+            torch.cuda.set_device(torch.device(device))
+    else:  # CPU workers share the cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     for kw in runs:
         try:
             fit_random(**dict(kw, device=device, out_dir=out_dir, resume=True, progress=False))
@@ -731,7 +735,7 @@ def sweep(models: Sequence[Any] = ("mlp1x512",), corruptions: Sequence[Any] = ("
         for i, d in enumerate(devices):
             part = todo[i::len(devices)]
             if part:
-                p = ctx.Process(target=_sweep_worker, args=(part, str(out), d))
+                p = ctx.Process(target=_sweep_worker, args=(part, str(out), d, len(devices)))
                 p.start()
                 procs.append(p)
         for p in procs:
