@@ -106,10 +106,25 @@ def test_prepared_split_equals_streaming_loader(corruption, monkeypatch):
     _assert_same_state(prepared.model.state_dict(), streamed.model.state_dict())
 
 
-def test_augmented_run_streams_batches():
-    r = rethink.fit_random("mlp1x512", "digits", "none", augment="crop_flip", max_epochs=2, **FAST)
+def test_augmented_run_measures_train_accuracy_without_augmentation():
+    r = rethink.fit_random("mlp1x512", "digits", "labels:0.3", augment="crop_flip", max_epochs=2, **FAST)
     assert r.config["augment"] == "crop_flip" and len(r.history) == 2
     assert r.config["run_name"].endswith("_crop_flip_s0")
+    # the recorded accuracy is that of the final model on the whole corrupted training split,
+    # eval mode, no augmentation
+    corr = rethink.Corruption("labels", p=0.3, seed=0)
+    x, y = rethink.RandomizedLoader(rethink.datasets.load("digits"), corr, shuffle=False).materialize()
+    with torch.no_grad():
+        acc = (r.model.eval()(x).argmax(1) == y).double().mean().item()
+    assert r.history[-1]["train_acc"] == pytest.approx(acc, abs=1e-12)
+
+
+def test_stop_at_train_acc():
+    r = rethink.fit_random("mlp1x512", "digits", "none", stop_at_train_acc=0.5, **FAST)
+    assert r.history[-1]["train_acc"] >= 0.5 and all(h["train_acc"] < 0.5 for h in r.history[:-1])
+    assert r.epochs_to_fit == len(r.history) and r.steps_to_fit == r.history[-1]["step"]
+    never = rethink.fit_random("mlp1x512", "digits", "random_labels", max_epochs=2, **FAST)
+    assert never.epochs_to_fit is None and never.steps_to_fit is None and never.status == "completed"
 
 
 # ----------------------------------------------------------------------------- files, resume
@@ -130,6 +145,7 @@ def test_result_files_and_load_model(tmp_path):
 
 
 def test_resume_parity(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "_CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every epoch
     kw = dict(model="mlp1x512", dataset="digits", corruption="random_labels", max_epochs=6, batch_size=200, **FAST)
     full = rethink.fit_random(**kw, out_dir=tmp_path / "full")
 
@@ -157,6 +173,7 @@ def test_resume_parity(tmp_path, monkeypatch):
 
 
 def test_resume_refuses_checkpoint_of_another_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "_CHECKPOINT_SECONDS", 0.0)
     kw = dict(model="mlp1x512", dataset="digits", corruption="random_labels", max_epochs=3, **FAST)
     monkeypatch.setattr(train, "_after_epoch", lambda e: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
@@ -167,6 +184,7 @@ def test_resume_refuses_checkpoint_of_another_run(tmp_path, monkeypatch):
 
 
 def test_failed_checkpoint_write_keeps_previous_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "_CHECKPOINT_SECONDS", 0.0)
     kw = dict(model="mlp1x512", dataset="digits", corruption="random_labels", max_epochs=4, **FAST)
     real = train.atomic_torch_save
     calls = []
@@ -179,11 +197,9 @@ def test_failed_checkpoint_write_keeps_previous_files(tmp_path, monkeypatch):
             def boom(*a):
                 raise OSError("disk full")
 
-            monkeypatch.setattr(io.os, "fsync", boom)
-            try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(io.os, "fsync", boom)
                 return real(obj, path)
-            finally:
-                monkeypatch.undo()
         return real(obj, path)
 
     monkeypatch.setattr(train, "atomic_torch_save", flaky)
