@@ -3,9 +3,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from conftest import DEVICES
+from torch import nn
 
 from rethink import Result
 from rethink import measures as M
