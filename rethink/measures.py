@@ -977,7 +977,7 @@ def _markdown(rows, ranking, hps, seconds, skipped) -> str:
     ]
     for i, r in enumerate(ranking, 1):
         cells = [str(i), r["measure"], _fmt(r["tau"]), _fmt(r["granulated"]), *(_fmt(r[f"psi_{h}"]) for h in hps),
-                 str(r["runs"]), f"{r['seconds_per_run']:.3g}", DOCS.get(r["measure"], "")]
+                 str(r["runs"]), f"{r['seconds_per_run']:.3g}", DOCS.get(r["measure"], "").replace("|", "\\|")]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Time per measure group", "", "| group | total s | s / run |", "| --- | --- | --- |"]
     for g, s in sorted(seconds.items(), key=lambda kv: -kv[1]):

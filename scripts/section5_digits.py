@@ -49,7 +49,7 @@ def study(device: str, out_dir: str) -> str:
     head = (
         f"Sweep: mlp1x512 on digits, corruptions {', '.join(CORRUPTIONS)} x weight decay "
         f"{', '.join(f'{w:g}' for w in WEIGHT_DECAYS)}, seed 0, lr {SWEEP['lr']}, at most "
-        f"{SWEEP['max_epochs']} epochs ({len(rep.rows)} runs; training took {train_s:.0f} s, or 0 when resumed). "
+        f"{SWEEP['max_epochs']} epochs ({len(rep.rows)} runs; training took {train_s:.0f} s here: 0 when the sweep was already complete). "
         f"`rethink.measures.study` with default settings took {study_s:.1f} s for all runs "
         f"({study_s / max(len(rep.rows), 1):.2f} s per run).\n\n"
         f"Machine: {machine(device)}. Command: `python scripts/section5_digits.py --device {device} "
