@@ -138,15 +138,24 @@ RETHINK_HD double u32_to_open01(uint32_t x) {
   return (static_cast<double>(x) + 0.5) * 2.3283064365386963e-10;
 }
 
-// The standard normal draw for value `index` of image `image` (Box-Muller; even indices
-// take the cosine branch, odd ones the sine branch of the same pair).
-RETHINK_HD double gauss_value(int64_t seed, uint32_t image, uint32_t index, uint32_t split) {
-  const U32x4 r = philox4x32_10(image, index >> 1, kStreamGauss, split, seed_lo(seed), seed_hi(seed));
+// The pair of standard normal draws for values 2 * pair and 2 * pair + 1 of image
+// `image` (Box-Muller: the cosine branch for the even value, the sine branch for the odd).
+RETHINK_HD void gauss_pair(int64_t seed, uint32_t image, uint32_t pair, uint32_t split, double* z_even,
+                           double* z_odd) {
+  const U32x4 r = philox4x32_10(image, pair, kStreamGauss, split, seed_lo(seed), seed_hi(seed));
   const double u1 = u32_to_open01(r.v[0]);
   const double u2 = u32_to_open01(r.v[1]);
   const double radius = sqrt(-2.0 * log(u1));
   const double theta = 6.283185307179586 * u2;
-  return (index & 1u) ? radius * sin(theta) : radius * cos(theta);
+  *z_even = radius * cos(theta);
+  *z_odd = radius * sin(theta);
+}
+
+// The standard normal draw for value `index` of image `image`.
+RETHINK_HD double gauss_value(int64_t seed, uint32_t image, uint32_t index, uint32_t split) {
+  double z_even, z_odd;
+  gauss_pair(seed, image, index >> 1, split, &z_even, &z_odd);
+  return (index & 1u) ? z_odd : z_even;
 }
 
 // Augmentation draws of one image in one epoch: crop offsets in [0, range_y] x

@@ -24,8 +24,8 @@ from .loader import RandomizedLoader, randomized_batch
 __all__ += ["datasets", "Corruption", "corrupt", "RandomizedLoader", "randomized_batch"]
 
 # --- engine: models, fit_random, sweeps (issue: engine) ----------------------
-from . import models, train
-from .train import fit_random, sweep
+from . import models, train  # noqa: E402
+from .train import fit_random, sweep  # noqa: E402
 
 __all__ += ["models", "train", "fit_random", "sweep"]
 

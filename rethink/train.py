@@ -52,6 +52,16 @@ _RESUME_KEYS = ("model", "dataset", "corruption", "corruption_seed", "seed", "lr
 
 _EVAL_BATCH = 1024
 
+#: The checkpoint and the "running" result are written after an epoch when at least this many
+#: seconds passed since they were last written (every epoch of a run whose epochs take longer);
+#: at most this much work is lost to an interruption. Tiny runs (digits: ~40 ms per epoch)
+#: would otherwise spend a third of their time writing files.
+_CHECKPOINT_SECONDS = 2.0
+
+#: Splits whose prepared images (corrupted, cropped, normalized, in the training dtype)
+#: take at most this many bytes are prepared once per run and kept on the device.
+_CACHE_BYTES = 2 * 2**30
+
 
 class TrainingFailed(RuntimeError):
     """A run that could not go on (e.g. the loss became NaN). ``.result`` holds the run so far
@@ -104,7 +114,9 @@ def _check_number(name: str, value: Any, *, low: float | None = None, high: floa
 
 def _resolve_device(device: str | torch.device, local_rank: int) -> torch.device:
     if isinstance(device, str) and device == "auto":
-        if torch.cuda.is_available():
+        from ._build import cuda_kernels_available
+
+        if cuda_kernels_available():  # a GPU and an extension built with its CUDA kernels
             return torch.device("cuda", local_rank if local_rank >= 0 else torch.cuda.current_device())
         return torch.device("cpu")
     try:
@@ -165,11 +177,49 @@ def _state_to_cpu(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v.detach().to("cpu", copy=True) if torch.is_tensor(v) else copy.deepcopy(v) for k, v in state.items()}
 
 
+def _prepare(loader: Any, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The whole split as prepared by ``loader`` (one fused kernel call), or None if too large.
+
+    Without augmentation a split's prepared images are the same in every epoch (every
+    corruption is drawn once), so they are made once and batches are gathered from them.
+    """
+    itemsize = torch.empty((), dtype=loader.dtype).element_size()
+    if n == 0 or n * math.prod(loader.output_shape) * itemsize > _CACHE_BYTES:
+        return None
+    return loader.materialize(0)
+
+
+def _chunks(data: tuple[torch.Tensor, torch.Tensor], size: int):
+    x, y = data
+    for start in range(0, y.shape[0], size):
+        yield x[start:start + size], y[start:start + size]
+
+
+def _shard_batches(data: tuple[torch.Tensor, torch.Tensor], order: torch.Tensor, loader: Any):
+    """This rank's batches of one epoch gathered from the prepared split, in the loader's order
+    and with the loader's sharding (every global batch cut into world_size equal shards)."""
+    x, y = data
+    n, bs, world, rank = order.shape[0], loader.batch_size, loader.world_size, loader.rank
+    shard = bs // world
+    full, rem = divmod(n, bs)
+    last = 0 if loader.drop_last else rem // world
+    count = full + (1 if last else 0)
+    if count != len(loader):
+        raise RuntimeError(f"internal: {count} batches from the prepared split but the loader has {len(loader)}")
+    for k in range(count):
+        size = shard if (k + 1) * bs <= n else last
+        idx = order[k * bs + rank * size:k * bs + rank * size + size]
+        xb = x.index_select(0, idx)
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        yield xb, y.index_select(0, idx)
+
+
 @torch.no_grad()
-def _evaluate(model: nn.Module, loader: Any, device: torch.device, amp: torch.dtype | None) -> torch.Tensor:
-    """Sum of cross-entropy losses, number correct and count over ``loader``, as a device tensor."""
+def _evaluate(model: nn.Module, batches: Any, device: torch.device, amp: torch.dtype | None) -> torch.Tensor:
+    """Sum of cross-entropy losses, number correct and count over ``batches``, as a device tensor."""
     acc = torch.zeros(3, dtype=torch.float64, device=device)
-    for x, y in loader:
+    for x, y in batches:
         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             out = model(x)
         out = out.float()
@@ -234,13 +284,16 @@ def fit_random(
         stop_at_train_acc: stop once the accuracy on the whole corrupted training split
             (eval mode, no augmentation) reaches this value, in (0, 1].
         augment, crop, normalize: passed to :class:`rethink.RandomizedLoader`.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        device: ``"auto"`` (CUDA when a GPU is visible and rethink was built with its CUDA
+            kernels, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         dtype: None/``"float32"``, or ``"bfloat16"`` for bf16 autocast (batches in bf16).
         seed: model initialization, batch order and augmentation (and the corruption's draw
             when ``corruption`` is a string).
-        out_dir: when given, ``<run_name>.json`` (the Result, rewritten atomically after every
-            epoch with status ``"running"``), ``<run_name>.ckpt.pt`` (checkpoint of the last
-            epoch, removed at the end) and ``<run_name>.pt`` (final and initial weights).
+        out_dir: when given, ``<run_name>.json`` (the Result, rewritten atomically with status
+            ``"running"`` together with the checkpoint), ``<run_name>.ckpt.pt`` (checkpoint after
+            an epoch: model, optimizer, schedule, epoch, RNG state, history; written after every
+            epoch, or every 2 s when epochs are shorter; removed at the end) and
+            ``<run_name>.pt`` (final and initial weights). Every file is written atomically.
         resume: continue from ``<run_name>.ckpt.pt`` if present; a completed result is
             returned as it is.
         progress: a tqdm bar with live train/test accuracy.
@@ -343,6 +396,8 @@ def _fit(rethink, model, dataset, corruption, root, lr, momentum, lr_decay, lr_d
     test_eval = (rethink.RandomizedLoader(ds, corr, split="test", batch_size=eval_batch, shuffle=False, seed=seed,
                                           **common) if has_test else None)
     input_shape = tuple(int(v) for v in train_eval.output_shape)
+    train_data = _prepare(train_eval, num_train)
+    test_data = _prepare(test_eval, int(ds.test.labels.shape[0])) if has_test else None
 
     # ---- model
     net = _models.create(model, input_shape, num_classes, seed=seed) if isinstance(model, str) else model
@@ -390,7 +445,8 @@ def _fit(rethink, model, dataset, corruption, root, lr, momentum, lr_decay, lr_d
                 return done
 
     # ---- optimizer, schedule, state
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                fused=True if dev.type == "cuda" else None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _ExampleDecay(lr_decay, num_train, lr_decay_examples))
     history: list[dict[str, Any]] = []
     epoch = step = 0
@@ -452,15 +508,19 @@ def _fit(rethink, model, dataset, corruption, root, lr, momentum, lr_decay, lr_d
             bar.set_postfix(train_acc=f"{history[-1]['train_acc']:.3f}", test_acc=f"{history[-1]['test_acc']:.3f}")
 
     fitted = result.epochs_to_fit is not None and history and history[-1]["train_acc"] >= stop_at_train_acc
-    t0 = time.perf_counter()
+    t0 = last_save = time.perf_counter()
     steps_per_epoch = len(train_loader)
     try:
         while epoch < max_epochs and not fitted:
             train_loader.set_epoch(epoch)
+            if augment is None and train_data is not None:
+                batches = _shard_batches(train_data, train_loader.order(epoch), train_loader)
+            else:
+                batches = iter(train_loader)
             train_net.train()
             losses = torch.zeros(steps_per_epoch, device=dev)
             n_steps = 0
-            for i, (x, y) in enumerate(train_loader):
+            for i, (x, y) in enumerate(batches):
                 with torch.autocast(dev.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                     out = fwd(x)
                 loss = F.cross_entropy(out.float(), y)
@@ -473,8 +533,10 @@ def _fit(rethink, model, dataset, corruption, root, lr, momentum, lr_decay, lr_d
             scheduler.step()
             epoch += 1
             net.eval()
-            tr = _evaluate(eval_fwd, train_eval, dev, amp)
-            te = _evaluate(eval_fwd, test_eval, dev, amp) if test_eval is not None else None
+            tr = _evaluate(eval_fwd, _chunks(train_data, eval_batch) if train_data else train_eval, dev, amp)
+            te = None
+            if test_eval is not None:
+                te = _evaluate(eval_fwd, _chunks(test_data, eval_batch) if test_data else test_eval, dev, amp)
             bad = ~torch.isfinite(losses[:n_steps])
             first_bad = torch.where(bad.any(), bad.to(torch.int64).argmax(), torch.tensor(-1, device=dev))
             parts = [tr, te if te is not None else torch.full((3,), math.nan, dtype=torch.float64, device=dev),
@@ -498,8 +560,11 @@ def _fit(rethink, model, dataset, corruption, root, lr, momentum, lr_decay, lr_d
             if entry["train_acc"] >= stop_at_train_acc:
                 fitted = True
                 result.steps_to_fit, result.epochs_to_fit = step, epoch
-            checkpoint()
-            write("running")
+            now = time.perf_counter()
+            if not fitted and epoch < max_epochs and now - last_save >= _CHECKPOINT_SECONDS:
+                checkpoint()
+                write("running")
+                last_save = now
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(train_acc=f"{entry['train_acc']:.3f}", test_acc=f"{entry['test_acc']:.3f}",
@@ -607,8 +672,12 @@ def _is_done(out_dir: Path, run_name: str) -> Result | None:
     return None
 
 
-def _sweep_worker(runs: list[dict[str, Any]], out_dir: str, device: str) -> None:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+def _sweep_worker(runs: list[dict[str, Any]], out_dir: str, device: str, workers: int) -> None:
+    if torch.device(device).type == "cuda":
+        if torch.device(device).index is not None:
+            torch.cuda.set_device(torch.device(device))
+    else:  # CPU workers share the cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     for kw in runs:
         try:
             fit_random(**dict(kw, device=device, out_dir=out_dir, resume=True, progress=False))
@@ -666,7 +735,7 @@ def sweep(models: Sequence[Any] = ("mlp1x512",), corruptions: Sequence[Any] = ("
         for i, d in enumerate(devices):
             part = todo[i::len(devices)]
             if part:
-                p = ctx.Process(target=_sweep_worker, args=(part, str(out), d))
+                p = ctx.Process(target=_sweep_worker, args=(part, str(out), d, len(devices)))
                 p.start()
                 procs.append(p)
         for p in procs:
@@ -709,7 +778,7 @@ def _table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def _positive_int(s: str) -> int:
+def _integer(s: str) -> int:
     import argparse
 
     try:
@@ -731,10 +800,10 @@ def _add_fit_options(p, sweep_mode: bool) -> None:
     p.add_argument("--lr-decay-examples", type=int, default=50_000,
                    help="training examples per decay step (default 50000, one CIFAR-10 epoch)")
     p.add_argument("--weight-decay", type=float, default=0.0, nargs=lst, help="L2 weight decay (default 0)")
-    p.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default 128)")
+    p.add_argument("--batch-size", type=_integer, default=128, help="batch size (default 128)")
     p.add_argument("--max-epochs", type=int, default=None, help="epoch limit (default per dataset)")
     p.add_argument("--stop-at-train-acc", type=float, default=1.0, help="stop at this train accuracy (1.0)")
-    p.add_argument("--augment", default=None, nargs=lst, help="augmentation, e.g. crop_flip (default none)")
+    p.add_argument("--augment", default=None, nargs=lst, help="augmentation: none (default) or crop_flip")
     p.add_argument("--crop", type=int, default=None, help="center crop size, e.g. 28 (the paper's)")
     p.add_argument("--normalize", default="per_image", help="per_image (paper), per_channel or none")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -753,8 +822,15 @@ def _fit_kwargs(args) -> dict[str, Any]:
                 dtype=args.dtype, compile=args.compile)
 
 
+def _none(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_none(x) for x in v]
+    return None if v in ("none", "None") else v
+
+
 def _cmd_fit_random(args) -> int:
     kw = _fit_kwargs(args)
+    args.augment = _none(args.augment)
     try:
         result = fit_random(args.model, args.dataset, args.corruption, lr=args.lr, weight_decay=args.weight_decay,
                             augment=args.augment, seed=args.seed, out_dir=args.out_dir, resume=args.resume,
@@ -770,6 +846,7 @@ def _cmd_fit_random(args) -> int:
 
 def _cmd_sweep(args) -> int:
     kw = _fit_kwargs(args)
+    args.augment = _none(args.augment)
     for key in ("dataset", "lr", "weight_decay", "augment"):
         v = getattr(args, key)
         if isinstance(v, list):

@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+from conftest import requires_cuda
 from torch import nn
 
 import rethink
@@ -93,6 +94,39 @@ def test_user_module_and_dataset_object():
     assert r.model is net
 
 
+@pytest.mark.parametrize("corruption", ["random_pixels", "gaussian"])
+def test_prepared_split_equals_streaming_loader(corruption, monkeypatch):
+    # without augmentation the split is prepared once and batches are gathered from it; this
+    # must give exactly the run that streams every batch through the loader
+    kw = dict(model="mlp1x512", dataset="digits", corruption=corruption, max_epochs=2, batch_size=100, **FAST)
+    prepared = rethink.fit_random(**kw)
+    monkeypatch.setattr(train, "_CACHE_BYTES", 0)
+    streamed = rethink.fit_random(**kw)
+    assert _no_seconds(prepared.history) == _no_seconds(streamed.history)
+    _assert_same_state(prepared.model.state_dict(), streamed.model.state_dict())
+
+
+def test_augmented_run_measures_train_accuracy_without_augmentation():
+    r = rethink.fit_random("mlp1x512", "digits", "labels:0.3", augment="crop_flip", max_epochs=2, **FAST)
+    assert r.config["augment"] == "crop_flip" and len(r.history) == 2
+    assert r.config["run_name"].endswith("_crop_flip_s0")
+    # the recorded accuracy is that of the final model on the whole corrupted training split,
+    # eval mode, no augmentation
+    corr = rethink.Corruption("labels", p=0.3, seed=0)
+    x, y = rethink.RandomizedLoader(rethink.datasets.load("digits"), corr, shuffle=False).materialize()
+    with torch.no_grad():
+        acc = (r.model.eval()(x).argmax(1) == y).double().mean().item()
+    assert r.history[-1]["train_acc"] == pytest.approx(acc, abs=1e-12)
+
+
+def test_stop_at_train_acc():
+    r = rethink.fit_random("mlp1x512", "digits", "none", stop_at_train_acc=0.5, **FAST)
+    assert r.history[-1]["train_acc"] >= 0.5 and all(h["train_acc"] < 0.5 for h in r.history[:-1])
+    assert r.epochs_to_fit == len(r.history) and r.steps_to_fit == r.history[-1]["step"]
+    never = rethink.fit_random("mlp1x512", "digits", "random_labels", max_epochs=2, **FAST)
+    assert never.epochs_to_fit is None and never.steps_to_fit is None and never.status == "completed"
+
+
 # ----------------------------------------------------------------------------- files, resume
 
 
@@ -111,6 +145,7 @@ def test_result_files_and_load_model(tmp_path):
 
 
 def test_resume_parity(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "_CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every epoch
     kw = dict(model="mlp1x512", dataset="digits", corruption="random_labels", max_epochs=6, batch_size=200, **FAST)
     full = rethink.fit_random(**kw, out_dir=tmp_path / "full")
 
@@ -138,6 +173,7 @@ def test_resume_parity(tmp_path, monkeypatch):
 
 
 def test_resume_refuses_checkpoint_of_another_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "_CHECKPOINT_SECONDS", 0.0)
     kw = dict(model="mlp1x512", dataset="digits", corruption="random_labels", max_epochs=3, **FAST)
     monkeypatch.setattr(train, "_after_epoch", lambda e: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
@@ -148,6 +184,7 @@ def test_resume_refuses_checkpoint_of_another_run(tmp_path, monkeypatch):
 
 
 def test_failed_checkpoint_write_keeps_previous_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "_CHECKPOINT_SECONDS", 0.0)
     kw = dict(model="mlp1x512", dataset="digits", corruption="random_labels", max_epochs=4, **FAST)
     real = train.atomic_torch_save
     calls = []
@@ -160,11 +197,9 @@ def test_failed_checkpoint_write_keeps_previous_files(tmp_path, monkeypatch):
             def boom(*a):
                 raise OSError("disk full")
 
-            monkeypatch.setattr(io.os, "fsync", boom)
-            try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(io.os, "fsync", boom)
                 return real(obj, path)
-            finally:
-                monkeypatch.undo()
         return real(obj, path)
 
     monkeypatch.setattr(train, "atomic_torch_save", flaky)
@@ -297,3 +332,46 @@ def test_nothing_written_for_bad_input(tmp_path):
         rethink.sweep(["nope"], out_dir=out)
     assert not out.exists()
     assert not os.listdir(tmp_path)
+
+
+# ----------------------------------------------------------------------------- GPU
+
+
+@requires_cuda
+def test_no_host_sync_per_step_on_cuda():
+    import warnings
+
+    ds = rethink.datasets.synthetic(4096, 256, shape=(3, 32, 32))
+    rethink.fit_random("mlp1x512", ds, "random_labels", max_epochs=1, device="cuda", progress=False)  # warm-up
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            r = rethink.fit_random("mlp1x512", ds, "random_labels", max_epochs=2, batch_size=128, device="cuda",
+                                   progress=False)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    assert r.history[-1]["step"] == 64
+    assert len(syncs) < 32, [str(w.message) for w in syncs[:5]]  # a few per epoch, not one per step
+
+
+@requires_cuda
+@pytest.mark.parametrize("model", ["alexnet_small", "inception_small"])
+def test_cuda_bf16_channels_last(model):
+    r = rethink.fit_random(model, "digits", "none", max_epochs=2, device="cuda", dtype="bfloat16", progress=False)
+    assert r.config["dtype"] == "bfloat16" and r.config["device"].startswith("cuda")
+    assert all(math.isfinite(h["train_loss"]) for h in r.history)
+    assert r.history[-1]["train_acc"] > 0.5
+
+
+@pytest.mark.slow
+def test_compile_matches_eager():
+    kw = dict(model="mlp1x512", dataset="digits", corruption="random_labels", max_epochs=1, **FAST)
+    eager = rethink.fit_random(**kw)
+    compiled = rethink.fit_random(**kw, compile=True)
+    assert compiled.config["compile"] is True
+    a, b = eager.history[0], compiled.history[0]
+    assert a["step"] == b["step"]
+    assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+    assert b["train_acc"] == pytest.approx(a["train_acc"], abs=3 / 1437)

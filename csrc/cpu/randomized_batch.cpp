@@ -79,6 +79,40 @@ void check_randomized_batch_args(const at::Tensor& images, const at::Tensor& lab
 
 namespace {
 
+// perm(x) for every x in [0, n) into out[0..n): one branch-free pass (the same arithmetic
+// as FeistelPerm::round_trip, written so that the compiler vectorizes it; an AVX2 clone is
+// picked at load time where the CPU has it), then cycle-walking for the few values that
+// fell outside [0, n).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void feistel_fill(const FeistelPerm& p, uint32_t* out) {
+  const uint32_t n = p.n, hb = p.half_bits, mask = p.mask;
+  const uint32_t k0 = p.keys[0], k1 = p.keys[1], k2 = p.keys[2], k3 = p.keys[3];
+  for (int64_t i = 0; i < static_cast<int64_t>(n); ++i) {
+    const uint32_t x = static_cast<uint32_t>(i);
+    uint32_t l = x >> hb, r = x & mask, t;
+    t = l ^ (hash32(r ^ k0) & mask);
+    l = r;
+    r = t;
+    t = l ^ (hash32(r ^ k1) & mask);
+    l = r;
+    r = t;
+    t = l ^ (hash32(r ^ k2) & mask);
+    l = r;
+    r = t;
+    t = l ^ (hash32(r ^ k3) & mask);
+    l = r;
+    r = t;
+    out[i] = (l << hb) | r;
+  }
+  for (int64_t i = 0; i < static_cast<int64_t>(n); ++i) {
+    uint32_t y = out[i];
+    while (y >= n) y = p.round_trip(y);
+    out[i] = y;
+  }
+}
+
 template <typename out_t>
 void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& indices, at::Tensor& x,
              at::Tensor& y, int64_t pixel_mode, int64_t corruption_seed, int64_t split,
@@ -111,16 +145,55 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
   const uint32_t range_y = static_cast<uint32_t>(H + 2 * pad - OH),
                  range_x = static_cast<uint32_t>(W + 2 * pad - OW);
 
+  std::vector<uint32_t> shared_tab;
+  if (shared) {
+    shared_tab.resize(perm_n);
+    feistel_fill(shared_p, shared_tab.data());
+  }
+
   at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> buf(numel);
-    std::vector<int64_t> src(OHW);
+    std::vector<float> corr(CHW), crop_buf(numel);
+    std::vector<uint32_t> tab(permute && !shared ? perm_n : 0);
+    const uint32_t* ptab = shared ? shared_tab.data() : tab.data();
     for (int64_t b = begin; b < end; ++b) {
       const int64_t i = idx[b];
       yout[b] = lab[i];
       const uint8_t* img = img_base + i * CHW;
       const uint32_t image = static_cast<uint32_t>(i);
-      FeistelPerm perm = shared_p;
-      if (permute && !shared) perm = image_perm(perm_n, corruption_seed, image, static_cast<uint32_t>(split));
+      if (permute && !shared)
+        feistel_fill(image_perm(perm_n, corruption_seed, image, static_cast<uint32_t>(split)), tab.data());
+      // 1. The corrupted image on the 0..1 scale, C x H x W.
+      float* cv = corr.data();
+      switch (pixel_mode) {
+        case kShuffledPixels:
+        case kRandomPixels:
+          for (int64_t c = 0; c < C; ++c) {
+            const uint8_t* ic = img + c * HW;
+            float* oc = cv + c * HW;
+            for (int64_t p = 0; p < HW; ++p) oc[p] = lut[ic[ptab[p]]];
+          }
+          break;
+        case kShuffledValues:
+        case kRandomValues:
+          for (int64_t k = 0; k < CHW; ++k) cv[k] = lut[img[ptab[k]]];
+          break;
+        case kGaussian:
+          for (int64_t k = 0; k < CHW; k += 2) {
+            double z0, z1;
+            gauss_pair(corruption_seed, image, static_cast<uint32_t>(k >> 1), static_cast<uint32_t>(split),
+                       &z0, &z1);
+            const int64_t c0 = k / HW;
+            cv[k] = gauss_to_float(gauss_mean[c0], gauss_std[c0], z0);
+            if (k + 1 < CHW) {
+              const int64_t c1 = (k + 1) / HW;
+              cv[k + 1] = gauss_to_float(gauss_mean[c1], gauss_std[c1], z1);
+            }
+          }
+          break;
+        default:
+          for (int64_t k = 0; k < CHW; ++k) cv[k] = lut[img[k]];
+      }
+      // 2. Crop (random with zero padding, or centered) and flip: C x OH x OW.
       AugmentDraw d =
           augment_draw(aug_seed, image, static_cast<uint32_t>(epoch), static_cast<uint32_t>(split),
                        random_crop ? range_y : 0u, random_crop ? range_x : 0u);
@@ -129,45 +202,49 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
         d.off_x = static_cast<int32_t>(range_x / 2);
       }
       const bool do_flip = flip && d.flip;
-      // Source pixel position (or -1 for zero padding) of every output position.
-      for (int64_t oy = 0; oy < OH; ++oy) {
-        const int64_t sy = oy + d.off_y - pad;
-        for (int64_t ox = 0; ox < OW; ++ox) {
-          const int64_t sx = (do_flip ? OW - 1 - ox : ox) + d.off_x - pad;
-          src[oy * OW + ox] = (sy >= 0 && sy < H && sx >= 0 && sx < W) ? sy * W + sx : -1;
+      const float* vals = cv;
+      const bool identity = OH == H && OW == W && d.off_y == pad && d.off_x == pad && !do_flip;
+      if (!identity) {
+        // Output columns [lo, hi) read source columns inside the image; the rest is padding.
+        const int64_t shift_x = d.off_x - pad;
+        int64_t lo, hi;
+        if (!do_flip) {  // sx = ox + shift_x
+          lo = std::max<int64_t>(0, -shift_x);
+          hi = std::min<int64_t>(OW, W - shift_x);
+        } else {  // sx = OW - 1 - ox + shift_x
+          lo = std::max<int64_t>(0, OW - W + shift_x);
+          hi = std::min<int64_t>(OW, OW + shift_x);
         }
-      }
-      // Corrupted values on the 0..1 scale, C x OH x OW.
-      if (pixel_mode == kPixelNone || pixel_mode == kShuffledPixels || pixel_mode == kRandomPixels) {
-        for (int64_t q = 0; q < OHW; ++q) {
-          int64_t p = src[q];
-          if (p >= 0 && pixel_mode != kPixelNone) p = perm(static_cast<uint32_t>(p));
-          for (int64_t c = 0; c < C; ++c) buf[c * OHW + q] = p >= 0 ? lut[img[c * HW + p]] : 0.f;
+        hi = std::max(hi, lo);
+        for (int64_t c = 0; c < C; ++c) {
+          for (int64_t oy = 0; oy < OH; ++oy) {
+            const int64_t sy = oy + d.off_y - pad;
+            float* dst = crop_buf.data() + c * OHW + oy * OW;
+            if (sy < 0 || sy >= H) {
+              std::fill(dst, dst + OW, 0.f);
+              continue;
+            }
+            const float* row = cv + c * HW + sy * W;
+            std::fill(dst, dst + lo, 0.f);
+            std::fill(dst + hi, dst + OW, 0.f);
+            if (!do_flip) {
+              std::copy(row + lo + shift_x, row + hi + shift_x, dst + lo);
+            } else {
+              const float* r = row + OW - 1 + shift_x;
+              for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = r[-ox];
+            }
+          }
         }
-      } else if (by_value) {
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t q = 0; q < OHW; ++q) {
-            const int64_t p = src[q];
-            buf[c * OHW + q] = p >= 0 ? lut[img[perm(static_cast<uint32_t>(c * HW + p))]] : 0.f;
-          }
-      } else {  // Gaussian
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t q = 0; q < OHW; ++q) {
-            const int64_t p = src[q];
-            buf[c * OHW + q] =
-                p >= 0 ? gauss_to_float(gauss_mean[c], gauss_std[c],
-                                        gauss_value(corruption_seed, image, static_cast<uint32_t>(c * HW + p),
-                                                    static_cast<uint32_t>(split)))
-                       : 0.f;
-          }
+        vals = crop_buf.data();
       }
       // Normalization.
       float shift_all = 0.f, scale_all = 1.f;
       if (normalize == 1) {
         double s = 0.0, s2 = 0.0;
+#pragma omp simd reduction(+ : s, s2)
         for (int64_t k = 0; k < numel; ++k) {
-          s += buf[k];
-          s2 += static_cast<double>(buf[k]) * buf[k];
+          s += vals[k];
+          s2 += static_cast<double>(vals[k]) * vals[k];
         }
         const double mean = s / numel;
         const double var = std::max(s2 / numel - mean * mean, 0.0);
@@ -180,7 +257,7 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
         for (int64_t c = 0; c < C; ++c) {
           const float sh = normalize == 2 ? ch_mean[c] : shift_all,
                       sc = normalize == 2 ? ch_inv[c] : scale_all;
-          const float* bc = buf.data() + c * OHW;
+          const float* bc = vals + c * OHW;
           out_t* oc = o + c * OHW;
           if (normalize == 0) {
             for (int64_t q = 0; q < OHW; ++q) oc[q] = static_cast<out_t>(bc[q]);
@@ -191,7 +268,7 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
       } else {
         for (int64_t q = 0; q < OHW; ++q)
           for (int64_t c = 0; c < C; ++c) {
-            const float v = buf[c * OHW + q];
+            const float v = vals[c * OHW + q];
             float r = v;
             if (normalize == 1) r = (v - shift_all) * scale_all;
             if (normalize == 2) r = (v - ch_mean[c]) * ch_inv[c];
@@ -250,9 +327,9 @@ at::Tensor feistel_permutation_cpu(int64_t n, int64_t seed, int64_t image, int64
                                             static_cast<uint32_t>(split));
   at::Tensor out = at::empty({n}, at::TensorOptions().dtype(at::kLong));
   int64_t* o = out.data_ptr<int64_t>();
-  at::parallel_for(0, n, 4096, [&](int64_t b, int64_t e) {
-    for (int64_t k = b; k < e; ++k) o[k] = p(static_cast<uint32_t>(k));
-  });
+  std::vector<uint32_t> tab(n);
+  feistel_fill(p, tab.data());
+  for (int64_t k = 0; k < n; ++k) o[k] = tab[k];
   return out;
 }
 
