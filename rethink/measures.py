@@ -70,8 +70,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
 #: Every measure name :func:`compute` can return, in report order.
 MEASURES: tuple[str, ...] = tuple(m for g in GROUPS.values() for m in g)
 
-#: Measures that, like the gap, grow when a network is expected to generalize worse
-#: (``margin``, ``*_sigma`` and ``*_alpha`` shrink instead). Used only for presentation.
+#: The formula of every measure, one line each (the functions' docstrings give the details).
+#: Most grow when a network is expected to generalize worse; ``margin``, ``*_sigma`` and
+#: ``*_alpha`` shrink instead.
 DOCS: dict[str, str] = {
     "params": "number of parameters",
     "l2": "||w||_2",
