@@ -70,8 +70,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
 #: Every measure name :func:`compute` can return, in report order.
 MEASURES: tuple[str, ...] = tuple(m for g in GROUPS.values() for m in g)
 
-#: Measures that, like the gap, grow when a network is expected to generalize worse
-#: (``margin``, ``*_sigma`` and ``*_alpha`` shrink instead). Used only for presentation.
+#: The formula of every measure, one line each (the functions' docstrings give the details).
+#: Most grow when a network is expected to generalize worse; ``margin``, ``*_sigma`` and
+#: ``*_alpha`` shrink instead.
 DOCS: dict[str, str] = {
     "params": "number of parameters",
     "l2": "||w||_2",
@@ -928,7 +929,9 @@ def study(results_or_dir, out_dir=None, *, measures="all", device="auto", seed=0
     for k in names:
         vals = [r[k] for r in rows]
         gran, per = granulated_tau(vals, gaps, configs, hps)
-        ranking.append({"measure": k, "tau": kendall_tau(vals, gaps), "granulated": gran, **{f"psi_{h}": per[h] for h in hps},
+        finite = sum(1 for v in vals if not math.isnan(v))
+        ranking.append({"measure": k, "tau": kendall_tau(vals, gaps), "granulated": gran, "runs": finite,
+                        **{f"psi_{h}": per[h] for h in hps},
                         "seconds_per_run": seconds.get(group_of[k], 0.0) / len(rows)})
     ranking.sort(key=lambda r: -abs(r["tau"]) if not math.isnan(r["tau"]) else math.inf)
 
@@ -967,15 +970,15 @@ def _markdown(rows, ranking, hps, seconds, skipped) -> str:
         "tau: Kendall's tau-b between the measure and the gap over all runs (+1: the measure orders the "
         "runs exactly as their gaps). Granulated: Jiang et al.'s average of tau within groups of runs that "
         "differ in one hyper-parameter (psi_h per hyper-parameter h). Margin, sigma and alpha are expected "
-        "to fall as the gap grows (negative tau).",
+        "to fall as the gap grows (negative tau). runs: runs where the measure is defined (not NaN).",
         "",
         "| rank | measure | tau | granulated | " + " | ".join(f"psi {h}" for h in hps) + (" | " if hps else "")
-        + "s / run | definition |",
-        "| --- | --- | --- | --- | " + "--- | " * len(hps) + "--- | --- |",
+        + "runs | s / run | definition |",
+        "| --- | --- | --- | --- | " + "--- | " * len(hps) + "--- | --- | --- |",
     ]
     for i, r in enumerate(ranking, 1):
         cells = [str(i), r["measure"], _fmt(r["tau"]), _fmt(r["granulated"]), *(_fmt(r[f"psi_{h}"]) for h in hps),
-                 f"{r['seconds_per_run']:.3g}", DOCS.get(r["measure"], "")]
+                 str(r["runs"]), f"{r['seconds_per_run']:.3g}", DOCS.get(r["measure"], "").replace("|", "\\|")]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Time per measure group", "", "| group | total s | s / run |", "| --- | --- | --- |"]
     for g, s in sorted(seconds.items(), key=lambda kv: -kv[1]):

@@ -1,4 +1,5 @@
-"""Section 5 of Zhang et al. (2017) at small scale, on the embedded digits dataset.
+"""Section 5 of Zhang et al. (2017) at small scale, on the embedded digits dataset, and the
+complexity-measure study on a digits sweep.
 
 Minimum-norm interpolation (``rethink.kernels.min_norm_fit``) with a Gaussian kernel on raw
 pixels against random ReLU features of several widths: training error (0 when it
@@ -6,8 +7,12 @@ interpolates), test error and the norm of the solution. The paper's point: the m
 norm solution generalizes well, yet its norm does not predict which one generalizes best.
 
     python scripts/section5_digits.py [--device cpu|cuda] [--out benchmarks/RESULTS_measures.md]
+                                      [--study results/digits_measures]
 
 Prints a markdown table (and writes it into the Section 5 part of ``--out`` when given).
+With ``--study DIR``: trains (or resumes) a sweep of mlp1x512 on digits over label noise
+and weight decay into DIR, runs ``rethink.measures.study`` on it and adds the ranking and
+the time per measure to ``--out``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,43 @@ import rethink  # noqa: E402
 from rethink.kernels import min_norm_fit  # noqa: E402
 
 BEGIN, END = "<!-- section5:begin -->", "<!-- section5:end -->"
+STUDY_BEGIN, STUDY_END = "<!-- study:begin -->", "<!-- study:end -->"
+CORRUPTIONS = ["none", "labels:0.2", "labels:0.4", "labels:0.6", "labels:0.8", "random_labels"]
+WEIGHT_DECAYS = [0.0, 5e-4]
+SWEEP = dict(max_epochs=300, lr=0.05)
+
+
+def study(device: str, out_dir: str) -> str:
+    from _common import machine
+
+    t0 = time.perf_counter()
+    rethink.sweep(models=["mlp1x512"], corruptions=CORRUPTIONS, seeds=[0], out_dir=out_dir, dataset="digits",
+                  weight_decay=WEIGHT_DECAYS, device=device, progress=False, **SWEEP)
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rep = rethink.measures.study(out_dir, device=device)
+    study_s = time.perf_counter() - t0
+    md = open(rep.paths["md"]).read().split("\n", 1)[1].replace("## Time per measure group", "### Time per measure group")
+    head = (
+        f"Sweep: mlp1x512 on digits, corruptions {', '.join(CORRUPTIONS)} x weight decay "
+        f"{', '.join(f'{w:g}' for w in WEIGHT_DECAYS)}, seed 0, lr {SWEEP['lr']}, at most "
+        f"{SWEEP['max_epochs']} epochs ({len(rep.rows)} runs; training took {train_s:.0f} s here: 0 when the sweep was already complete). "
+        f"`rethink.measures.study` with default settings took {study_s:.1f} s for all runs "
+        f"({study_s / max(len(rep.rows), 1):.2f} s per run).\n\n"
+        f"Machine: {machine(device)}. Command: `python scripts/section5_digits.py --device {device} "
+        f"--study {out_dir} --out benchmarks/RESULTS_measures.md`.\n"
+    )
+    return head + md
+
+
+def _replace_block(path: Path, begin: str, end: str, title: str, body: str) -> None:
+    text = path.read_text() if path.exists() else ""
+    block = f"{begin}\n{body}{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = (text.rstrip() + "\n\n" if text else "") + f"## {title}\n\n" + block + "\n"
+    path.write_text(text)
 
 
 def experiment(device: str) -> str:
@@ -68,19 +110,19 @@ def experiment(device: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--out", default=None, help="markdown file whose Section 5 part is replaced")
+    ap.add_argument("--out", default=None, help="markdown file whose Section 5 (and study) parts are replaced")
+    ap.add_argument("--study", default=None, metavar="DIR", help="also run the measures study on a sweep in DIR")
     args = ap.parse_args()
     table = experiment(args.device)
     print(table)
     if args.out:
-        path = Path(args.out)
-        text = path.read_text() if path.exists() else ""
-        block = f"{BEGIN}\n{table}{END}"
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-        else:
-            text = (text + "\n\n" if text else "") + "## Section 5 on digits: minimum-norm interpolation\n\n" + block + "\n"
-        path.write_text(text)
+        _replace_block(Path(args.out), BEGIN, END, "Section 5 on digits: minimum-norm interpolation", table)
+    if args.study:
+        text = study(args.device, args.study)
+        print(text)
+        if args.out:
+            _replace_block(Path(args.out), STUDY_BEGIN, STUDY_END,
+                           "Complexity measures against the generalization gap (digits sweep)", text)
     return 0
 
 
