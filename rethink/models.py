@@ -1,0 +1,251 @@
+"""The paper's models (Zhang et al. 2017, CIFAR-10 section) and one modern reference.
+
+``create(name, input_shape, num_classes)`` builds a model for images of shape
+``input_shape = (C, H, W)``; inputs are float tensors ``B x C x H x W`` and outputs are
+logits ``B x num_classes``. At ``input_shape=(3, 28, 28)`` and 10 classes the paper's
+four models have exactly the parameter counts of the paper:
+
+=====================  ==========================================================  ==========
+name                   architecture                                                parameters
+=====================  ==========================================================  ==========
+mlp1x512               flatten -> 512 ReLU -> classes                              1,209,866
+mlp3x512               flatten -> 3 x (512 ReLU) -> classes                        1,735,178
+alexnet_small          2 x (conv 5x5 64 -> max-pool 3x3/2 -> LRN), FC 384, 192    1,387,786
+inception_small        Conv96, Inception and Downsample modules, mean-pool, FC     1,649,402
+inception_small_nobn   the same without batch norm                                 1,649,402
+resnet18               CIFAR-style ResNet-18 (3x3 stem, no max-pool; 32x32 inputs) 11,173,962
+=====================  ==========================================================  ==========
+
+Other input sizes (8x8x1 digits, 28x28x1 MNIST, 32x32x3 CIFAR without crop) change the
+first layer's fan-in (MLPs), the flattened size before the fully connected layers
+(small AlexNet) or nothing at all (the convolutional models end in a global mean pool).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["create", "names", "num_parameters", "PAPER_PARAMETERS"]
+
+#: Parameter counts stated by the paper for 28x28x3 inputs and 10 classes.
+PAPER_PARAMETERS = {
+    "mlp1x512": 1_209_866,
+    "mlp3x512": 1_735_178,
+    "alexnet_small": 1_387_786,
+    "inception_small": 1_649_402,
+    "inception_small_nobn": 1_649_402,
+}
+
+
+class MLP(nn.Module):
+    """Multilayer perceptron: flatten, ``depth`` hidden layers of ``width`` ReLU units, linear out."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, width: int = 512, depth: int = 1):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        fan_in = math.prod(input_shape)
+        for _ in range(depth):
+            layers += [nn.Linear(fan_in, width), nn.ReLU(inplace=True)]
+            fan_in = width
+        layers.append(nn.Linear(fan_in, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _pool_out(n: int) -> int:
+    # max-pool 3x3, stride 2, padding 1 (TensorFlow "SAME"): ceil(n / 2)
+    return (n + 2 - 3) // 2 + 1
+
+
+class SmallAlexNet(nn.Module):
+    """The paper's small AlexNet: two (conv 5x5 -> max-pool 3x3/2 -> local response norm)
+    blocks of 64 channels, then fully connected 384 and 192 ReLU layers and a linear layer."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, channels: int = 64):
+        super().__init__()
+        c, h, w = input_shape
+
+        def block(cin: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, channels, 5, padding=2),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, stride=2, padding=1),
+                # TensorFlow cifar10 tutorial: depth_radius 4, bias 1, alpha 0.001/9, beta 0.75
+                nn.LocalResponseNorm(9, alpha=0.001, beta=0.75, k=1.0),
+            )
+
+        self.features = nn.Sequential(block(c), block(channels))
+        flat = channels * _pool_out(_pool_out(h)) * _pool_out(_pool_out(w))
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(flat, 384),
+            nn.ReLU(inplace=True),
+            nn.Linear(384, 192),
+            nn.ReLU(inplace=True),
+            nn.Linear(192, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class ConvModule(nn.Module):
+    """conv (with bias) -> batch norm (no affine parameters) -> ReLU; no batch norm if ``bn=False``."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, bn: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+        self.bn = nn.BatchNorm2d(cout, affine=False) if bn else nn.Identity()
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x)))
+
+
+class InceptionModule(nn.Module):
+    """Inc(a, b): an ``a``-channel 1x1 conv module and a ``b``-channel 3x3 conv module, concatenated."""
+
+    def __init__(self, cin: int, a: int, b: int, bn: bool = True):
+        super().__init__()
+        self.branch1 = ConvModule(cin, a, 1, bn=bn)
+        self.branch3 = ConvModule(cin, b, 3, bn=bn)
+        self.out_channels = a + b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch3(x)], dim=1)
+
+
+class DownsampleModule(nn.Module):
+    """Down(c): a 3x3 stride-2 ``c``-channel conv module and a 3x3 stride-2 max-pool, concatenated."""
+
+    def __init__(self, cin: int, c: int, bn: bool = True):
+        super().__init__()
+        self.conv = ConvModule(cin, c, 3, stride=2, bn=bn)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.out_channels = c + cin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.conv(x), self.pool(x)], dim=1)
+
+
+class SmallInception(nn.Module):
+    """The paper's small Inception (its Figure 3): Conv96 -> Inc(32,32) -> Inc(32,48) ->
+    Down(80) -> Inc(112,48) -> Inc(96,64) -> Inc(80,80) -> Inc(48,96) -> Down(96) ->
+    Inc(176,160) -> Inc(176,160) -> global mean pool (7x7 at 28x28 input) -> FC."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, bn: bool = True):
+        super().__init__()
+        c = input_shape[0]
+        layers: list[nn.Module] = [ConvModule(c, 96, 3, bn=bn)]
+        c = 96
+        plan = [("inc", 32, 32), ("inc", 32, 48), ("down", 80), ("inc", 112, 48), ("inc", 96, 64),
+                ("inc", 80, 80), ("inc", 48, 96), ("down", 96), ("inc", 176, 160), ("inc", 176, 160)]
+        for kind, *sizes in plan:
+            m = InceptionModule(c, *sizes, bn=bn) if kind == "inc" else DownsampleModule(c, *sizes, bn=bn)
+            layers.append(m)
+            c = m.out_channels
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """CIFAR-style ResNet-18 (He et al. 2016): 3x3 stem without max-pool, four stages of two
+    basic blocks (64, 128, 256, 512 channels), global mean pool, linear layer."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(input_shape[0], 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
+        )
+        blocks: list[nn.Module] = []
+        cin = 64
+        for cout, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
+            blocks += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.layers = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.layers(self.stem(x))), 1))
+
+
+_REGISTRY: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
+    "mlp1x512": lambda s, k: MLP(s, k, 512, 1),
+    "mlp3x512": lambda s, k: MLP(s, k, 512, 3),
+    "alexnet_small": lambda s, k: SmallAlexNet(s, k),
+    "inception_small": lambda s, k: SmallInception(s, k, bn=True),
+    "inception_small_nobn": lambda s, k: SmallInception(s, k, bn=False),
+    "resnet18": lambda s, k: ResNet18(s, k),
+}
+
+#: Models with convolutions (they benefit from channels_last on a GPU).
+CONVOLUTIONAL = frozenset({"alexnet_small", "inception_small", "inception_small_nobn", "resnet18"})
+
+#: The paper's initial learning rates: 0.1 for the Inception models, 0.01 for the others.
+DEFAULT_LR = {"inception_small": 0.1, "inception_small_nobn": 0.1}
+
+
+def names() -> list[str]:
+    """Names accepted by :func:`create`."""
+    return list(_REGISTRY)
+
+
+def num_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (buffers such as batch-norm running statistics excluded)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def create(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int | None = None) -> nn.Module:
+    """Build model ``name`` for inputs ``B x C x H x W`` (``input_shape = (C, H, W)``) and
+    ``num_classes`` output logits, in float32 on the CPU.
+
+    ``seed``: when given, the initial weights are drawn from ``torch.manual_seed(seed)``
+    inside a forked RNG (the global RNG state is left as it was); otherwise from the
+    global RNG.
+
+    Raises ValueError for an unknown name (the message lists the choices), an
+    ``input_shape`` that is not three positive integers, an image too small for the
+    model, or ``num_classes < 1``.
+    """
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(names())}")
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
+        raise ValueError(f"input_shape must be (C, H, W) positive integers, got {input_shape!r}")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if name in CONVOLUTIONAL and min(shape[1:]) < 4:
+        raise ValueError(f"model {name!r} needs images of at least 4x4, got input_shape {shape}")
+    if seed is None:
+        return _REGISTRY[name](shape, num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _REGISTRY[name](shape, num_classes)

@@ -1,0 +1,202 @@
+"""Dataset loaders: digits (bundled), CIFAR-10 (pickle and binary) and IDX files written by
+the tests themselves in the real formats."""
+
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from rethink import datasets
+from rethink.datasets import DatasetError, from_tensors, load, synthetic
+
+
+def test_digits():
+    d = load("digits")
+    assert d.name == "digits" and d.num_classes == 10 and d.input_shape == (1, 8, 8)
+    assert len(d.train) + len(d.test) == 1797 and len(d.test) == 360
+    for s in (d.train, d.test):
+        assert s.images.dtype == torch.uint8 and s.labels.dtype == torch.int64
+        assert s.images.shape[1:] == (1, 8, 8) and s.num_classes == 10
+        assert int(s.images.max()) == 255 and int(s.images.min()) == 0
+    # stratified: every class in both splits with about 20% in the test split
+    tr = torch.bincount(d.train.labels, minlength=10)
+    te = torch.bincount(d.test.labels, minlength=10)
+    frac = te.double() / (tr + te).double()
+    assert (frac > 0.17).all() and (frac < 0.23).all()
+    # fixed split: loading again gives the same tensors
+    d2 = load("digits")
+    assert torch.equal(d.train.images, d2.train.images) and torch.equal(d.test.labels, d2.test.labels)
+    assert d.train.name == "train" and d.test.name == "test"
+
+
+def test_unknown_name():
+    with pytest.raises(ValueError, match="imagenet"):
+        load("imagenet")
+
+
+def test_channel_stats():
+    imgs = torch.stack([torch.zeros(2, 2, 2), torch.full((2, 2, 2), 255.0)]).to(torch.uint8)
+    imgs[:, 1] = 51
+    d = from_tensors(imgs, torch.tensor([0, 1]), imgs, torch.tensor([0, 1]))
+    mean, std = d.channel_stats()
+    assert mean == pytest.approx([0.5, 0.2]) and std == pytest.approx([0.5, 0.0])
+
+
+def test_synthetic():
+    d = synthetic(20, 5, (3, 4, 4), num_classes=7, seed=1)
+    assert d.input_shape == (3, 4, 4) and d.num_classes == 7 and len(d.train) == 20 and len(d.test) == 5
+    assert torch.equal(d.train.images, synthetic(20, 5, (3, 4, 4), num_classes=7, seed=1).train.images)
+    with pytest.raises(ValueError, match="-1"):
+        synthetic(-1, 5)
+
+
+def test_from_tensors_infers_classes():
+    imgs = torch.zeros(3, 1, 2, 2, dtype=torch.uint8)
+    d = from_tensors(imgs, torch.tensor([0, 4, 1]), imgs, torch.tensor([2, 2, 2], dtype=torch.int32))
+    assert d.num_classes == 5 and d.test.labels.dtype == torch.int64
+
+
+def test_from_tensors_shape_mismatch():
+    a = torch.zeros(3, 1, 2, 2, dtype=torch.uint8)
+    b = torch.zeros(3, 1, 3, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="differ"):
+        from_tensors(a, torch.zeros(3, dtype=torch.long), b, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="2 labels"):
+        from_tensors(a, torch.zeros(2, dtype=torch.long), a, torch.zeros(3, dtype=torch.long))
+
+
+# --- CIFAR-10 -----------------------------------------------------------------------
+
+
+def _cifar_arrays(n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 3072), dtype=np.uint8), rng.integers(0, 10, n).tolist()
+
+
+def _write_cifar_py(folder, n=4):
+    folder.mkdir(parents=True)
+    want = []
+    for k, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
+        data, labels = _cifar_arrays(n, k)
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": data, b"labels": labels, b"batch_label": name.encode()}, f)
+        want.append((data, labels))
+    return want
+
+
+def test_cifar10_pickle(tmp_path):
+    want = _write_cifar_py(tmp_path / "cifar-10-batches-py")
+    d = load("cifar10", tmp_path)
+    assert d.input_shape == (3, 32, 32) and len(d.train) == 20 and len(d.test) == 4
+    assert torch.equal(d.train.images[4].reshape(-1), torch.from_numpy(want[1][0][0]))
+    assert d.train.labels.tolist() == sum((w[1] for w in want[:5]), [])
+    assert d.test.labels.tolist() == want[5][1]
+    # the red plane comes first (CIFAR stores R, G, B planes of 1024 bytes)
+    assert torch.equal(d.test.images[0, 1].reshape(-1), torch.from_numpy(want[5][0][0, 1024:2048]))
+
+
+def test_cifar10_binary(tmp_path):
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    want = []
+    for k, name in enumerate([f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]):
+        data, labels = _cifar_arrays(3, k)
+        rec = np.concatenate([np.asarray(labels, dtype=np.uint8)[:, None], data], axis=1)
+        rec.tofile(folder / name)
+        want.append((data, labels))
+    d = load("cifar10", tmp_path)
+    assert len(d.train) == 15 and len(d.test) == 3
+    assert torch.equal(d.test.images.reshape(3, -1), torch.from_numpy(want[5][0]))
+    assert d.test.labels.tolist() == want[5][1]
+
+
+def test_cifar10_missing_names_file_and_layout(tmp_path):
+    with pytest.raises(DatasetError, match="cifar-10-batches-py") as e:
+        load("cifar10", tmp_path)
+    assert str(tmp_path) in str(e.value)
+    _write_cifar_py(tmp_path / "cifar-10-batches-py")
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
+    with pytest.raises(DatasetError, match="data_batch_3"):
+        load("cifar10", tmp_path)
+
+
+def test_cifar10_damaged(tmp_path):
+    _write_cifar_py(tmp_path / "cifar-10-batches-py")
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(DatasetError, match="test_batch.*damaged|damaged.*test_batch"):
+        load("cifar10", tmp_path)
+    folder = tmp_path / "b" / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        (folder / name).write_bytes(bytes(3073 * 2 + 5))
+    with pytest.raises(DatasetError, match="3073"):
+        load("cifar10", tmp_path / "b")
+
+
+# --- MNIST / Fashion-MNIST (IDX) ----------------------------------------------------
+
+
+def _idx_bytes(arr: np.ndarray) -> bytes:
+    header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + b"".join(struct.pack(">I", s) for s in arr.shape)
+    return header + arr.astype(np.uint8).tobytes()
+
+
+def _write_idx(folder, gz, n_train=6, n_test=4):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test),
+    }
+    for name, arr in arrays.items():
+        data = _idx_bytes(arr)
+        if gz:
+            (folder / (name + ".gz")).write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+    return arrays
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize(
+    "name, sub", [("mnist", ""), ("mnist", "MNIST/raw"), ("fashion_mnist", "FashionMNIST/raw")]
+)
+def test_idx_datasets(tmp_path, gz, name, sub):
+    arrays = _write_idx(tmp_path / sub if sub else tmp_path, gz)
+    d = load(name, tmp_path)
+    assert d.name == name and d.input_shape == (1, 28, 28) and d.num_classes == 10
+    assert torch.equal(
+        d.train.images[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"].astype(np.uint8))
+    )
+    assert d.test.labels.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+
+
+def test_idx_missing_names_file(tmp_path):
+    with pytest.raises(DatasetError, match="train-images-idx3-ubyte"):
+        load("mnist", tmp_path)
+
+
+def test_idx_damaged(tmp_path):
+    _write_idx(tmp_path, gz=False)
+    path = tmp_path / "t10k-labels-idx1-ubyte"
+    path.write_bytes(path.read_bytes()[:-1])  # truncated
+    with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte"):
+        load("mnist", tmp_path)
+    path.write_bytes(b"\x12\x34\x08\x01" + bytes(8))  # bad magic
+    with pytest.raises(DatasetError, match="magic"):
+        load("mnist", tmp_path)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\x1f\x8b garbage")  # broken gzip
+    with pytest.raises(DatasetError, match="t10k-images-idx3-ubyte"):
+        load("mnist", tmp_path)
+
+
+def test_default_root_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("RETHINK_DATA", str(tmp_path))
+    assert datasets.default_root() == tmp_path
+    _write_idx(tmp_path, gz=True)
+    assert len(load("mnist").train) == 6

@@ -1,0 +1,401 @@
+"""RandomizedLoader and the fused op rethink::randomized_batch (CPU and, when present, CUDA)."""
+
+import math
+
+import pytest
+import torch
+from conftest import DEVICES, requires_cuda
+
+import rethink
+from rethink import Corruption, RandomizedLoader
+from rethink.datasets import from_tensors, synthetic
+from rethink.loader import reference_batch
+
+PIXEL_SPECS = [
+    "none",
+    "random_labels",
+    "labels:0.5:different",
+    "shuffled_pixels",
+    "shuffled_pixels:value",
+    "random_pixels",
+    "random_pixels:value",
+    "gaussian",
+]
+
+
+@pytest.fixture(scope="module")
+def small():
+    return synthetic(70, 30, (3, 10, 9), seed=2)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return rethink.datasets.load("digits")
+
+
+def _cat(loader):
+    xs, ys = zip(*loader)
+    return torch.cat(xs), torch.cat(ys)
+
+
+# --- reference parity ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("spec", PIXEL_SPECS)
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_parity_with_reference(device, spec, split, digits):
+    c = Corruption.parse(spec, seed=3)
+    ref = rethink.corrupt(digits, c).split(split)
+    loader = RandomizedLoader(
+        digits, c, split=split, batch_size=97, shuffle=False, normalize=None, device=device
+    )
+    x, y = _cat(loader)
+    assert x.device.type == device and x.dtype == torch.float32 and y.dtype == torch.int64
+    x, y = x.cpu(), y.cpu()
+    if c.kind == "gaussian":
+        torch.testing.assert_close(x, ref.images, rtol=0, atol=1e-6)
+    else:
+        assert torch.equal(x, ref.images)
+    assert torch.equal(y, ref.labels)
+    assert torch.equal(loader.labels.cpu(), ref.labels)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("augment", [None, "flip", "crop_flip"])
+@pytest.mark.parametrize("crop", [None, 7])
+@pytest.mark.parametrize("normalize", [None, "per_image", "per_channel"])
+def test_augment_and_normalize_match_reference(device, augment, crop, normalize, small):
+    c = Corruption("random_pixels", seed=1)
+    ref = rethink.corrupt(small, c).train.images
+    loader = RandomizedLoader(
+        small, c, batch_size=16, seed=5, augment=augment, crop=crop, normalize=normalize, device=device
+    )
+    loader.set_epoch(3)
+    order = loader.order(3).cpu()
+    x, _ = _cat(loader)
+    want = reference_batch(
+        ref,
+        order,
+        seed=5,
+        epoch=3,
+        augment=augment,
+        crop=crop,
+        normalize=normalize,
+        channel_stats=small.channel_stats(),
+    )
+    assert x.shape == want.shape == (70, 3, crop or 10, crop or 9)
+    torch.testing.assert_close(x.cpu(), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_dtype_and_layout(device, dtype, channels_last, small):
+    c = Corruption("gaussian", seed=2)
+    loader = RandomizedLoader(
+        small, c, batch_size=32, shuffle=False, dtype=dtype, channels_last=channels_last, device=device
+    )
+    x, _ = next(iter(loader))
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    assert x.dtype == dtype and x.is_contiguous(memory_format=fmt)
+    f32 = RandomizedLoader(small, c, batch_size=32, shuffle=False, device=device)
+    x32, _ = next(iter(f32))
+    assert torch.equal(x.cpu(), x32.cpu().to(dtype))  # one rounding from the float32 value
+
+
+# --- semantics of the loader --------------------------------------------------------
+
+
+def test_per_image_whitening_stats(small):
+    loader = RandomizedLoader(small, "none", batch_size=70, normalize="per_image")
+    x, _ = next(iter(loader))
+    flat = x.reshape(70, -1).double()
+    torch.testing.assert_close(flat.mean(1), torch.zeros(70, dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        flat.std(1, unbiased=False), torch.ones(70, dtype=torch.float64), atol=1e-4, rtol=0
+    )
+
+
+def test_whitening_floor_for_constant_images():
+    imgs = torch.full((4, 1, 5, 5), 77, dtype=torch.uint8)
+    d = from_tensors(imgs, torch.zeros(4, dtype=torch.long), imgs, torch.zeros(4, dtype=torch.long), 1)
+    x, _ = next(iter(RandomizedLoader(d, "none", batch_size=4)))
+    assert torch.equal(x, torch.zeros_like(x))  # std 0 -> divided by 1/sqrt(25), mean removed
+
+
+def test_epochs_new_order_and_augmentation_same_corruption(small):
+    c = Corruption("random_labels", seed=9)
+    loader = RandomizedLoader(small, c, batch_size=70, seed=1, augment="crop_flip", normalize=None)
+    (x0, y0), (x1, y1) = next(iter(loader)), next(iter(loader))
+    assert loader.epoch == 2
+    assert not torch.equal(y0, y1)  # new order
+    # same corruption: the label of each sample is the same in both epochs
+    o0, o1 = loader.order(0), loader.order(1)
+    lab = torch.empty(70, dtype=torch.long)
+    lab[o0] = y0
+    assert torch.equal(lab[o1], y1)
+    assert torch.equal(lab, loader.labels)
+    # new augmentation draws: the same image differs between epochs
+    a0, a1 = x0[o0.argsort()], x1[o1.argsort()]
+    assert (a0 != a1).flatten(1).any(1).float().mean() > 0.5
+
+
+def test_set_epoch_resumes(small):
+    a = RandomizedLoader(small, "random_pixels", batch_size=16, seed=4, augment="crop_flip")
+    for _ in range(3):
+        last = _cat(a)
+    b = RandomizedLoader(small, "random_pixels", batch_size=16, seed=4, augment="crop_flip")
+    b.set_epoch(2)
+    again = _cat(b)
+    assert torch.equal(last[0], again[0]) and torch.equal(last[1], again[1])
+
+
+def test_determinism_and_seeds(small):
+    def run(seed, cseed):
+        loader = RandomizedLoader(
+            small, Corruption("random_pixels", seed=cseed), batch_size=16, seed=seed, augment="crop_flip"
+        )
+        return _cat(loader)
+
+    a, b = run(0, 0), run(0, 0)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], run(1, 0)[0])
+    assert not torch.equal(a[0], run(0, 1)[0])
+
+
+def test_corruption_independent_of_loader_seed(small):
+    c = Corruption("random_labels", seed=2)
+    a = RandomizedLoader(small, c, seed=0)
+    b = RandomizedLoader(small, c, seed=123)
+    assert torch.equal(a.labels, b.labels)
+
+
+@pytest.mark.parametrize(
+    "n, bs, drop_last, want_len",
+    [(70, 16, False, 5), (70, 16, True, 4), (64, 16, False, 4), (5, 16, False, 1)],
+)
+def test_len_and_sizes(n, bs, drop_last, want_len, small):
+    d = synthetic(n, 3, (1, 4, 4))
+    loader = RandomizedLoader(d, "none", batch_size=bs, drop_last=drop_last)
+    sizes = [x.shape[0] for x, _ in loader]
+    assert len(loader) == len(sizes) == want_len
+    assert sum(sizes) == loader.num_samples == (n // bs * bs if drop_last else n)
+    assert loader.output_shape == (1, 4, 4)
+
+
+def test_shards_cover_global_batches(small):
+    ws = 3
+    full = RandomizedLoader(small, "random_labels", batch_size=24, seed=6, normalize=None)
+    shards = [
+        RandomizedLoader(small, "random_labels", batch_size=24, seed=6, normalize=None, rank=r, world_size=ws)
+        for r in range(ws)
+    ]
+    assert len({len(s) for s in shards}) == 1
+    assert all(s.num_samples == shards[0].num_samples for s in shards)
+    for batches in zip(full, *shards):
+        (gx, gy), parts = batches[0], batches[1:]
+        k = parts[0][0].shape[0]
+        assert all(p[0].shape[0] == k for p in parts)
+        assert torch.equal(torch.cat([p[0] for p in parts]), gx[: ws * k])
+        assert torch.equal(torch.cat([p[1] for p in parts]), gy[: ws * k])
+    # 70 = 2 * 24 + 22: the last global batch is cut to 21 = 3 * 7
+    assert shards[0].num_samples == 2 * 8 + 7
+
+
+def test_materialize_and_batch(small):
+    loader = RandomizedLoader(small, "gaussian", batch_size=8, shuffle=False, normalize=None)
+    x, y = loader.materialize()
+    xs, ys = _cat(loader)
+    assert torch.equal(x, xs) and torch.equal(y, ys)
+    bx, by = loader.batch([5, 0, 5])
+    assert torch.equal(bx[0], bx[2]) and torch.equal(bx[1], x[0]) and torch.equal(by, y[[5, 0, 5]])
+    with pytest.raises(ValueError, match="70"):
+        loader.batch([70])
+
+
+def test_load_by_name_and_digits_shape():
+    loader = RandomizedLoader("digits", "random_labels", batch_size=128, crop=6)
+    x, y = next(iter(loader))
+    assert x.shape == (128, 1, 6, 6) and loader.output_shape == (1, 6, 6)
+    assert loader.num_samples == 1437 and len(loader) == math.ceil(1437 / 128)
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(split="val"), "val"),
+        (dict(batch_size=0), "0"),
+        (dict(crop=11), "11"),
+        (dict(augment="rotate"), "rotate"),
+        (dict(normalize="zca"), "zca"),
+        (dict(device="tpu"), "tpu"),
+        (dict(dtype=torch.int32), "int32"),
+        (dict(corruption="blur"), "blur"),
+        (dict(rank=3, world_size=3), "3"),
+        (dict(batch_size=10, world_size=3), "10"),
+        (dict(seed=-5), "-5"),
+    ],
+)
+def test_loader_errors_name_the_value(kwargs, match, small):
+    with pytest.raises(ValueError, match=match):
+        RandomizedLoader(small, **kwargs)
+
+
+def test_bad_dataset_inputs():
+    with pytest.raises(ValueError, match="float32"):
+        from_tensors(
+            torch.zeros(2, 1, 3, 3),
+            torch.zeros(2, dtype=torch.long),
+            torch.zeros(2, 1, 3, 3),
+            torch.zeros(2, dtype=torch.long),
+        )
+    with pytest.raises(ValueError, match="4-D"):
+        from_tensors(
+            torch.zeros(2, 3, 3, dtype=torch.uint8),
+            torch.zeros(2, dtype=torch.long),
+            torch.zeros(2, 3, 3, dtype=torch.uint8),
+            torch.zeros(2, dtype=torch.long),
+        )
+    imgs = torch.zeros(2, 1, 3, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="12"):
+        from_tensors(imgs, torch.tensor([0, 12]), imgs, torch.tensor([0, 1]), num_classes=10)
+    with pytest.raises(ValueError, match="uint8"):
+        RandomizedLoader(rethink.corrupt(synthetic(4, 2, (1, 3, 3)), "none"))
+
+
+@requires_cuda
+def test_unknown_cuda_index():
+    with pytest.raises(ValueError, match="cuda:99"):
+        RandomizedLoader(synthetic(4, 2, (1, 3, 3)), device="cuda:99")
+
+
+# --- the op itself --------------------------------------------------------------------
+
+
+def _op_args(images, labels, indices, **kw):
+    args = dict(
+        pixel_mode=3,
+        corruption_seed=1,
+        split=0,
+        gauss_mean=[],
+        gauss_std=[],
+        aug_seed=2,
+        epoch=0,
+        pad=4,
+        flip=True,
+        random_crop=True,
+        out_h=images.shape[-2],
+        out_w=images.shape[-1],
+        normalize=1,
+        norm_mean=[],
+        norm_std=[],
+        dtype=torch.float32,
+        channels_last=False,
+        check_indices=True,
+    )
+    args.update(kw)
+    return (images, labels, indices, *args.values())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_op_rejects_bad_inputs_without_crashing(device):
+    imgs = torch.zeros(6, 2, 5, 5, dtype=torch.uint8, device=device)
+    labs = torch.zeros(6, dtype=torch.long, device=device)
+    idx = torch.tensor([0, 5], device=device)
+    op = torch.ops.rethink.randomized_batch
+    bad = [
+        _op_args(imgs, labs, torch.tensor([0, 6], device=device)),
+        _op_args(imgs, labs, torch.tensor([-1], device=device)),
+        _op_args(imgs.float(), labs, idx),
+        _op_args(imgs[0], labs, idx),
+        _op_args(imgs, labs[:3], idx),
+        _op_args(imgs, labs.int(), idx),
+        _op_args(imgs, labs, idx.int()),
+        _op_args(imgs, labs, idx, pixel_mode=9),
+        _op_args(imgs, labs, idx, pixel_mode=5),  # gaussian without stats
+        _op_args(imgs, labs, idx, out_h=14),
+        _op_args(imgs, labs, idx, normalize=2),  # per-channel without stats
+        _op_args(imgs, labs, idx, dtype=torch.float64),
+        _op_args(imgs, labs, idx, epoch=-1),
+    ]
+    for args in bad:
+        with pytest.raises(RuntimeError):
+            op(*args)
+    x, y = op(*_op_args(imgs, labs, idx))
+    assert x.shape == (2, 2, 5, 5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_public_randomized_batch_validates(device):
+    imgs = torch.zeros(6, 2, 5, 5, dtype=torch.uint8, device=device)
+    labs = torch.zeros(6, dtype=torch.long, device=device)
+    with pytest.raises(ValueError, match="6"):
+        rethink.randomized_batch(imgs, labs, torch.tensor([6], device=device))
+    with pytest.raises(ValueError, match="channel_stats"):
+        rethink.randomized_batch(imgs, labs, torch.tensor([1], device=device), "gaussian")
+    x, y = rethink.randomized_batch(
+        imgs, labs, torch.tensor([1, 2], device=device), "gaussian", channel_stats=([0.5, 0.5], [0.1, 0.2])
+    )
+    assert x.shape == (2, 2, 5, 5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_opcheck(device, channels_last):
+    imgs = torch.randint(0, 256, (8, 3, 6, 6), dtype=torch.uint8, device=device)
+    labs = torch.arange(8, device=device)
+    idx = torch.tensor([3, 1, 7], device=device)
+    torch.library.opcheck(
+        torch.ops.rethink.randomized_batch,
+        _op_args(
+            imgs,
+            labs,
+            idx,
+            channels_last=channels_last,
+            pixel_mode=5,
+            gauss_mean=[0.1, 0.2, 0.3],
+            gauss_std=[1.0, 0.5, 0.2],
+        ),
+    )
+    torch.library.opcheck(
+        torch.ops.rethink.randomized_batch, _op_args(imgs, labs, idx, dtype=torch.bfloat16, out_h=4, out_w=5)
+    )
+
+
+def test_opcheck_feistel():
+    torch.library.opcheck(torch.ops.rethink.feistel_permutation, (100, 3, 2, 0, False))
+
+
+def test_compiles_under_torch_compile(small):
+    imgs, labs = small.train.images, small.train.labels
+
+    @torch.compile(backend="eager", fullgraph=True)
+    def f(i):
+        return torch.ops.rethink.randomized_batch(*_op_args(imgs, labs, i))
+
+    idx = torch.arange(5)
+    x, y = f(idx)
+    x2, y2 = torch.ops.rethink.randomized_batch(*_op_args(imgs, labs, idx))
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+# --- CPU / CUDA parity --------------------------------------------------------------
+
+
+@requires_cuda
+@pytest.mark.parametrize("spec", PIXEL_SPECS)
+@pytest.mark.parametrize("augment", [None, "crop_flip"])
+@pytest.mark.parametrize("normalize", [None, "per_image", "per_channel"])
+def test_cpu_cuda_parity(spec, augment, normalize, small):
+    kw = dict(batch_size=16, seed=3, augment=augment, crop=8, normalize=normalize)
+    a = _cat(RandomizedLoader(small, Corruption.parse(spec, seed=1), device="cpu", **kw))
+    b = _cat(RandomizedLoader(small, Corruption.parse(spec, seed=1), device="cuda", **kw))
+    assert torch.equal(a[1], b[1].cpu())
+    if normalize is None and spec != "gaussian":
+        assert torch.equal(a[0], b[0].cpu())
+    else:
+        torch.testing.assert_close(a[0], b[0].cpu(), rtol=1e-5, atol=1e-5)
