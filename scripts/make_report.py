@@ -79,14 +79,25 @@ def machine_line(device: torch.device) -> str:
     return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads (torch {torch.__version__})"
 
 
+def per_model(text: str | None, cast) -> dict[str, Any]:
+    """Parse "model=value;model=value" (values may hold commas)."""
+    out: dict[str, Any] = {}
+    for item in (text or "").split(";"):
+        if item.strip():
+            k, _, v = item.partition("=")
+            out[k.strip()] = cast(v.strip())
+    return out
+
+
 def run_digits(args) -> None:
     for model in args.models:
         t0 = time.perf_counter()
         noise = DEFAULT_LABEL_NOISE if model in args.noise_models else (0.0, 1.0)
+        max_epochs = args.model_max_epochs.get(model, args.max_epochs)
         rethink.randomization_test(
             model,
             "digits",
-            corruptions=DEFAULT_CORRUPTIONS,
+            corruptions=args.model_corruptions.get(model, DEFAULT_CORRUPTIONS),
             label_noise=noise,
             seeds=args.seeds,
             out_dir=args.results / "digits" / model,
@@ -96,7 +107,7 @@ def run_digits(args) -> None:
             grid=model in args.grid_models,
             grid_weight_decay=args.grid_weight_decay,
             grid_augment=args.grid_augment,
-            **({"max_epochs": args.max_epochs} if args.max_epochs else {}),
+            **({"max_epochs": max_epochs} if max_epochs else {}),
         )
         print(f"digits/{model}: {time.perf_counter() - t0:.0f} s", flush=True)
 
@@ -106,6 +117,7 @@ def synthetic_dataset(n_train: int):
 
 
 def run_synthetic(args) -> None:
+    t0 = time.perf_counter()
     ds = synthetic_dataset(args.synthetic_n)
     rethink.fit_random(
         "mlp1x512",
@@ -120,6 +132,7 @@ def run_synthetic(args) -> None:
         progress=not args.no_progress,
         run_name=f"mlp1x512_synthetic{args.synthetic_n}_gaussian_random_labels_s0",
     )
+    print(f"synthetic: {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 # ----------------------------------------------------------------------------- report helpers
@@ -485,8 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--grid-models", default=None, help="models that get the Table 1 grid (default: all)")
     p.add_argument("--seeds", default="0")
     p.add_argument("--max-epochs", type=int, default=None, help="epoch budget per digits run (default: the engine's)")
+    p.add_argument("--model-max-epochs", default=None, help='per-model epoch budgets, e.g. "inception_small=60;alexnet_small=300"')
+    p.add_argument("--model-corruptions", default=None, help='per-model variants, e.g. "inception_small=none,random_labels"')
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on a shared 2-core machine)")
     p.add_argument("--grid-weight-decay", type=float, default=5e-4)
-    p.add_argument("--grid-augment", default="crop_flip")
+    p.add_argument("--grid-augment", default="flip")
     p.add_argument("--synthetic-n", type=int, default=50_000)
     p.add_argument("--synthetic-max-epochs", type=int, default=200)
     p.add_argument("--no-synthetic", action="store_true")
@@ -499,6 +515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.noise_models = args.models if args.noise_models is None else [m.strip() for m in args.noise_models.split(",") if m.strip()]
     args.grid_models = args.models if args.grid_models is None else [m.strip() for m in args.grid_models.split(",") if m.strip()]
     args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.model_max_epochs = per_model(args.model_max_epochs, int)
+    args.model_corruptions = per_model(args.model_corruptions, lambda v: [c.strip() for c in v.split(",") if c.strip()])
+    torch.set_num_threads(args.threads)
     if not args.report_only:
         if not args.no_digits:
             run_digits(args)

@@ -22,7 +22,7 @@ def test_plan_default_runs_without_duplicates():
     assert len(corr) == 9
     assert any("0.4" in c for c in corr)
     grid = [(r.weight_decay, r.augment) for r in plan if r.purpose == "grid"]
-    assert grid == [(5e-4, None), (0.0, "crop_flip"), (5e-4, "crop_flip")]
+    assert grid == [(5e-4, None), (0.0, "flip"), (5e-4, "flip")]
     assert {r.corruption for r in plan if r.purpose == "grid"} == {"none"}
 
 
