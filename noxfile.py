@@ -91,4 +91,4 @@ def gpu(session: nox.Session) -> None:
     """On a GPU machine with torch installed: build in place, run every test and the benchmarks."""
     if shutil.which("nvidia-smi") is None:
         session.warn("nvidia-smi not found: CUDA tests will skip unless a GPU is visible to torch")
-    session.run("bash", "scripts/gpu_check.sh", external=True)
+    session.run("bash", "scripts/gpu_check.sh", external=True, env={"FULL": "1"})

@@ -82,10 +82,28 @@ def _arch_list() -> list[str]:
     return [a for a in os.environ["TORCH_CUDA_ARCH_LIST"].replace(",", ";").replace(" ", ";").split(";") if a]
 
 
+def _cuda_header_fallback() -> list[str]:
+    """``-idirafter`` flags for headers that pip-installed CUDA torch builds keep in
+    ``site-packages/nvidia/*/include`` (e.g. cusparse.h) when the toolkit lacks them.
+    Searched after every other include folder, so they never shadow the toolkit's own."""
+    import importlib.util
+
+    if _cuda_home and os.path.isfile(os.path.join(_cuda_home, "include", "cusparse.h")):
+        return []
+    spec = importlib.util.find_spec("nvidia")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    for base in spec.submodule_search_locations:
+        for inc in sorted(glob.glob(os.path.join(base, "*", "include"))):
+            if os.path.isfile(os.path.join(inc, "cusparse.h")):
+                return ["-idirafter", inc]
+    return []
+
+
 def _extension():
     with_cuda = _want_cuda()
     sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
-    cxx = ["-O3", "-std=c++17", "-fopenmp"]
+    cxx = ["-O3", "-std=c++20", "-fopenmp"]
     define = [
         ("RETHINK_TORCH_VERSION", f'"{torch.__version__}"'),
     ]
@@ -94,6 +112,8 @@ def _extension():
             f"{major}.{minor}" for major, minor in (torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count()))
         ]
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
+        fallback = _cuda_header_fallback()
+        cxx = cxx + fallback
         define += [
             ("RETHINK_WITH_CUDA", "1"),
             ("RETHINK_CUDA_VERSION", f'"{torch.version.cuda}"'),
@@ -104,7 +124,7 @@ def _extension():
             sources,
             include_dirs=[os.path.join(ROOT, "csrc")],
             define_macros=define,
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--use_fast_math", "-lineinfo"]},
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20", "--use_fast_math", "-lineinfo", *fallback]},
             extra_link_args=["-fopenmp"],
         )
     return CppExtension(
