@@ -162,9 +162,24 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
       const uint32_t image = static_cast<uint32_t>(i);
       if (permute && !shared)
         feistel_fill(image_perm(perm_n, corruption_seed, image, static_cast<uint32_t>(split)), tab.data());
+      // Augmentation draws of this image in this epoch.
+      AugmentDraw d =
+          augment_draw(aug_seed, image, static_cast<uint32_t>(epoch), static_cast<uint32_t>(split),
+                       random_crop ? range_y : 0u, random_crop ? range_x : 0u);
+      if (!random_crop) {
+        d.off_y = static_cast<int32_t>(range_y / 2);
+        d.off_x = static_cast<int32_t>(range_x / 2);
+      }
+      const bool do_flip = flip && d.flip;
+      const bool identity = OH == H && OW == W && d.off_y == pad && d.off_x == pad && !do_flip;
+      // Pixel-unit corruptions under a crop/flip gather straight from the uint8 image.
+      const bool direct = !identity && (pixel_mode == kPixelNone || pixel_mode == kShuffledPixels ||
+                                        pixel_mode == kRandomPixels);
       // 1. The corrupted image on the 0..1 scale, C x H x W.
       float* cv = corr.data();
-      switch (pixel_mode) {
+      switch (direct ? -1 : pixel_mode) {
+        case -1:
+          break;
         case kShuffledPixels:
         case kRandomPixels:
           for (int64_t c = 0; c < C; ++c) {
@@ -194,16 +209,7 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
           for (int64_t k = 0; k < CHW; ++k) cv[k] = lut[img[k]];
       }
       // 2. Crop (random with zero padding, or centered) and flip: C x OH x OW.
-      AugmentDraw d =
-          augment_draw(aug_seed, image, static_cast<uint32_t>(epoch), static_cast<uint32_t>(split),
-                       random_crop ? range_y : 0u, random_crop ? range_x : 0u);
-      if (!random_crop) {
-        d.off_y = static_cast<int32_t>(range_y / 2);
-        d.off_x = static_cast<int32_t>(range_x / 2);
-      }
-      const bool do_flip = flip && d.flip;
       const float* vals = cv;
-      const bool identity = OH == H && OW == W && d.off_y == pad && d.off_x == pad && !do_flip;
       if (!identity) {
         // Output columns [lo, hi) read source columns inside the image; the rest is padding.
         const int64_t shift_x = d.off_x - pad;
@@ -225,9 +231,20 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
               std::fill(dst, dst + OW, 0.f);
               continue;
             }
-            const float* row = cv + c * HW + sy * W;
             std::fill(dst, dst + lo, 0.f);
             std::fill(dst + hi, dst + OW, 0.f);
+            if (direct) {
+              const uint8_t* ic = img + c * HW;
+              const int64_t base = sy * W + shift_x + (do_flip ? OW - 1 : 0);
+              const int64_t step = do_flip ? -1 : 1;
+              if (pixel_mode == kPixelNone) {
+                for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = lut[ic[base + step * ox]];
+              } else {
+                for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = lut[ic[ptab[base + step * ox]]];
+              }
+              continue;
+            }
+            const float* row = cv + c * HW + sy * W;
             if (!do_flip) {
               std::copy(row + lo + shift_x, row + hi + shift_x, dst + lo);
             } else {
