@@ -304,8 +304,14 @@ def interpolate(
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     # Candidates are ranked on one combination of the target columns (exact for k = 1).
     k = T.shape[1]
-    r = torch.ones(1, dtype=torch.float64) if k == 1 else torch.randn(k, generator=gen, dtype=torch.float64)
-    y_rank = (T @ r.to(X.device)).contiguous()
+    # (elementwise, in a fixed order: the same bits on every device)
+    if k == 1:
+        y_rank = T[:, 0].contiguous()
+    else:
+        r = torch.randn(k, generator=gen, dtype=torch.float64).tolist()
+        y_rank = T[:, 0] * r[0]
+        for c in range(1, k):
+            y_rank = y_rank + T[:, c] * r[c]
     y_scale = float(y_rank.abs().max())
 
     best = None  # (score, direction, sorted projections, order)
