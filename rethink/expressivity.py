@@ -304,12 +304,21 @@ def interpolate(
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     # Candidates are ranked on one combination of the target columns (exact for k = 1).
     k = T.shape[1]
-    r = torch.ones(1, dtype=torch.float64) if k == 1 else torch.randn(k, generator=gen, dtype=torch.float64)
-    y_rank = (T @ r.to(X.device)).contiguous()
+    # (elementwise, in a fixed order: the same bits on every device)
+    if k == 1:
+        y_rank = T[:, 0].contiguous()
+    elif num_classes is not None:  # one-hot rows: the combination is r[label]
+        r = torch.randn(k, generator=gen, dtype=torch.float64).to(X.device)
+        y_rank = r[Y.to(X.device).long()]
+    else:
+        r = torch.randn(k, generator=gen, dtype=torch.float64).tolist()
+        y_rank = T[:, 0] * r[0]
+        for c in range(1, k):
+            y_rank = y_rank + T[:, c] * r[c]
     y_scale = float(y_rank.abs().max())
 
     best = None  # (score, direction, sorted projections, order)
-    checked_duplicates = False
+    checked_duplicates = duplicates = False
     # Up to n = EXTRA_ROUNDS_MAX_N, where the literal network is practical, several candidates
     # per pass compete on how accurately it sums; beyond, one direction per pass, redrawn only
     # when its projections are not well separated.
@@ -331,6 +340,7 @@ def interpolate(
                 if ties.numel():
                     _check_duplicate_targets(T, ties, scalar, num_classes)
                 checked_duplicates = True
+                duplicates = ties.numel() > 0  # identical rows tie under every direction
             valid.append(c)
         if valid:
             rows = torch.tensor(valid, device=X.device)
@@ -344,16 +354,19 @@ def interpolate(
             break
     _, a, z_sorted, idx = best
 
-    first = torch.ones(n, dtype=torch.bool, device=X.device)
-    first[1:] = z_sorted[1:] != z_sorted[:-1]
-    node_z = z_sorted[first].contiguous()
-    node_y = T[idx[first]].contiguous()
-    node_b, node_s = torch.ops.rethink.interp_weights(node_z, node_y, BREAKPOINT_T)
-
-    group = torch.cumsum(first.to(torch.int64), 0) - 1
-    b = node_b[group]
-    w = torch.zeros(n, k, dtype=torch.float64, device=X.device)
-    w[first] = torch.diff(node_s, dim=0, prepend=torch.zeros_like(node_s[:1]))
+    if not duplicates:
+        node_z, node_y = z_sorted.contiguous(), T[idx].contiguous()
+        node_b, node_s = torch.ops.rethink.interp_weights(node_z, node_y, BREAKPOINT_T)
+        b, w = node_b, torch.diff(node_s, dim=0, prepend=torch.zeros_like(node_s[:1]))
+    else:  # identical rows share one node; their copies get w = 0
+        first = torch.ones(n, dtype=torch.bool, device=X.device)
+        first[1:] = z_sorted[1:] != z_sorted[:-1]
+        node_z = z_sorted[first].contiguous()
+        node_y = T[idx[first]].contiguous()
+        node_b, node_s = torch.ops.rethink.interp_weights(node_z, node_y, BREAKPOINT_T)
+        b = node_b[torch.cumsum(first.to(torch.int64), 0) - 1]
+        w = torch.zeros(n, k, dtype=torch.float64, device=X.device)
+        w[first] = torch.diff(node_s, dim=0, prepend=torch.zeros_like(node_s[:1]))
     if scalar:
         w = w.squeeze(1)
     return InterpolatingNet(a.clone(), b, w, node_z, node_b, node_y, node_s, num_classes=num_classes)

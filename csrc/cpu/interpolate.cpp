@@ -346,7 +346,8 @@ void project_rows(const scalar_t* X, const double* A, double* Z, int64_t begin, 
                   int64_t C) {
   if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
 #ifdef RETHINK_X86_DISPATCH
-    if (have_avx512()) return project_block_avx512(X, A, Z, begin, end, d, C);
+    // One direction streams each row once with A in L1/L2: no blocking needed.
+    if (have_avx512() && C > 1) return project_block_avx512(X, A, Z, begin, end, d, C);
 #endif
     for (int64_t r = begin; r < end; ++r) dots(X + r * d, A, d, C, Z + r * C);
   } else {
