@@ -82,22 +82,22 @@ def _arch_list() -> list[str]:
     return [a for a in os.environ["TORCH_CUDA_ARCH_LIST"].replace(",", ";").replace(" ", ";").split(";") if a]
 
 
-def _cuda_header_fallback() -> list[str]:
-    """``-idirafter`` flags for headers that pip-installed CUDA torch builds keep in
-    ``site-packages/nvidia/*/include`` (e.g. cusparse.h) when the toolkit lacks them.
-    Searched after every other include folder, so they never shadow the toolkit's own."""
+def _cuda_header_fallback() -> str | None:
+    """The folder where a pip-installed CUDA torch keeps headers that the toolkit may lack
+    (``site-packages/nvidia/*/include``, e.g. cusparse.h), or None. It is searched after
+    every other include folder, so it never shadows the toolkit's own headers."""
     import importlib.util
 
     if _cuda_home and os.path.isfile(os.path.join(_cuda_home, "include", "cusparse.h")):
-        return []
+        return None
     spec = importlib.util.find_spec("nvidia")
     if spec is None or not spec.submodule_search_locations:
-        return []
+        return None
     for base in spec.submodule_search_locations:
         for inc in sorted(glob.glob(os.path.join(base, "*", "include"))):
             if os.path.isfile(os.path.join(inc, "cusparse.h")):
-                return ["-idirafter", inc]
-    return []
+                return inc
+    return None
 
 
 def _extension():
@@ -112,8 +112,10 @@ def _extension():
             f"{major}.{minor}" for major, minor in (torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count()))
         ]
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
-        fallback = _cuda_header_fallback()
-        cxx = cxx + fallback
+        inc = _cuda_header_fallback()
+        # gcc: -idirafter; nvcc: a trailing -I comes after the toolkit's include folder.
+        cxx = cxx + (["-idirafter", inc] if inc else [])
+        nvcc_extra = [f"-I{inc}"] if inc else []
         define += [
             ("RETHINK_WITH_CUDA", "1"),
             ("RETHINK_CUDA_VERSION", f'"{torch.version.cuda}"'),
@@ -124,7 +126,7 @@ def _extension():
             sources,
             include_dirs=[os.path.join(ROOT, "csrc")],
             define_macros=define,
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20", "--use_fast_math", "-lineinfo", *fallback]},
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20", "--use_fast_math", "-lineinfo", *nvcc_extra]},
             extra_link_args=["-fopenmp"],
         )
     return CppExtension(

@@ -359,10 +359,14 @@ def test_no_host_sync_per_step_on_cuda():
 @requires_cuda
 @pytest.mark.parametrize("model", ["alexnet_small", "inception_small"])
 def test_cuda_bf16_channels_last(model):
-    r = rethink.fit_random(model, "digits", "none", max_epochs=2, device="cuda", dtype="bfloat16", progress=False)
+    kw = dict(max_epochs=6, device="cuda", progress=False)
+    r = rethink.fit_random(model, "digits", "none", dtype="bfloat16", **kw)
+    ref = rethink.fit_random(model, "digits", "none", **kw)
     assert r.config["dtype"] == "bfloat16" and r.config["device"].startswith("cuda")
     assert all(math.isfinite(h["train_loss"]) for h in r.history)
-    assert r.history[-1]["train_acc"] > 0.5
+    assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]  # it learns
+    # bf16 autocast trains like float32 on the same device (same seed, same batches)
+    assert abs(r.history[-1]["train_acc"] - ref.history[-1]["train_acc"]) < 0.15
 
 
 @pytest.mark.slow
