@@ -7,10 +7,16 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
 import torch
+
+# Benchmarks run from a checkout: make the in-place build importable without installing it.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 
 def parser(description: str) -> argparse.ArgumentParser:
