@@ -10,34 +10,49 @@ import torch  # noqa: F401  (libtorch must be loaded before the extension)
 from ._build import build_info, cuda_kernels_available
 from .results import Result
 
+# Theorem 1: finite-sample expressivity
+from .expressivity import InterpolatingNet, interpolate  # isort: skip
+
+# the data path: datasets, corruptions, the fused loader
+from . import datasets  # isort: skip
+from .corruption import Corruption, corrupt  # isort: skip
+from .loader import RandomizedLoader, randomized_batch  # isort: skip
+
+# the engine: models, fit_random, sweeps
+from . import models, train  # isort: skip
+from .train import fit_random, sweep  # isort: skip
+
+# the main job: the randomization test, Figure 1 and Table 1
+from . import plots  # isort: skip
+from .randomization import RandomizationTestReport, randomization_test  # isort: skip
+
+# beyond the paper: complexity measures, Rademacher estimate, minimum-norm kernels
+from . import kernels, measures  # isort: skip
+from .rademacher import RademacherResult, rademacher  # isort: skip
+
 __version__ = "0.1.0"
 
-__all__ = ["Result", "build_info", "cuda_kernels_available", "__version__"]
-
-# --- Theorem 1: finite-sample expressivity (issue: core) ---------------------
-from .expressivity import InterpolatingNet, interpolate  # noqa: E402
-
-__all__ = [*globals().get("__all__", []), "interpolate", "InterpolatingNet"]
-
-# --- data path: datasets, corruptions, loader (issue: loader) ----------------
-from . import datasets
-from .corruption import Corruption, corrupt
-from .loader import RandomizedLoader, randomized_batch
-
-__all__ += ["datasets", "Corruption", "corrupt", "RandomizedLoader", "randomized_batch"]
-
-# --- engine: models, fit_random, sweeps (issue: engine) ----------------------
-from . import models, train  # noqa: E402
-from .train import fit_random, sweep  # noqa: E402
-
-__all__ += ["models", "train", "fit_random", "sweep"]
-
-# --- main job: randomization test, plots (issue: main job) -------------------
-from . import plots  # noqa: F401
-from .randomization import RandomizationTestReport, randomization_test  # noqa: F401
-
-# --- beyond the paper: measures, rademacher, kernels (issue: measures) -------
-from . import kernels, measures  # noqa: E402
-from .rademacher import RademacherResult, rademacher  # noqa: E402
-
-__all__ += ["kernels", "measures", "rademacher", "RademacherResult"]
+__all__ = [
+    "Corruption",
+    "InterpolatingNet",
+    "RademacherResult",
+    "RandomizationTestReport",
+    "RandomizedLoader",
+    "Result",
+    "__version__",
+    "build_info",
+    "corrupt",
+    "cuda_kernels_available",
+    "datasets",
+    "fit_random",
+    "interpolate",
+    "kernels",
+    "measures",
+    "models",
+    "plots",
+    "rademacher",
+    "randomization_test",
+    "randomized_batch",
+    "sweep",
+    "train",
+]
