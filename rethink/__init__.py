@@ -30,7 +30,9 @@ from .train import fit_random, sweep  # noqa: E402
 __all__ += ["models", "train", "fit_random", "sweep"]
 
 # --- main job: randomization test, plots (issue: main job) -------------------
-from . import plots  # noqa: F401
-from .randomization import RandomizationTestReport, randomization_test  # noqa: F401
+from . import plots  # noqa: E402
+from .randomization import RandomizationTestReport, randomization_test  # noqa: E402
+
+__all__ += ["plots", "randomization_test", "RandomizationTestReport"]
 
 # --- beyond the paper: measures, rademacher, kernels (issue: measures) -------
