@@ -268,6 +268,7 @@ def test_cli_small_job_and_resume(tmp_path, capsys):
         (["--seeds", "x"], "--seeds"),
         (["--corruptions", "bogus"], "bogus"),
         (["--model", "nope"], "nope"),
+        (["--threads", "0"], "--threads"),
     ],
 )
 def test_cli_bad_input_is_one_line(tmp_path, capsys, extra, message):
