@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 from conftest import DEVICES, requires_cuda
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rethink
 from rethink import Corruption, RandomizedLoader
@@ -399,3 +401,60 @@ def test_cpu_cuda_parity(spec, augment, normalize, small):
         assert torch.equal(a[0], b[0].cpu())
     else:
         torch.testing.assert_close(a[0], b[0].cpu(), rtol=1e-5, atol=1e-5)
+
+
+def test_auto_device_and_default_dtype(small):
+    loader = RandomizedLoader(small, "none", device="auto", dtype=None, batch_size=8)
+    want = "cuda" if rethink.cuda_kernels_available() else "cpu"
+    x, y = next(iter(loader))
+    assert x.device.type == want and x.dtype == torch.float32 and loader.labels.device.type == want
+
+
+@given(
+    c=st.integers(1, 4),
+    h=st.integers(1, 11),
+    w=st.integers(1, 11),
+    spec=st.sampled_from(PIXEL_SPECS),
+    augment=st.sampled_from([None, "flip", "crop_flip"]),
+    crop_frac=st.floats(0.1, 1.0),
+    normalize=st.sampled_from([None, "per_image", "per_channel"]),
+    channels_last=st.booleans(),
+    seed=st.integers(0, 2**63 - 1),
+    epoch=st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=40, deadline=None)
+def test_random_configurations_match_reference(
+    c, h, w, spec, augment, crop_frac, normalize, channels_last, seed, epoch
+):
+    d = synthetic(12, 5, (c, h, w), seed=seed % 1000)
+    crop = max(1, int(min(h, w) * crop_frac))
+    corr = Corruption.parse(spec, seed=seed)
+    ref = rethink.corrupt(d, corr).test
+    loader = RandomizedLoader(
+        d,
+        corr,
+        split="test",
+        batch_size=4,
+        seed=seed,
+        augment=augment,
+        crop=crop,
+        normalize=normalize,
+        channels_last=channels_last,
+    )
+    loader.set_epoch(epoch)
+    order = loader.order(epoch)
+    x, y = _cat(loader)
+    want = reference_batch(
+        ref.images,
+        order,
+        split="test",
+        seed=seed,
+        epoch=epoch,
+        augment=augment,
+        crop=crop,
+        normalize=normalize,
+        channel_stats=d.channel_stats(),
+        channels_last=channels_last,
+    )
+    torch.testing.assert_close(x, want, rtol=1e-5, atol=2e-5)
+    assert torch.equal(y, ref.labels[order])

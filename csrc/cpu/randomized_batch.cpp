@@ -215,6 +215,7 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
           lo = std::max<int64_t>(0, OW - W + shift_x);
           hi = std::min<int64_t>(OW, OW + shift_x);
         }
+        lo = std::min(lo, OW);
         hi = std::max(hi, lo);
         for (int64_t c = 0; c < C; ++c) {
           for (int64_t oy = 0; oy < OH; ++oy) {
