@@ -54,6 +54,8 @@ PAPER_TABLE1 = {
 #: Steps until training loss <= 0.01 for small Inception on CIFAR-10, measured by a reproduction of the
 #: paper (quoted, not produced here): true labels, random labels, shuffled px, random px, Gaussian.
 PAPER_INCEPTION_STEPS = {"true": 5_700, "random_labels": 17_700, "shuffled_pixels": 6_700, "random_pixels": 13_000, "gaussian": 9_900}
+#: Parameter counts of the paper's models on CIFAR-10 (28x28x3 input), quoted from the paper.
+PAPER_PARAMS = {"mlp1x512": 1_209_866, "mlp3x512": 1_735_178, "alexnet_small": 1_387_786, "inception_small": 1_649_402}
 SETTINGS = ("aug+wd", "aug", "wd", "none", "random_labels")
 SETTING_NAMES = {
     "aug+wd": "augmentation + weight decay",
@@ -287,6 +289,12 @@ def write_report(args) -> Path:
         f"{'/'.join(f'{n:,}' for n in n_train) or '?'} training and {'/'.join(f'{n:,}' for n in n_test) or '?'} test "
         f"images, input {'/'.join(shapes) or '?'}"
     )
+    per_image = ", ".join(
+        f"{plots._model_label(m)} {rs[0].config['num_parameters'] / rs[0].config['num_train']:,.0f}"
+        for m, rs in by_model.items()
+        if rs[0].config.get("num_parameters") and rs[0].config.get("num_train")
+    )
+    paper_per_image = ", ".join(f"{plots._model_label(m)} {n / 50_000:,.0f}" for m, n in PAPER_PARAMS.items())
     true_steps = [
         f"{plots._model_label(m)} {fit_steps([d for d in ds if setting_of(d) == 'none']):,.0f}"
         for m, ds in descs.items()
@@ -298,7 +306,7 @@ def write_report(args) -> Path:
             f"Training settings (from the results): SGD, momentum {conf.get('momentum')}, batch {conf.get('batch_size')}, "
             f"learning rate {lrs}, "
             f"multiplied by {conf.get('lr_decay')} per {conf.get('lr_decay_examples'):,} examples, normalization "
-            f"{conf.get('normalize')}, crop {conf.get('crop')}, until 100% train accuracy or {conf.get('max_epochs')} epochs.\n"
+            f"{conf.get('normalize')}, {'center crop ' + str(conf.get('crop')) if conf.get('crop') else 'no crop'}, until 100% train accuracy or {conf.get('max_epochs')} epochs.\n"
         )
 
     # ---- Table 1
@@ -365,9 +373,10 @@ def write_report(args) -> Path:
             sent.append("Regularizers change true-label test accuracy by: " + "; ".join(parts) + ".")
         w(" ".join(sent) + "\n")
     w(
-        f"Why they differ: digits has {digits_size}, against CIFAR-10's 50,000 training images of 3x28x28, "
-        "so every model has far more parameters per training image and fits its training set in few steps "
-        f"(steps to fit true labels here: {', '.join(true_steps) or '-'}), and its true-label test "
+        f"Why they differ: digits has {digits_size}, against CIFAR-10's 50,000 training images of 3x28x28 "
+        f"(parameters per training image here: {per_image or '-'}; on CIFAR-10: {paper_per_image}), "
+        f"the true-label runs fit in {', '.join(true_steps) or '-'} steps, "
+        "and the true-label test "
         "accuracy is high for every architecture (the ranking of architectures on CIFAR-10 comes from its harder "
         "images, which 8x8 digits do not have). The grid's augmentation here is "
         f"{', '.join(sorted({d['augment'] for ds in descs.values() for d in ds if d['augment']})) or 'none'}: "
