@@ -24,7 +24,6 @@ import argparse
 import math
 import os
 import platform
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -152,7 +151,7 @@ def load_folder(folder: Path) -> list[Result]:
             r = Result.load(path)
         except ValueError:
             continue
-        if r.history:
+        if r.history and r.status == "completed":
             out.append(r)
     return out
 
@@ -401,13 +400,10 @@ def write_report(args) -> Path:
         first = "inception_small" if "inception_small" in by_model else next(iter(by_model))
         combined = plots.figure1(digits_all, figs / "figure1_digits.png", model=first, title="rethink on digits (panel a: " + plots._model_label(first) + ")", dpi=72)
         w(f"![Figure 1 on digits]({rel(combined, docs)})\n")
-        w("Per model (each the `figure1.png` that `rethink randomization-test` wrote for it):\n")
-        for model in by_model:
-            src = args.results / "digits" / model / "figure1.png"
-            if src.exists():
-                dst = figs / f"figure1_digits_{model}.png"
-                shutil.copyfile(src, dst)
-                w(f"- {plots._model_label(model)}: ![{model}]({rel(dst, docs)})")
+        w("Per model (drawn by `rethink.plots.figure1` from that model's results, as `rethink randomization-test` draws its `figure1.png`):\n")
+        for model, rs in by_model.items():
+            dst = plots.figure1(rs, figs / f"figure1_digits_{model}.png", model=model, title=f"{plots._model_label(model)} on digits", dpi=72)
+            w(f"- {plots._model_label(model)}: ![{model}]({rel(dst, docs)})")
         w("")
     # (a) ordering, (b) factor, (c) growth, computed
     w("### Where Figure 1 agrees and differs\n")
