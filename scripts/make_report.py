@@ -369,7 +369,9 @@ def write_report(args) -> Path:
                 f"{SETTING_NAMES[s]} {ours:+.2f} points" + (f" (paper {theirs:+.2f})" if theirs is not None else "")
             )
         if parts:
-            sent.append("Regularizers change true-label test accuracy by: " + "; ".join(parts) + ".")
+            num_test = by_model[model][0].config.get("num_test")
+            one = f" (one test image is {100 / num_test:.2f} points)" if num_test else ""
+            sent.append("Regularizers change true-label test accuracy by: " + "; ".join(parts) + one + ".")
         w(" ".join(sent) + "\n")
     w(
         f"Why they differ: digits has {digits_size}, against CIFAR-10's 50,000 training images of 3x28x28 "
@@ -400,6 +402,16 @@ def write_report(args) -> Path:
         first = "inception_small" if "inception_small" in by_model else next(iter(by_model))
         combined = plots.figure1(digits_all, figs / "figure1_digits.png", model=first, title="rethink on digits (panel a: " + plots._model_label(first) + ")", dpi=72)
         w(f"![Figure 1 on digits]({rel(combined, docs)})\n")
+        ends = [
+            f"{plots.VARIANTS[d['variant']]} {d['train_loss']:.3f}"
+            for d in descs[first]
+            if d["variant"] in plots.VARIANTS and not d["weight_decay"] and d["augment"] is None
+        ]
+        w(
+            "A run stops once its training accuracy reaches 100%, so each curve of panel (a) ends at the loss it had "
+            f"then ({plots._model_label(first)}: {', '.join(ends)}), not at about 0 as in the paper, whose runs "
+            "continued.\n"
+        )
         w("Per model (drawn by `rethink.plots.figure1` from that model's results, as `rethink randomization-test` draws its `figure1.png`):\n")
         for model, rs in by_model.items():
             dst = plots.figure1(rs, figs / f"figure1_digits_{model}.png", model=model, title=f"{plots._model_label(model)} on digits", dpi=72)
@@ -473,7 +485,7 @@ def write_report(args) -> Path:
     if shape_notes:
         w(
             " ".join(shape_notes)
-            + " The paper's Figure 1b grows with the noise level instead. A likely reason: a partially corrupted "
+            + " Where the peak is not at 1, this differs from the paper's Figure 1b, which grows with the noise level. A likely reason: a partially corrupted "
             "training set mixes a rule (the clean majority) with exceptions that contradict it, and on a small, easy "
             "dataset the rule is learned at once while the last few exceptions take long to fit.\n"
         )
