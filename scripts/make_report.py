@@ -235,6 +235,7 @@ def write_report(args) -> Path:
     w(f"- Devices recorded in the results: {', '.join(devices) if devices else 'none'}.")
     w(f"- Training time of all runs shown, summed: {fmt_seconds(total)}.")
     w(f"- rethink {rethink.__version__}; runs: {len(digits_all)} on digits, {len(synth)} synthetic.")
+    w("- Times come from a 2-core machine shared with other work, often with two runs in parallel, one torch thread each: they are noisy.")
     w(f"- GPU: {'a CUDA device was visible: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU was available for this report, so the CIFAR-scale GPU run is not part of it'}.")
     w("")
 
@@ -300,12 +301,16 @@ def write_report(args) -> Path:
         if not math.isnan(fit_steps([d for d in ds if setting_of(d) == "none"]))
     ]
     lrs = ", ".join(sorted({f"{r.config.get('lr'):g} ({plots._model_label(r.config.get('model'))})" for r in digits_all}))
+    budgets = ", ".join(
+        f"{plots._model_label(m)} {'/'.join(str(v) for v in sorted({r.config.get('max_epochs') for r in rs}))}"
+        for m, rs in by_model.items()
+    )
     if conf:
         w(
             f"Training settings (from the results): SGD, momentum {conf.get('momentum')}, batch {conf.get('batch_size')}, "
             f"learning rate {lrs}, "
             f"multiplied by {conf.get('lr_decay')} per {conf.get('lr_decay_examples'):,} examples, normalization "
-            f"{conf.get('normalize')}, {'center crop ' + str(conf.get('crop')) if conf.get('crop') else 'no crop'}, until 100% train accuracy or {conf.get('max_epochs')} epochs.\n"
+            f"{conf.get('normalize')}, {'center crop ' + str(conf.get('crop')) if conf.get('crop') else 'no crop'}, until 100% train accuracy or an epoch budget ({budgets}).\n"
         )
 
     # ---- Table 1
