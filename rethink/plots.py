@@ -57,6 +57,8 @@ _MODEL_NAMES = {
     "resnet18": "ResNet-18",
 }
 
+_STYLES = {"true": "-", "random_labels": "-", "shuffled_pixels": "--", "random_pixels": "-", "gaussian": ":"}
+
 _COLORS = {
     "true": "tab:blue",
     "random_labels": "tab:red",
@@ -307,8 +309,9 @@ def figure1(
                 [s / 1000.0 for s in run["step"]],
                 run["train_loss"],
                 color=_COLORS.get(variant),
+                ls=_STYLES.get(variant, "-"),
                 label=VARIANTS[variant] if i == 0 else None,
-                lw=1.6,
+                lw=1.8 if _STYLES.get(variant) == "-" else 2.2,
             )
     ax_a.set_xlabel("thousand steps")
     ax_a.set_ylabel("average training loss")

@@ -505,11 +505,18 @@ def add_cli(subparsers) -> None:
     p.add_argument("--no-grid", action="store_true", help="skip the Table 1 weight decay / augmentation runs")
     p.add_argument("--grid-weight-decay", type=float, default=DEFAULT_GRID_WEIGHT_DECAY, help="weight decay of the grid runs")
     p.add_argument("--grid-augment", default=DEFAULT_GRID_AUGMENT, help="augmentation of the grid runs ('none' to skip)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is fastest on a busy small machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cli_main)
 
 
 def _cli_main(args) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     kwargs: dict[str, Any] = {}
     if args.max_epochs is not None:
         kwargs["max_epochs"] = args.max_epochs

@@ -102,3 +102,179 @@ def test_summary_csv_rows(tmp_path):
         assert row["corruption"] == r.config["corruption"]
     assert rows[5]["label_noise"] == "0.2" and rows[5]["variant"] == "labels"
     assert rows[3]["label_noise"] == ""
+
+
+# ----------------------------------------------------------------------------- end to end (digits, MLP 1x512)
+
+import torch  # noqa: E402
+
+import rethink  # noqa: E402
+from rethink import plots  # noqa: E402
+from rethink.cli import main as cli_main  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread for training here: on a 2-core machine shared with other work, more only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits_job(tmp_path_factory):
+    """The randomization test of MLP 1x512 on digits with the paper's settings, run once.
+
+    Label noise 0, 0.5 and 1 (the full sweep adds four more runs of the same kind); no
+    regularizer grid (exercised through the command line below).
+    """
+    out = tmp_path_factory.mktemp("randomization")
+    return rethink.randomization_test(
+        "mlp1x512", "digits", label_noise=(0, 0.5, 1), out_dir=out, device="cpu", progress=False, grid=False
+    )
+
+
+def _by_variant(report):
+    return {(d["variant"], d["label_noise"]): d for d in map(plots.describe, report.results)}
+
+
+@pytest.mark.slow
+def test_job_runs_the_plan(digits_job):
+    names = [r.config["corruption"] for r in digits_job.results]
+    assert names == ["none", "random_labels", "shuffled_pixels", "random_pixels", "gaussian", "labels:0.5"]
+    assert all(r.status == "completed" for r in digits_job.results)
+    assert all(r.config["lr"] == 0.01 and r.config["momentum"] == 0.9 and r.config["batch_size"] == 128 for r in digits_job.results)
+    assert all(r.config["weight_decay"] == 0 and r.config["augment"] is None for r in digits_job.results)
+
+
+@pytest.mark.slow
+def test_true_labels_generalize(digits_job):
+    true = _by_variant(digits_job)[("true", 0.0)]
+    assert true["train_acc"] == 1.0
+    assert true["test_acc"] >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["random_labels", "random_pixels", "gaussian"])
+def test_randomized_data_is_memorized_at_chance(digits_job, variant):
+    d = next(d for d in map(plots.describe, digits_job.results) if d["variant"] == variant)
+    assert d["train_acc"] == 1.0 and d["steps_to_fit"] is not None
+    assert abs(d["test_acc"] - 0.1) <= 0.05
+
+
+@pytest.mark.slow
+def test_shuffled_pixels_generalize_like_true_labels_for_an_mlp(digits_job):
+    v = _by_variant(digits_job)
+    shuffled, true = v[("shuffled_pixels", None)], v[("true", 0.0)]
+    assert shuffled["train_acc"] == 1.0
+    assert abs(shuffled["test_acc"] - true["test_acc"]) <= 0.03
+
+
+@pytest.mark.slow
+def test_test_error_grows_with_label_corruption(digits_job):
+    v = _by_variant(digits_job)
+    errors = [1 - v[k]["test_acc"] for k in [("true", 0.0), ("labels", 0.5), ("random_labels", 1.0)]]
+    assert errors[0] < errors[1] < errors[2]
+    assert v[("labels", 0.5)]["train_acc"] == 1.0
+
+
+@pytest.mark.slow
+def test_files_hold_the_results_numbers(digits_job):
+    paths = digits_job.paths
+    for key in ("summary", "figure1", "table1", "verdict"):
+        assert paths[key].exists(), key
+    # every run's JSON, readable by the engine
+    loaded = {r.config["run_name"]: r for r in rethink.train.load_results(paths["out_dir"])}
+    for r, p in zip(digits_job.results, paths["results"]):
+        assert p.exists()
+        assert loaded[r.config["run_name"]].history == r.history
+    # summary.csv
+    with open(paths["summary"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["run_name"] for row in rows] == [r.config["run_name"] for r in digits_job.results]
+    for r, row in zip(digits_job.results, rows):
+        assert float(row["test_acc"]) == r.final["test_acc"]
+        assert float(row["train_acc"]) == r.final["train_acc"]
+    # table1.md
+    table = paths["table1"].read_text()
+    for d in map(plots.describe, digits_job.results):
+        if d["variant"] != "labels":
+            assert f"{100 * d['train_acc']:.2f}/{100 * d['test_acc']:.2f}" in table
+    # figure1.png
+    fig = plots.read_figure_data(paths["figure1"])
+    curves = fig["a"]["curves"]
+    for r in digits_job.results:
+        d = plots.describe(r)
+        if d["variant"] in curves:
+            assert curves[d["variant"]][0]["train_loss"] == pytest.approx([h["train_loss"] for h in r.history])
+    c = fig["c"]["MLP 1x512"]
+    assert c["label_noise"] == [0.0, 0.5, 1.0]
+    v = _by_variant(digits_job)
+    assert c["test_error"] == pytest.approx([1 - v[k]["test_acc"] for k in [("true", 0.0), ("labels", 0.5), ("random_labels", 1.0)]])
+    # verdict
+    assert paths["verdict"].read_text().strip() == digits_job.verdict
+    assert digits_job.verdict.startswith("MLP 1x512 on digits fits random labels to 100% train accuracy in ")
+
+
+@pytest.mark.slow
+def test_resume_skips_finished_runs(digits_job):
+    out = digits_job.paths["out_dir"]
+    stamps = {p: p.stat().st_mtime_ns for p in digits_job.paths["results"]}
+    again = rethink.randomization_test(
+        "mlp1x512", "digits", label_noise=(0, 0.5, 1), out_dir=out, device="cpu", progress=False, grid=False, resume=True
+    )
+    assert {p: p.stat().st_mtime_ns for p in digits_job.paths["results"]} == stamps
+    assert [r.history for r in again.results] == [r.history for r in digits_job.results]
+    assert again.verdict == digits_job.verdict
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_small_job_and_resume(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [
+        "randomization-test",
+        "--corruptions", "true,random_labels",
+        "--label-noise", "0,1",
+        "--max-epochs", "2",
+        "--out", str(out),
+        "--device", "cpu",
+        "--no-progress",
+    ]
+    assert cli_main(argv) == 0
+    printed = capsys.readouterr().out
+    results = rethink.train.load_results(out)
+    assert len(results) == 5  # true, random labels, and the grid: wd, flip, wd + flip
+    assert {(r.config["weight_decay"], r.config["augment"]) for r in results} == {
+        (0.0, None), (5e-4, None), (0.0, "flip"), (5e-4, "flip")
+    }
+    table = (out / "table1.md").read_text()
+    assert plots.table1(results).splitlines()[0] in table
+    assert "| MLP 1x512 |" in printed and "flip + wd 0.0005" in printed
+    assert "does not fit random labels to 100% train accuracy within 2 epochs" in printed
+    for name in ("summary.csv", "figure1.png", "verdict.txt"):
+        assert (out / name).exists()
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    assert cli_main(argv + ["--resume"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*.json")} == stamps
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--label-noise", "0,2"], "label noise level"),
+        (["--seeds", "x"], "--seeds"),
+        (["--corruptions", "bogus"], "bogus"),
+        (["--model", "nope"], "nope"),
+        (["--threads", "0"], "--threads"),
+    ],
+)
+def test_cli_bad_input_is_one_line(tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    rc = cli_main(["randomization-test", "--out", str(out), "--no-progress", "--device", "cpu", *extra])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.startswith("rethink: error:") and message in err and err.count("\n") == 1
+    assert not list(out.glob("*.json")) if out.exists() else True
