@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -47,15 +46,6 @@ def timeit(fn: Callable[[], object], device: str | torch.device, repeat: int = 5
 
 def machine(device: str | torch.device) -> str:
     """One line naming the machine the figures came from."""
-    if torch.device(device).type == "cuda":
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads (torch {torch.__version__})"
+    from rethink._build import describe_machine
+
+    return describe_machine(device)

@@ -145,5 +145,23 @@ RETHINK_HD double segment_value(double yj, double sj, double zj, double zq) {
   return add_rn(yj, mul_rn(sj, sub_rn(zq, zj)));
 }
 
+// f(x) for one query projection x, all k outputs into o[0..k): NaN propagates, 0 below the
+// first breakpoint, else the value on x's segment. m breakpoints b, nodes z (m,), node
+// values y and segment slopes s (m, k), row-major.
+RETHINK_HD void eval_query(const double* b, const double* z, const double* y, const double* s, int64_t m,
+                           int64_t k, double x, double* o) {
+  if (x != x) {  // NaN
+    for (int64_t c = 0; c < k; ++c) o[c] = x;
+    return;
+  }
+  const int64_t cnt = count_below(b, m, x);
+  if (cnt == 0) {
+    for (int64_t c = 0; c < k; ++c) o[c] = 0.0;
+    return;
+  }
+  const int64_t j = cnt - 1;
+  for (int64_t c = 0; c < k; ++c) o[c] = segment_value(y[j * k + c], s[j * k + c], z[j], x);
+}
+
 }  // namespace interp
 }  // namespace rethink

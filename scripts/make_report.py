@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ import torch  # noqa: E402
 
 import rethink  # noqa: E402
 from rethink import plots  # noqa: E402
+from rethink._build import describe_machine  # noqa: E402
 from rethink.randomization import DEFAULT_CORRUPTIONS, DEFAULT_LABEL_NOISE, verdict  # noqa: E402
 from rethink.results import Result  # noqa: E402
 
@@ -69,18 +69,7 @@ SETTING_NAMES = {
 
 
 def machine_line(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__}, CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads (torch {torch.__version__})"
+    return describe_machine(device)
 
 
 def per_model(text: str | None, cast) -> dict[str, Any]:

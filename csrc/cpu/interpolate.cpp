@@ -433,21 +433,7 @@ at::Tensor interp_eval_cpu(const at::Tensor& zq, const at::Tensor& b, const at::
   const double* sp = sc.data_ptr<double>();
   double* op = out.data_ptr<double>();
   at::parallel_for(0, q, 1024, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const double x = qp[i];
-      double* o = op + i * k;
-      if (std::isnan(x)) {
-        for (int64_t c = 0; c < k; ++c) o[c] = x;
-        continue;
-      }
-      const int64_t cnt = interp::count_below(bp, m, x);
-      if (cnt == 0) {
-        for (int64_t c = 0; c < k; ++c) o[c] = 0.0;
-        continue;
-      }
-      const int64_t j = cnt - 1;
-      for (int64_t c = 0; c < k; ++c) o[c] = interp::segment_value(yp[j * k + c], sp[j * k + c], zp[j], x);
-    }
+    for (int64_t i = begin; i < end; ++i) interp::eval_query(bp, zp, yp, sp, m, k, qp[i], op + i * k);
   });
   return out;
 }

@@ -195,19 +195,7 @@ __global__ void eval_kernel(const double* __restrict__ zq, const double* __restr
                             int64_t k) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= q) return;
-  const double x = zq[i];
-  double* o = out + i * k;
-  if (isnan(x)) {
-    for (int64_t c = 0; c < k; ++c) o[c] = x;
-    return;
-  }
-  const int64_t cnt = interp::count_below(b, m, x);
-  if (cnt == 0) {
-    for (int64_t c = 0; c < k; ++c) o[c] = 0.0;
-    return;
-  }
-  const int64_t j = cnt - 1;
-  for (int64_t c = 0; c < k; ++c) o[c] = interp::segment_value(y[j * k + c], s[j * k + c], z[j], x);
+  interp::eval_query(b, z, y, s, m, k, zq[i], out + i * k);
 }
 
 at::Tensor interp_eval_cuda(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z,
