@@ -22,6 +22,16 @@ DEVICES = [
 requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason=CUDA_SKIP_REASON)
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny models on a small shared machine train several
+    times faster with one thread than with two."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_report_header(config):
     info = rethink.build_info()
     return [

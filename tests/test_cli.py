@@ -4,19 +4,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from rethink import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["fit-random", "--help"], ["sweep", "--help"]])

@@ -14,13 +14,7 @@ from rethink.results import FORMAT_VERSION, Result
 FAST = dict(device="cpu", progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models on a shared machine: one thread is several times faster than two
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _no_seconds(history):
