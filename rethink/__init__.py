@@ -27,7 +27,7 @@ from . import plots  # isort: skip
 from .randomization import RandomizationTestReport, randomization_test  # isort: skip
 
 # beyond the paper: complexity measures, Rademacher estimate, minimum-norm kernels
-from . import kernels, measures  # isort: skip
+from . import measures, min_norm, study  # isort: skip
 from .rademacher import RademacherResult, rademacher  # isort: skip
 
 __version__ = "0.1.0"
@@ -46,8 +46,9 @@ __all__ = [
     "datasets",
     "fit_random",
     "interpolate",
-    "kernels",
+    "min_norm",
     "measures",
+    "study",
     "models",
     "plots",
     "rademacher",

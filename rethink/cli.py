@@ -13,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-_COMMAND_MODULES = ["rethink.train", "rethink.randomization", "rethink.measures"]
+_COMMAND_MODULES = ["rethink.train", "rethink.randomization", "rethink.study"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -568,12 +568,12 @@ def write_report(args) -> Path:
         w("## Beyond the paper: which complexity measure predicts the generalization gap?\n")
         paths = sorted(p for model in ALL_MODELS for p in (args.results / "digits" / model).glob("*.json"))
         t0 = time.perf_counter()
-        rep = rethink.measures.study(paths, out_dir=args.results / "measures", device=args.device)
+        rep = rethink.study.study(paths, out_dir=args.results / "measures", device=args.device)
         seconds = time.perf_counter() - t0
         png = figs / "measures_digits.png"
         png.write_bytes(Path(rep.paths["png"]).read_bytes())
         w(
-            f"`rethink.measures.study` on the {len(rep.rows)} completed digits runs above (all four models, every "
+            f"`rethink.study.study` on the {len(rep.rows)} completed digits runs above (all four models, every "
             f"variant, label-noise level and regularizer; {len(rep.skipped)} skipped) took {fmt_seconds(seconds)} on "
             f"{machine_line(torch.device('cpu'))}. Each measure is computed on the trained network (batch norm folded) "
             "and ranked by Kendall's tau with the generalization gap (train accuracy minus test accuracy) over all "

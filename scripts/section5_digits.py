@@ -1,7 +1,7 @@
 """Section 5 of Zhang et al. (2017) at small scale, on the embedded digits dataset, and the
 complexity-measure study on a digits sweep.
 
-Minimum-norm interpolation (``rethink.kernels.min_norm_fit``) with a Gaussian kernel on raw
+Minimum-norm interpolation (``rethink.min_norm.min_norm_fit``) with a Gaussian kernel on raw
 pixels against random ReLU features of several widths: training error (0 when it
 interpolates), test error and the norm of the solution. The paper's point: the minimum
 norm solution generalizes well, yet its norm does not predict which one generalizes best.
@@ -11,7 +11,7 @@ norm solution generalizes well, yet its norm does not predict which one generali
 
 Prints a markdown table (and writes it into the Section 5 part of ``--out`` when given).
 With ``--study DIR``: trains (or resumes) a sweep of mlp1x512 on digits over label noise
-and weight decay into DIR, runs ``rethink.measures.study`` on it and adds the ranking and
+and weight decay into DIR, runs ``rethink.study.study`` on it and adds the ranking and
 the time per measure to ``--out``.
 """
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import rethink  # noqa: E402
-from rethink.kernels import min_norm_fit  # noqa: E402
+from rethink.min_norm import min_norm_fit  # noqa: E402
 
 BEGIN, END = "<!-- section5:begin -->", "<!-- section5:end -->"
 STUDY_BEGIN, STUDY_END = "<!-- study:begin -->", "<!-- study:end -->"
@@ -43,14 +43,14 @@ def study(device: str, out_dir: str) -> str:
                   weight_decay=WEIGHT_DECAYS, device=device, progress=False, **SWEEP)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    rep = rethink.measures.study(out_dir, device=device)
+    rep = rethink.study.study(out_dir, device=device)
     study_s = time.perf_counter() - t0
     md = open(rep.paths["md"]).read().split("\n", 1)[1].replace("## Time per measure group", "### Time per measure group")
     head = (
         f"Sweep: mlp1x512 on digits, corruptions {', '.join(CORRUPTIONS)} x weight decay "
         f"{', '.join(f'{w:g}' for w in WEIGHT_DECAYS)}, seed 0, lr {SWEEP['lr']}, at most "
         f"{SWEEP['max_epochs']} epochs ({len(rep.rows)} runs; training took {train_s:.0f} s here: 0 when the sweep was already complete). "
-        f"`rethink.measures.study` with default settings took {study_s:.1f} s for all runs "
+        f"`rethink.study.study` with default settings took {study_s:.1f} s for all runs "
         f"({study_s / max(len(rep.rows), 1):.2f} s per run).\n\n"
         f"Machine: {machine(device)}. Command: `python scripts/section5_digits.py --device {device} "
         f"--study {out_dir} --out benchmarks/RESULTS_measures.md`.\n"
@@ -87,7 +87,7 @@ def experiment(device: str) -> str:
     ]
     lines = [
         f"Digits: {n} training and {len(yte)} test images of {d} pixels (scaled to 0..1), 10 classes, "
-        "one-hot targets; `rethink.kernels.min_norm_fit` (Cholesky in float64). "
+        "one-hot targets; `rethink.min_norm.min_norm_fit` (Cholesky in float64). "
         "rbf gamma = 1 / (d * var(X)); random features: sqrt(2/width) relu(W x + b), W ~ N(0, 1/(d mean(X^2))), "
         "b ~ N(0, 1), seed 0. The linear kernel on 64 raw pixels has rank 64 < n and cannot "
         "interpolate, so it is shown with a ridge only.",

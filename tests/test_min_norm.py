@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import DEVICES
 
-from rethink.kernels import KernelMemoryError, kernel_matrix, memory_estimate, min_norm_fit
+from rethink.min_norm import KernelMemoryError, kernel_matrix, memory_estimate, min_norm_fit
 
 
 def _data(n=30, d=50, k=3, seed=0):
