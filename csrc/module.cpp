@@ -3,6 +3,8 @@
 // TORCH_LIBRARY_IMPL blocks); this file only exposes how the extension was built.
 #include <torch/extension.h>
 
+#include "randomized_batch.h"
+
 #include <string>
 #include <vector>
 
@@ -49,9 +51,19 @@ pybind11::dict build_info() {
   return d;
 }
 
+std::vector<std::string> batch_fields() {
+  std::vector<std::string> out;
+  for (int f = 0; f < rethink::kNumBatchFields; ++f) out.emplace_back(rethink::kBatchFieldNames[f]);
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "rethink's C++/CUDA kernels (ops live under torch.ops.rethink)";
   m.def("build_info", &build_info, "How this extension was built: torch, cuda, cuda_kernels, cuda_archs");
+  m.def("batch_fields", &batch_fields,
+        "Names of the integers in randomized_batch's `config` argument, in order (csrc/randomized_batch.h)");
+  m.attr("max_rotation") = rethink::kMaxRotation;
+  m.attr("max_stat_channels") = rethink::kMaxChannels;
 }

@@ -18,6 +18,7 @@
 //   shared (shuffled) permutation keys: {0, 0, kStreamShuffle, 0}, key = corruption seed
 //   Gaussian values: {image, value_index / 2, kStreamGauss, split}, key = corruption seed
 //   augmentation draws: {image, epoch, kStreamAugment, split}, key = loader seed
+//     (words: crop offset y, crop offset x, flip bit, rotation; see randomized_batch.h)
 #pragma once
 
 #include <cmath>
@@ -156,24 +157,6 @@ RETHINK_HD double gauss_value(int64_t seed, uint32_t image, uint32_t index, uint
   double z_even, z_odd;
   gauss_pair(seed, image, index >> 1, split, &z_even, &z_odd);
   return (index & 1u) ? z_odd : z_even;
-}
-
-// Augmentation draws of one image in one epoch: crop offsets in [0, range_y] x
-// [0, range_x] and a horizontal flip with probability 1/2.
-struct AugmentDraw {
-  int32_t off_y;
-  int32_t off_x;
-  bool flip;
-};
-
-RETHINK_HD AugmentDraw augment_draw(int64_t seed, uint32_t image, uint32_t epoch, uint32_t split,
-                                    uint32_t range_y, uint32_t range_x) {
-  const U32x4 r = philox4x32_10(image, epoch, kStreamAugment, split, seed_lo(seed), seed_hi(seed));
-  AugmentDraw d;
-  d.off_y = static_cast<int32_t>(r.v[0] % (range_y + 1u));
-  d.off_x = static_cast<int32_t>(r.v[1] % (range_x + 1u));
-  d.flip = (r.v[2] & 1u) != 0u;
-  return d;
 }
 
 // Pixel corruption modes of the randomized_batch kernels.

@@ -18,9 +18,11 @@ from . import datasets  # isort: skip
 from .corruption import Corruption, corrupt  # isort: skip
 from .loader import RandomizedLoader, randomized_batch  # isort: skip
 
-# the engine: models, fit_random, sweeps
-from . import models, train  # isort: skip
-from .train import fit_random, sweep  # isort: skip
+# the engine: models, the run model, the trainer, the runner
+from . import models, runs, train, runner  # isort: skip
+from .runs import RunSpec, load_runs  # isort: skip
+from .train import fit, fit_random, load_model  # isort: skip
+from .runner import sweep  # isort: skip
 
 # the main job: the randomization test, Figure 1 and Table 1
 from . import plots  # isort: skip
@@ -39,13 +41,17 @@ __all__ = [
     "RandomizationTestReport",
     "RandomizedLoader",
     "Result",
+    "RunSpec",
     "__version__",
     "build_info",
     "corrupt",
     "cuda_kernels_available",
     "datasets",
+    "fit",
     "fit_random",
     "interpolate",
+    "load_model",
+    "load_runs",
     "min_norm",
     "measures",
     "study",
@@ -54,6 +60,8 @@ __all__ = [
     "rademacher",
     "randomization_test",
     "randomized_batch",
+    "runner",
+    "runs",
     "sweep",
     "train",
 ]

@@ -67,3 +67,51 @@ def describe_machine(device: str | torch.device = "cpu") -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads (torch {torch.__version__})"
+
+
+def resolve_device(device: str | torch.device = "auto", *, kernels: bool = True,
+                   local_rank: int | None = None) -> torch.device:
+    """The one device resolver of rethink: a ``torch.device`` from a user's device argument.
+
+    Args:
+        device: ``"auto"`` (CUDA when a GPU is visible and usable, else the CPU), ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"`` or a ``torch.device``.
+        kernels: the caller runs rethink's fused ops, so CUDA also needs rethink built with
+            its CUDA kernels (``"auto"`` then falls back to the CPU without them).
+        local_rank: under torchrun, the GPU of this process for ``"auto"`` and ``"cuda"``.
+
+    Returns:
+        a ``torch.device``; CUDA devices always carry an index.
+
+    Raises:
+        ValueError: an unknown device, a device type other than CPU/CUDA, CUDA asked for on
+            a machine or a torch build without it (the message says how to fix it), a GPU
+            index that is not visible.
+    """
+    usable = torch.cuda.is_available() and (not kernels or bool(_C.build_info()["cuda_kernels"]))
+    if isinstance(device, str) and device == "auto":
+        if not usable:
+            return torch.device("cpu")
+        device = "cuda"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.type != "cuda":
+        raise ValueError(f"unsupported device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if not torch.cuda.is_available():
+        why = ("this torch is a CPU build (torch.version.cuda is None)" if torch.version.cuda is None
+               else "no CUDA device is visible")
+        raise ValueError(f"device {str(device)!r} requested but {why}: use device 'cpu' (--device cpu), or run on "
+                         f"a machine with a GPU and a CUDA build of torch (then rebuild rethink against it)")
+    if kernels and not _C.build_info()["cuda_kernels"]:
+        raise ValueError(f"device {str(device)!r} requested but rethink._C was built without CUDA kernels: "
+                         f"rebuild with RETHINK_CUDA=1 and CUDA_HOME set (README, 'Install'), or use device 'cpu'")
+    if dev.index is None:
+        dev = torch.device("cuda", local_rank if local_rank is not None and local_rank >= 0
+                           else torch.cuda.current_device())
+    if dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA devices are visible")
+    return dev

@@ -1,4 +1,8 @@
-"""Atomic file writes: a result on disk is either the old one or the new one, never half."""
+"""Atomic file writes: a result on disk is either the old one or the new one, never half.
+
+Files get the mode a new file gets under the user's umask (as ``open(path, "w")`` would
+give), not the 0600 of the temporary file they are written through.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,46 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The permission bits a new file gets under the current umask (e.g. 0644 under 022)."""
+    return 0o666 & ~_umask()
+
+
+def check_writable(folder: str | os.PathLike, what: str = "folder") -> Path:
+    """Create ``folder`` if needed and check that files can be written in it (a probe file is
+    written and removed), before any work whose results would go there.
+
+    Raises:
+        ValueError: ``folder`` is a file.
+        PermissionError: the folder cannot be created or written (the message names it).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{what} {str(folder)!r} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".rethink-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise PermissionError(f"{what} {str(folder)!r} cannot be written ({e.strerror or e}): results could not be "
+                              f"saved; choose another folder") from None
+    return folder
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -1,48 +1,324 @@
 """The ``rethink`` command line: ``rethink <command> ...`` and ``python -m rethink <command> ...``.
 
-Subcommands come from the modules in :data:`_COMMAND_MODULES`; each defines
-``add_cli(subparsers)`` and sets ``func`` (parsed args -> exit code) with
-``set_defaults``. A failing command exits with code 1 and one line on stderr:
+Every parser of rethink is defined here, with one vocabulary: ``--out-dir`` for the
+results folder, lists as space-separated values (``--seeds 0 1 2``; commas work too),
+and the settings of a run (:class:`rethink.runs.RunSpec`) spelled the same in every
+command. A failing command exits with code 1 and one line on stderr:
 ``rethink: error: <reason>``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import math
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-_COMMAND_MODULES = ["rethink.train", "rethink.randomization", "rethink.study"]
+__all__ = ["main", "build_parser", "default_threads"]
 
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line (``rethink: error: ...``) and exit code 1."""
 
     def error(self, message: str):
-        self.exit(1, f"rethink: error: {self.prog.split(' ', 1)[-1] if ' ' in self.prog else ''}"
-                     f"{': ' if ' ' in self.prog else ''}{message}\n")
+        sub = self.prog.split(" ", 1)[-1] if " " in self.prog else ""
+        self.exit(1, f"rethink: error: {sub}{': ' if sub else ''}{message}\n")
+
+
+def _split(values: Sequence[str] | str | None) -> list[str] | None:
+    """Space- or comma-separated list values as one flat list (None stays None)."""
+    if values is None:
+        return None
+    values = [values] if isinstance(values, str) else values
+    return [t.strip() for v in values for t in str(v).split(",") if t.strip()]
+
+
+def _typed(values, cast, flag: str) -> list | None:
+    items = _split(values)
+    if items is None:
+        return None
+    if not items:
+        raise ValueError(f"{flag}: empty list")
+    out = []
+    for t in items:
+        try:
+            out.append(cast(t))
+        except ValueError:
+            kind = "an integer" if cast is int else "a number"
+            raise ValueError(f"{flag}: {t!r} is not {kind}") from None
+    return out
+
+
+def _none(v: str | None) -> str | None:
+    return None if v is None or v.strip().lower() in ("none", "") else v
+
+
+def _integer(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+
+
+def _optional_float(s: str) -> float | None:
+    if s.strip().lower() == "none":
+        return None
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number (or 'none'): {s!r}") from None
+
+
+def default_threads() -> int:
+    """Torch CPU threads for a command that was not given ``--threads``: the cores not
+    already busy (from the 1-minute load average), at least 1 and at most torch's default.
+    On a machine shared with other work, more threads than free cores only contend."""
+    import torch
+
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        busy = 0.0
+    return max(1, min(torch.get_num_threads(), cores - int(math.floor(busy + 0.5))))
+
+
+# ----------------------------------------------------------------------------- shared options
+
+#: (flag, RunSpec field, type, list allowed in sweeps, help)
+_RUN_OPTIONS = [
+    ("--lr", "lr", float, True, "initial learning rate (default: the paper's, 0.1 Inception, 0.01 others)"),
+    ("--momentum", "momentum", float, False, "SGD momentum (default 0.9)"),
+    ("--weight-decay", "weight_decay", float, True, "L2 weight decay (default 0, the paper's)"),
+    ("--lr-decay", "lr_decay", float, False, "decay factor per --lr-decay-examples (default 0.95)"),
+    ("--lr-decay-examples", "lr_decay_examples", _integer, False,
+     "training examples per decay step (default 50000, one CIFAR-10 epoch)"),
+    ("--batch-size", "batch_size", _integer, True, "batch size (default 128)"),
+    ("--max-epochs", "max_epochs", _integer, False, "epoch budget (default per dataset: digits 1000, others 200)"),
+    ("--stop-at-train-acc", "stop_at_train_acc", _optional_float, False,
+     "stop at this train accuracy (default 1.0; 'none': train the whole budget)"),
+    ("--stop-at-train-loss", "stop_at_train_loss", _optional_float, False, "stop at this train cross-entropy"),
+    ("--epochs-after-fit", "epochs_after_fit", _integer, False,
+     "keep training this many epochs after the stopping target (default 0)"),
+    ("--augment", "augment", str, True,
+     "none (default), or crop, flip, rotate joined with + (e.g. crop+flip); crop_flip = pad 4, crop, flip"),
+    ("--crop", "crop", _integer, False, "crop size: the centre crop (the paper's 28), or the random window of 'crop'"),
+    ("--max-rotation", "max_rotation", _integer, False, "degrees of 'rotate' (default 25)"),
+    ("--normalize", "normalize", str, False, "per_image (the paper's, default), per_channel or none"),
+    ("--dropout", "dropout", float, True, "dropout probability in the model (default 0)"),
+    ("--train-size", "train_size", _integer, True, "train on a random subset of this many training images"),
+    ("--dtype", "dtype", str, False, "float32 (default) or bfloat16 (autocast)"),
+    ("--loss-window", "loss_window", _integer, False, "SGD steps per logged training-loss value (default 50)"),
+]
+
+
+def _add_run_options(p: argparse.ArgumentParser, lists: bool) -> None:
+    for flag, _, cast, listable, text in _RUN_OPTIONS:
+        if lists and listable:
+            p.add_argument(flag, nargs="+", default=argparse.SUPPRESS, help=text + " (several values: one run each)")
+        else:
+            p.add_argument(flag, type=cast, default=argparse.SUPPRESS, help=text)
+
+
+def _run_settings(args, lists: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for flag, field, cast, listable, _ in _RUN_OPTIONS:
+        if not hasattr(args, field):  # not given: the RunSpec default
+            continue
+        v = getattr(args, field)
+        if lists and listable:
+            v = _typed(v, cast if cast is not str else str, flag)
+            v = [_none(x) if cast is str else x for x in v]
+            out[field] = v if len(v) > 1 else v[0]
+        else:
+            out[field] = _none(v) if cast is str else v
+    return out
+
+
+def _add_common(p: argparse.ArgumentParser, *, out_default: str | None) -> None:
+    p.add_argument("--root", default=None,
+                   help="folder of the dataset files (default: $RETHINK_DATA, ./data, then the system's)")
+    p.add_argument("--out-dir", default=out_default,
+                   help="folder for result files" + (f" (default {out_default})" if out_default else ""))
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=_integer, default=None,
+                   help="torch CPU threads (default: the cores not busy with other work)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _set_threads(args) -> None:
+    import torch
+
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads if args.threads is not None else default_threads())
+
+
+def _models_help() -> str:
+    from . import models
+
+    paper = [n for n in models.names() if not n.startswith("mlp") or n in ("mlp1x512", "mlp3x512")]
+    return "model name: " + ", ".join(paper) + ", or mlp{depth}x{width} (depth 1-4, width 32-2048)"
+
+
+def _table(results) -> str:
+    head = "| run | status | epochs | steps to fit | train acc | test acc | gap |"
+    lines = [head, "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        f = r.final
+        lines.append(
+            f"| {r.config.get('run_name', '?')} | {r.status} | {f.get('epoch', 0)} | "
+            f"{r.steps_to_fit if r.steps_to_fit is not None else '-'} | {f.get('train_acc', math.nan):.4f} | "
+            f"{f.get('test_acc', math.nan):.4f} | {f.get('gap', math.nan):+.4f} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _cmd_fit_random(args) -> int:
+    from .train import TrainingFailed, fit_random
+
+    _set_threads(args)
+    try:
+        r = fit_random(args.model, args.dataset, args.corruption, seed=args.seed, root=args.root, device=args.device,
+                       out_dir=args.out_dir, resume=args.resume, progress=not args.no_progress,
+                       run_name=args.run_name, compile=args.compile, **_run_settings(args, lists=False))
+    except TrainingFailed as e:
+        print(_table([e.result]))
+        raise
+    print(_table([r]))
+    if args.out_dir:
+        print(f"result: {Path(args.out_dir) / (r.config['run_name'] + '.json')}")
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    from .runner import sweep
+
+    _set_threads(args)
+    settings = _run_settings(args, lists=True)
+    if args.dataset is not None:
+        ds = _split(args.dataset)
+        settings["dataset"] = ds if len(ds) > 1 else ds[0]
+    results = sweep(_split(args.models), _split(args.corruptions), _typed(args.seeds, int, "--seeds"), args.out_dir,
+                    devices=_split(args.devices), progress=not args.no_progress, root=args.root, device=args.device,
+                    **settings)
+    print(_table(results))
+    failed = [r for r in results if r.status != "completed"]
+    print(f"results: {args.out_dir} ({len(results)} runs, {len(failed)} failed)")
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed, e.g. {failed[0].config.get('run_name')}: {failed[0].error}")
+    return 0
+
+
+def _cmd_randomization_test(args) -> int:
+    from .randomization import randomization_test
+
+    _set_threads(args)
+    report = randomization_test(
+        args.model, args.dataset, root=args.root, corruptions=_split(args.corruptions),
+        label_noise=_typed(args.label_noise, float, "--label-noise"), seeds=_typed(args.seeds, int, "--seeds"),
+        out_dir=args.out_dir, device=args.device, devices=_split(args.devices), resume=args.resume,
+        progress=not args.no_progress, grid=not args.no_grid, grid_weight_decay=args.grid_weight_decay,
+        grid_augment=_none(args.grid_augment), regularized_random=args.regularized_random,
+        **_run_settings(args, lists=False))
+    sys.stdout.write(report.table + "\n" + report.verdict + "\n\n")
+    p = report.paths
+    sys.stdout.write(f"wrote {len(report.results)} results, {p['summary']}, {p['figure1']}, {p['figure2']}, "
+                     f"{p['table1']} and {p['verdict']}\n")
+    return 0
+
+
+def _cmd_measures(args) -> int:
+    from .study import study
+
+    _set_threads(args)
+    sel = "all" if args.measures == ["all"] else _split(args.measures)
+    rep = study(args.results, args.out_dir, measures=sel, device=args.device, seed=args.seed, samples=args.samples,
+                max_examples=args.max_examples, progress=not args.no_progress)
+    print(f"measured {len(rep.rows)} runs ({len(rep.skipped)} skipped); ranking in {rep.paths['md']}",
+          file=sys.stderr)
+    for r in rep.ranking[:5]:
+        print(f"{r['measure']:28s} tau={r['tau']:+.3f} granulated={r['granulated']:+.3f}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every available subcommand."""
+    """The argument parser with every subcommand."""
     from . import __version__
 
-    parser = _Parser(
-        prog="rethink",
-        description="Randomization tests of Zhang et al. 2017, 'Understanding deep learning requires "
-                    "rethinking generalization'.",
-    )
+    parser = _Parser(prog="rethink", description="Randomization tests of Zhang et al. 2017, 'Understanding deep "
+                                                 "learning requires rethinking generalization'.")
     parser.add_argument("--version", action="version", version=f"rethink {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="command")
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
-        module.add_cli(sub)
+    sub = parser.add_subparsers(dest="command", metavar="command", parser_class=_Parser)
+
+    p = sub.add_parser("fit-random", help="train one model on (randomized) data",
+                       description="Train a model with SGD on randomized data until it fits the training set; "
+                                   "print the final metrics.")
+    p.add_argument("--model", default="mlp1x512", help=_models_help() + " (default mlp1x512)")
+    p.add_argument("--dataset", default="digits", help="digits (embedded, default), cifar10, mnist, fashion_mnist")
+    p.add_argument("--corruption", default="random_labels",
+                   help="none, labels:P, random_labels, shuffled_pixels, random_pixels, gaussian")
+    p.add_argument("--seed", type=_integer, default=0, help="seed (default 0)")
+    p.add_argument("--run-name", default=None, help="result file stem (default: from the settings)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir")
+    p.add_argument("--compile", action="store_true", help="use torch.compile")
+    _add_run_options(p, lists=False)
+    _add_common(p, out_default=None)
+    p.set_defaults(func=_cmd_fit_random)
+
+    s = sub.add_parser("sweep", help="train every combination of models, corruptions, seeds and settings",
+                       description="Run fit-random for the product of the given settings, one result file per "
+                                   "run; finished runs of the same settings are skipped on a rerun.")
+    s.add_argument("--models", nargs="+", default=["mlp1x512"], help=_models_help())
+    s.add_argument("--dataset", nargs="+", default=None, help="dataset name(s) (default digits)")
+    s.add_argument("--corruptions", nargs="+", default=["none", "random_labels"], help="corruptions")
+    s.add_argument("--seeds", nargs="+", default=["0"], help="seeds (default 0)")
+    s.add_argument("--devices", nargs="+", default=None, help="one worker per device, e.g. cuda:0 cuda:1, or cpu cpu")
+    _add_run_options(s, lists=True)
+    _add_common(s, out_default="results")
+    s.set_defaults(func=_cmd_sweep)
+
+    r = sub.add_parser("randomization-test",
+                       help="the paper's randomization test (Figures 1 and 2, Table 1) on a model and a dataset",
+                       description="Train a model on true labels, random labels, shuffled pixels, random pixels "
+                                   "and Gaussian inputs, on a label-noise sweep and on the Table 1 regularizer "
+                                   "grid, for every seed; write every result, summary.csv, figure1.png, "
+                                   "figure2.png, table1.md and a verdict into --out-dir.")
+    r.add_argument("--model", default="mlp1x512", help=_models_help() + " (default mlp1x512)")
+    r.add_argument("--dataset", default="digits", help="digits (embedded, default), cifar10, mnist, fashion_mnist")
+    r.add_argument("--corruptions", nargs="+", default=["true", "random_labels", "shuffled_pixels", "random_pixels",
+                                                        "gaussian"], help="variants (default: the paper's five)")
+    r.add_argument("--label-noise", nargs="+", default=["0", "0.2", "0.4", "0.6", "0.8", "1"],
+                   help="label-corruption levels (default 0 0.2 0.4 0.6 0.8 1)")
+    r.add_argument("--seeds", nargs="+", default=["0"], help="seeds: several give mean and spread (default 0)")
+    r.add_argument("--devices", nargs="+", default=None, help="one worker per device, e.g. cuda:0 cuda:1")
+    r.add_argument("--resume", action="store_true", help="reuse finished runs, continue interrupted ones")
+    r.add_argument("--no-grid", action="store_true", help="skip the Table 1 weight decay / augmentation runs")
+    r.add_argument("--grid-weight-decay", type=float, default=5e-4, help="weight decay of the grid (default 5e-4)")
+    r.add_argument("--grid-augment", default="flip", help="augmentation of the grid (default flip; 'none' to skip)")
+    r.add_argument("--regularized-random", action="store_true",
+                   help="also train random labels with the grid's regularizers (the paper's Appendix E)")
+    _add_run_options(r, lists=False)
+    _add_common(r, out_default="results")
+    r.add_argument("--out", dest="out_dir", help=argparse.SUPPRESS)  # the name of rethink 0.1
+    r.set_defaults(func=_cmd_randomization_test)
+
+    m = sub.add_parser("measures", help="rank complexity measures by how well they predict the generalization gap",
+                       description="Compute complexity measures for every run in a results folder and rank them "
+                                   "by how well they predict the generalization gap; writes measures.csv, "
+                                   "measures.md and measures.png.")
+    m.add_argument("results", help="folder of result JSONs (from fit-random, sweep or zoo)")
+    m.add_argument("--measures", nargs="+", default=["all"], help="measure or group names (default: all)")
+    m.add_argument("--seed", type=_integer, default=0)
+    m.add_argument("--samples", type=_integer, default=8, help="Monte-Carlo draws per PAC-Bayes evaluation")
+    m.add_argument("--max-examples", type=_integer, default=2048, help="training examples for PAC-Bayes and sharpness")
+    _add_common(m, out_default=None)
+    m.set_defaults(func=_cmd_measures)
     return parser
 
 
@@ -59,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("rethink: error: interrupted", file=sys.stderr)
+        print("rethink: error: interrupted (finished runs are kept; rerun with --resume to continue)", file=sys.stderr)
         return 130
     except Exception as e:  # one line, no traceback
         reason = " ".join(str(e).split()) or type(e).__name__

@@ -104,6 +104,17 @@ class Corruption:
         return self.kind in _PIXEL_KINDS
 
     @property
+    def variant(self) -> str:
+        """The variant of the randomization test this corruption belongs to: "true" (none,
+        or labels with p = 0), "random_labels" (p = 1), "labels" (0 < p < 1),
+        "shuffled_pixels", "random_pixels" or "gaussian"."""
+        if self.kind == "none" or (self.kind == "labels" and self.p == 0.0):
+            return "true"
+        if self.kind == "random_labels" or (self.kind == "labels" and self.p == 1.0):
+            return "random_labels"
+        return self.kind
+
+    @property
     def label_probability(self) -> float:
         """The probability with which a label is redrawn (0 for non-label kinds)."""
         return {"labels": self.p, "random_labels": 1.0}.get(self.kind, 0.0)
@@ -149,16 +160,20 @@ class Corruption:
         for opt in fields[1:]:
             low = opt.lower()
             if low == "different":
-                kw["keep_true"] = False
+                key, value = "keep_true", False
             elif low in _UNITS:
-                kw["unit"] = low
+                key, value = "unit", low
             elif low == "test":
-                kw["corrupt_test_labels"] = True
+                key, value = "corrupt_test_labels", True
             else:
                 try:
-                    kw["p"] = float(opt)
+                    key, value = "p", float(opt)
                 except ValueError:
                     raise ValueError(f"unknown corruption option {opt!r} in {spec!r}") from None
+            if key in kw:
+                raise ValueError(f"corruption {spec!r} gives {'a probability' if key == 'p' else repr(opt)} twice: "
+                                 f"one value per option, e.g. 'labels:0.4:different'")
+            kw[key] = value
         if kind == "labels" and "p" not in kw:
             raise ValueError(f"corruption {spec!r} needs a probability, e.g. 'labels:0.4'")
         return cls(kind, seed=seed, **kw)

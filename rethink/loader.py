@@ -4,10 +4,15 @@ The dataset is moved to the device once, as uint8. Each batch is ONE call of the
 ``torch.ops.rethink.randomized_batch`` (one kernel launch on CUDA, one
 ``at::parallel_for`` on the CPU), which gathers the batch's images by index, applies the
 pixel corruption (a Feistel permutation derived from (seed, image) or Philox Gaussian
-noise: nothing per image is stored), the augmentation (random crop with zero padding 4
-and horizontal flip, drawn per (seed, epoch, image)), the center crop, the normalization
-and the conversion to the output dtype and layout, and gathers the corrupted labels.
-No host synchronization happens per batch and no Python code runs per image.
+noise: nothing per image is stored), the augmentation (rotation, random crop with or
+without zero padding, horizontal flip, drawn per (seed, epoch, image)), the centre crop,
+the normalization and the conversion to the output dtype and layout, and gathers the
+corrupted labels. No host synchronization happens per batch and no Python code runs per
+image. Without augmentation a split's prepared images are the same in every epoch, so
+they are made once (one kernel call) and each batch is an index gather from them.
+
+The op's arguments are described once, in csrc/randomized_batch.h; :class:`_Plan` fills
+its ``config`` integers by the names the extension exports.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from .datasets import Dataset
 
 __all__ = [
     "AUGMENTS",
+    "AUGMENT_TOKENS",
+    "parse_augment",
     "NORMALIZE",
     "RandomizedLoader",
     "augment_draws",
@@ -36,11 +43,16 @@ __all__ = [
     "reference_batch",
 ]
 
-#: augmentations: None, "crop_flip" (random crop with zero padding 4, horizontal flip), "flip"
-AUGMENTS = (None, "crop_flip", "flip")
+#: augmentation tokens, combined with "+": "crop" (random crop inside the image, no
+#: padding: the paper's), "flip" (horizontal flip), "rotate" (a whole number of degrees in
+#: [-max_rotation, max_rotation]), "crop_flip" (zero padding 4, random crop, flip).
+AUGMENT_TOKENS = ("crop_flip", "crop", "flip", "rotate")
+AUGMENTS = (None, "crop_flip", "crop", "flip", "rotate", "crop+flip", "crop+flip+rotate")  # examples
 #: normalizations: None, "per_image" (the paper's whitening), "per_channel" (dataset mean/std)
 NORMALIZE = {None: 0, "none": 0, "per_image": 1, "per_channel": 2}
 PAD = 4
+#: default rotation range of "rotate", in degrees (Appendix E: small rotations)
+DEFAULT_MAX_ROTATION = 25
 _PIXEL_MODES = {
     ("shuffled_pixels", "pixel"): 1,
     ("shuffled_pixels", "value"): 2,
@@ -50,35 +62,57 @@ _PIXEL_MODES = {
     ("gaussian", "value"): 5,
 }
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+#: splits whose prepared images take at most this many bytes are prepared once and cached
+CACHE_BYTES = 2 * 2**30
+#: the names of the integers of the op's ``config`` argument (csrc/randomized_batch.h)
+BATCH_FIELDS = tuple(_build._C.batch_fields())
+
+
+def parse_augment(augment) -> str | None:
+    """The canonical form of an augmentation: None, or tokens of :data:`AUGMENT_TOKENS`
+    joined with "+" in that order (``"flip+crop"`` -> ``"crop+flip"``; ``"none"`` -> None).
+
+    Raises:
+        ValueError: an unknown token, a repeated one, or "crop" with "crop_flip".
+    """
+    if augment is None:
+        return None
+    if not isinstance(augment, str):
+        raise ValueError(f"augment must be a string such as 'crop+flip' or None, got {augment!r}")
+    text = augment.strip().lower()
+    if text in ("", "none", "noaug", "false"):
+        return None
+    tokens = [t.strip() for t in text.split("+")]
+    for t in tokens:
+        if t not in AUGMENT_TOKENS:
+            raise ValueError(f"unknown augment {augment!r}: combine {', '.join(AUGMENT_TOKENS)} with '+' "
+                             f"(e.g. 'crop+flip'), or None")
+    if len(set(tokens)) != len(tokens) or ("crop" in tokens and "crop_flip" in tokens):
+        raise ValueError(f"augment {augment!r} repeats a token (crop_flip already holds crop and flip)")
+    return "+".join(t for t in AUGMENT_TOKENS if t in tokens)
+
+
+def augment_parts(augment: str | None) -> dict:
+    """What a canonical augmentation does: pad, random_crop, flip, rotate (see :func:`parse_augment`)."""
+    tokens = set(augment.split("+")) if augment else set()
+    legacy = "crop_flip" in tokens
+    return {"pad": PAD if legacy else 0, "random_crop": legacy or "crop" in tokens,
+            "flip": legacy or "flip" in tokens, "rotate": "rotate" in tokens}
 
 
 @torch.library.register_fake("rethink::randomized_batch")
-def _randomized_batch_fake(
-    images,
-    labels,
-    indices,
-    pixel_mode,
-    corruption_seed,
-    split,
-    gauss_mean,
-    gauss_std,
-    aug_seed,
-    epoch,
-    pad,
-    flip,
-    random_crop,
-    out_h,
-    out_w,
-    normalize,
-    norm_mean,
-    norm_std,
-    dtype,
-    channels_last,
-    check_indices,
-):
+def _randomized_batch_fake(images, labels, indices, config, stats, dtype):
+    torch._check(images.dim() == 4 and indices.dim() == 1 and labels.dim() == 1,
+                 lambda: "randomized_batch: images must be 4-D, labels and indices 1-D")
+    torch._check(images.device == labels.device == indices.device,
+                 lambda: f"randomized_batch: images, labels and indices must be on one device, got "
+                         f"{images.device}, {labels.device}, {indices.device}")
+    torch._check(len(config) == len(BATCH_FIELDS),
+                 lambda: f"randomized_batch: config must hold {len(BATCH_FIELDS)} integers")
+    cfg = dict(zip(BATCH_FIELDS, config))
     b, c = indices.shape[0], images.shape[1]
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    x = torch.empty((b, c, out_h, out_w), dtype=dtype, device=images.device, memory_format=fmt)
+    fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+    x = torch.empty((b, c, cfg["out_h"], cfg["out_w"]), dtype=dtype, device=images.device, memory_format=fmt)
     return x, labels.new_empty((b,))
 
 
@@ -93,93 +127,84 @@ def _check_seed(name: str, seed) -> int:
     return int(seed)
 
 
-def _device(device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if _build.cuda_kernels_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'") from None
-    if dev.type == "cpu":
-        return dev
-    if dev.type != "cuda":
-        raise ValueError(f"unsupported device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
-    if not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but no CUDA device is visible")
-    if not _build.build_info()["cuda_kernels"]:
-        raise ValueError(f"device {device!r} requested but rethink._C was built without CUDA kernels")
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA devices are visible")
-    return dev
+def _check_stats(stats, channels: int, what: str, positive: bool) -> tuple[list[float], list[float]]:
+    """(mean, std) as two lists of ``channels`` finite floats, std > 0 (or >= 0)."""
+    if stats is None or len(stats) != 2 or any(len(s) != channels for s in stats):
+        raise ValueError(f"channel_stats must be (mean, std) with {channels} floats each for {what}, got {stats!r}")
+    mean, std = [float(v) for v in stats[0]], [float(v) for v in stats[1]]
+    for c, (m, s) in enumerate(zip(mean, std)):
+        if not (math.isfinite(m) and math.isfinite(s)) or s < 0 or (positive and s == 0):
+            need = "> 0" if positive else ">= 0"
+            raise ValueError(f"{what} needs a finite mean and a finite std {need} per channel, got mean {m!r} "
+                             f"and std {s!r} for channel {c}"
+                             + (" (a constant channel: use normalize='per_image' or None)" if s == 0 else ""))
+    return mean, std
 
 
 class _Plan:
     """The op arguments shared by every batch (corruption, augmentation, output)."""
 
-    def __init__(
-        self, input_shape, corruption, split, seed, augment, crop, normalize, dtype, channels_last, stats
-    ):
+    def __init__(self, input_shape, corruption, split, seed, augment, crop, normalize, dtype, channels_last,
+                 stats, max_rotation=DEFAULT_MAX_ROTATION):
         c, h, w = input_shape
-        if augment not in AUGMENTS:
-            raise ValueError(f"unknown augment {augment!r}: expected one of {list(AUGMENTS)}")
+        augment = parse_augment(augment)
+        parts = augment_parts(augment)
         if crop is not None:
             if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 1:
                 raise ValueError(f"crop must be a positive int or None, got {crop!r}")
             if crop > h or crop > w:
                 raise ValueError(f"crop={crop} is larger than the image ({h} x {w})")
+        if parts["random_crop"] and not parts["pad"] and (crop is None or (crop >= h and crop >= w)):
+            raise ValueError(f"augment 'crop' draws a crop window inside the {h} x {w} image: give a smaller "
+                             f"crop (e.g. crop={max(1, min(h, w) * 6 // 7)}), got crop={crop!r}")
         if normalize not in NORMALIZE:
             raise ValueError(f"unknown normalize {normalize!r}: expected 'per_image', 'per_channel' or None")
+        rot = 0
+        if parts["rotate"]:
+            if isinstance(max_rotation, bool) or not isinstance(max_rotation, (int, np.integer)) or not (
+                    1 <= max_rotation <= _build._C.max_rotation):
+                raise ValueError(f"max_rotation must be a whole number of degrees in [1, {_build._C.max_rotation}], "
+                                 f"got {max_rotation!r}")
+            rot = int(max_rotation)
         dtype = torch.float32 if dtype is None else dtype
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {dtype!r}")
         if split not in SPLIT_IDS:
             raise ValueError(f"unknown split {split!r}: expected 'train' or 'test'")
-        self.corruption = corruption
-        self.pixel_mode = _PIXEL_MODES.get((corruption.kind, corruption.unit), 0)
-        self.corruption_seed = corruption.seed
-        self.split_id = SPLIT_IDS[split]
-        self.seed = _check_seed("seed", seed)
-        self.out_h = int(crop) if crop is not None else h
-        self.out_w = int(crop) if crop is not None else w
-        self.pad = PAD if augment == "crop_flip" else 0
-        self.random_crop = augment == "crop_flip"
-        self.flip = augment in ("crop_flip", "flip")
-        self.normalize = NORMALIZE[normalize]
-        mean, std = stats() if (self.pixel_mode == 5 or self.normalize == 2) else ([], [])
-        self.gauss_mean, self.gauss_std = (mean, std) if self.pixel_mode == 5 else ([], [])
-        if self.normalize == 2:
-            std = [s if s > 0 else 1.0 for s in std]
-            self.norm_mean, self.norm_std = mean, std
-        else:
-            self.norm_mean, self.norm_std = [], []
+        pixel_mode = _PIXEL_MODES.get((corruption.kind, corruption.unit), 0)
+        norm = NORMALIZE[normalize]
+        values = [0.0] * (4 * c)
+        if pixel_mode == 5 or norm == 2:
+            if (pixel_mode == 5 or norm == 2) and c > _build._C.max_stat_channels:
+                raise ValueError(f"per-channel statistics support at most {_build._C.max_stat_channels} "
+                                 f"channels, got {c}")
+            raw = stats()
+            if pixel_mode == 5:
+                values[:c], values[c:2 * c] = _check_stats(raw, c, "corruption 'gaussian'", positive=False)
+            if norm == 2:
+                values[2 * c:3 * c], values[3 * c:] = _check_stats(raw, c, "normalize='per_channel'", positive=True)
+        out_h = int(crop) if crop is not None else h
+        out_w = int(crop) if crop is not None else w
+        self.config = {
+            "pixel_mode": pixel_mode, "corruption_seed": corruption.seed, "split": SPLIT_IDS[split],
+            "aug_seed": _check_seed("seed", seed), "epoch": 0, "pad": parts["pad"],
+            "random_crop": int(parts["random_crop"]), "flip": int(parts["flip"]), "max_rotation": rot,
+            "out_h": out_h, "out_w": out_w, "normalize": norm, "channels_last": int(bool(channels_last)),
+            "check_indices": 0,
+        }
+        missing = set(BATCH_FIELDS) ^ set(self.config)
+        if missing:  # the extension and this wrapper disagree: a stale build
+            raise RuntimeError(f"rethink._C's randomized_batch fields differ from the Python wrapper's: {missing}; "
+                               f"rebuild rethink")
+        self.stats = values
         self.dtype = dtype
-        self.channels_last = bool(channels_last)
-        self.output_shape = (c, self.out_h, self.out_w)
+        self.augment = augment
+        self.output_shape = (c, out_h, out_w)
 
     def run(self, images, labels, indices, epoch: int, check_indices: bool):
-        return torch.ops.rethink.randomized_batch(
-            images,
-            labels,
-            indices,
-            self.pixel_mode,
-            self.corruption_seed,
-            self.split_id,
-            self.gauss_mean,
-            self.gauss_std,
-            self.seed,
-            int(epoch),
-            self.pad,
-            self.flip,
-            self.random_crop,
-            self.out_h,
-            self.out_w,
-            self.normalize,
-            self.norm_mean,
-            self.norm_std,
-            self.dtype,
-            self.channels_last,
-            check_indices,
-        )
+        cfg = dict(self.config, epoch=int(epoch), check_indices=int(check_indices))
+        return torch.ops.rethink.randomized_batch(images, labels, indices, [cfg[f] for f in BATCH_FIELDS],
+                                                  self.stats, self.dtype)
 
 
 def _derive(seed: int, epoch: int, stream: int) -> int:
@@ -202,10 +227,13 @@ class RandomizedLoader:
         batch_size: global batch size (>= 1, a multiple of ``world_size``).
         shuffle: a new order each epoch (from ``seed`` and the epoch) or the dataset order.
         seed: int in [0, 2^63); drives the order and the augmentation draws only.
-        augment: None, "crop_flip" (random crop with zero padding 4 and horizontal flip,
-            drawn per (seed, epoch, image)) or "flip".
-        crop: None or the output size (the paper's center crop, e.g. 28; with
-            "crop_flip" the crop window is drawn from the padded image instead).
+        augment: None or tokens joined with "+" (:func:`parse_augment`): "crop" (a random
+            ``crop`` x ``crop`` window inside the image, no padding: the paper's random crop),
+            "flip" (horizontal flip), "rotate" (a whole number of degrees in
+            [-max_rotation, max_rotation], nearest neighbour, zero outside), "crop_flip"
+            (zero padding 4, random crop, flip); drawn per (seed, epoch, image).
+        crop: None or the output size; without a random crop the window is centred (the
+            paper's centre crop, e.g. 28, and the test-time view of "crop").
         normalize: "per_image" (x - mean) / max(std, 1/sqrt(num_values)), "per_channel"
             (training-set mean/std) or None (values on the 0..1 scale).
         device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when its kernels and a device
@@ -216,99 +244,81 @@ class RandomizedLoader:
         rank, world_size: every global batch is cut into ``world_size`` equal shards and
             this rank gets shard ``rank`` (same global order on every rank). With
             world_size > 1 an incomplete last batch is cut to a multiple of world_size.
+        max_rotation: degrees for "rotate" (1..45, default 25).
+        subset: None (the whole split) or int64 indices of the samples to use, into the
+            whole split: corruption and per-image randomness stay keyed by the index in the
+            whole split, so a subset sees exactly the corrupted samples of the full run.
+        cache: without augmentation, prepare the split once and gather batches from it
+            (True), never (False), or when it takes at most :data:`CACHE_BYTES` ("auto").
 
     Iterating yields ``(x, y)`` on ``device``: x of shape (B, C, H', W') and ``dtype``,
     y int64 (B,). Each pass is a new epoch (new order, new augmentation draws, same
     corruption); ``set_epoch(e)`` chooses the epoch of the next pass.
 
     Attributes:
-        labels: the corrupted labels of the split (int64, on ``device``).
+        labels: the corrupted labels of the whole split (int64, on ``device``).
         output_shape: (C, H', W').
         num_samples: samples this rank gets per epoch.
         epoch: the epoch the next pass draws.
 
     Raises:
         ValueError: unknown split, device, augment, normalize or dtype; batch_size < 1;
-            crop larger than the image; images not uint8 or not 4-D; labels out of
-            range; rank/world_size inconsistent.
+            crop larger than the image; images not uint8 or not 4-D; labels outside
+            [0, num_classes); rank/world_size inconsistent; subset indices out of range.
     """
 
-    def __init__(
-        self,
-        dataset,
-        corruption: Corruption | str = "none",
-        split: str = "train",
-        batch_size: int = 128,
-        shuffle: bool = True,
-        seed: int = 0,
-        augment: str | None = None,
-        crop: int | None = None,
-        normalize: str | None = "per_image",
-        device="cpu",
-        dtype: torch.dtype = torch.float32,
-        channels_last: bool = False,
-        drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
-    ):
+    def __init__(self, dataset, corruption: Corruption | str = "none", split: str = "train",
+                 batch_size: int = 128, shuffle: bool = True, seed: int = 0, augment: str | None = None,
+                 crop: int | None = None, normalize: str | None = "per_image", device="cpu",
+                 dtype: torch.dtype = torch.float32, channels_last: bool = False, drop_last: bool = False,
+                 rank: int = 0, world_size: int = 1, *, max_rotation: int = DEFAULT_MAX_ROTATION,
+                 subset=None, cache="auto"):
         if isinstance(dataset, str):
             from .datasets import load
 
             dataset = load(dataset)
         if not isinstance(dataset, Dataset):
-            raise ValueError(
-                f"dataset must be a rethink.datasets.Dataset or a name, got {type(dataset).__name__}"
-            )
+            raise ValueError(f"dataset must be a rethink.datasets.Dataset or a name, got {type(dataset).__name__}")
         if split not in SPLIT_IDS:
             raise ValueError(f"unknown split {split!r}: expected 'train' or 'test'")
         part = dataset.split(split)
         if part.images.dim() != 4 or part.images.dtype != torch.uint8:
             raise ValueError(
-                f"the loader needs uint8 images N x C x H x W, got {part.images.dtype} {tuple(part.images.shape)}"
-            )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        if isinstance(world_size, bool) or not isinstance(world_size, (int, np.integer)) or world_size < 1:
-            raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")
+                f"the loader needs uint8 images N x C x H x W, got {part.images.dtype} {tuple(part.images.shape)}")
+        _check_labels(part.labels, dataset.num_classes, f"split {split!r} of dataset {dataset.name!r}")
+        for name, v, low in (("batch_size", batch_size, 1), ("world_size", world_size, 1)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
         if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not (0 <= rank < world_size):
             raise ValueError(f"rank must be an int in [0, world_size={world_size}), got {rank!r}")
         if batch_size % world_size:
             raise ValueError(f"batch_size={batch_size} is not a multiple of world_size={world_size}")
+        if cache not in (True, False, "auto"):
+            raise ValueError(f"cache must be True, False or 'auto', got {cache!r}")
         corruption = Corruption.parse(corruption)
-        self.device = _device(device)
-        self.dataset = dataset
-        self.corruption = corruption
-        self.split = split
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
+        self.device = _build.resolve_device(device)
+        self.dataset, self.corruption, self.split = dataset, corruption, split
+        self.batch_size, self.shuffle = int(batch_size), bool(shuffle)
         self.seed = _check_seed("seed", seed)
-        self.augment = augment
-        self.crop = crop
-        self.normalize = normalize
+        self.crop, self.normalize = crop, normalize
         self.dtype = torch.float32 if dtype is None else dtype
-        self.channels_last = bool(channels_last)
-        self.drop_last = bool(drop_last)
-        self.rank = int(rank)
-        self.world_size = int(world_size)
-        self._plan = _Plan(
-            dataset.input_shape,
-            corruption,
-            split,
-            seed,
-            augment,
-            crop,
-            normalize,
-            dtype,
-            channels_last,
-            dataset.channel_stats,
-        )
+        self.channels_last, self.drop_last = bool(channels_last), bool(drop_last)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self._plan = _Plan(dataset.input_shape, corruption, split, seed, augment, crop, normalize, dtype,
+                           channels_last, dataset.channel_stats, max_rotation)
+        self.augment = self._plan.augment
         self.output_shape = self._plan.output_shape
-        n = len(part)
+        total = len(part)
+        self._index = None if subset is None else _check_subset(subset, total)
+        n = total if self._index is None else int(self._index.numel())
         if n == 0:
-            raise ValueError(f"split {split!r} of dataset {dataset.name!r} is empty")
-        self._n = n
+            raise ValueError(f"split {split!r} of dataset {dataset.name!r} is empty"
+                             + (" (an empty subset)" if subset is not None else ""))
+        self._n, self._total = n, total
         self._images = part.images.contiguous().to(self.device)
         self.labels = corrupted_labels(part.labels, dataset.num_classes, corruption, split).to(self.device)
+        if self._index is not None:
+            self._index = self._index.to(self.device)
         self._epoch = 0
         full, rem = divmod(n, self.batch_size)
         shard = self.batch_size // self.world_size
@@ -317,8 +327,11 @@ class RandomizedLoader:
         self.num_samples = full * shard + self._last
         if self._len == 0:
             raise ValueError(
-                f"no batch: {n} samples with batch_size={batch_size}, drop_last={drop_last}, world_size={world_size}"
-            )
+                f"no batch: {n} samples with batch_size={batch_size}, drop_last={drop_last}, world_size={world_size}")
+        itemsize = torch.empty((), dtype=self.dtype).element_size()
+        small = n * math.prod(self.output_shape) * itemsize <= CACHE_BYTES
+        self._use_cache = self.augment is None and (cache is True or (cache == "auto" and small))
+        self._cache = None
 
     # -- epochs --------------------------------------------------------------------
     @property
@@ -338,38 +351,61 @@ class RandomizedLoader:
     def num_classes(self) -> int:
         return self.dataset.num_classes
 
+    @property
+    def indices(self) -> torch.Tensor:
+        """The samples this loader draws from, as int64 indices into the whole split (on the device)."""
+        return self._index if self._index is not None else torch.arange(self._total, device=self.device)
+
     def order(self, epoch: int) -> torch.Tensor:
-        """The global sample order of ``epoch`` (int64, on the device)."""
+        """The global sample order of ``epoch`` (int64 indices into the whole split, on the device)."""
         if not self.shuffle:
-            return torch.arange(self._n, device=self.device)
+            return self.indices
         g = torch.Generator().manual_seed(_derive(self.seed, int(epoch), _STREAM_ORDER))
-        return torch.randperm(self._n, generator=g).to(self.device)
+        perm = torch.randperm(self._n, generator=g).to(self.device)
+        return perm if self._index is None else self._index[perm]
 
     def __iter__(self):
         epoch = self._epoch
         self._epoch += 1
         order = self.order(epoch)
         bs, shard = self.batch_size, self.batch_size // self.world_size
+        cached = self._prepared() if self._use_cache else None
         for k in range(self._len):
             size = shard if (k + 1) * bs <= self._n else self._last
             start = k * bs + self.rank * size
-            yield self._plan.run(self._images, self.labels, order[start : start + size], epoch, False)
+            idx = order[start : start + size]
+            if cached is None:
+                yield self._plan.run(self._images, self.labels, idx, epoch, False)
+            else:
+                xb = cached.index_select(0, idx)
+                if self.channels_last and xb.dim() == 4:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                yield xb, self.labels.index_select(0, idx)
+
+    def _prepared(self) -> torch.Tensor:
+        """The whole split prepared once (no augmentation: the same in every epoch), rows
+        indexed like the whole split (rows outside a subset are never read)."""
+        if self._cache is None:
+            x, _ = self._plan.run(self._images, self.labels, torch.arange(self._total, device=self.device), 0, False)
+            self._cache = x
+        return self._cache
 
     def batch(self, indices, epoch: int | None = None):
-        """The batch of the given sample indices (any order) in ``epoch`` (default: the
-        current one), as (x, y). Raises ValueError for indices outside [0, N)."""
+        """The batch of the given sample indices (into the whole split, any order) in ``epoch``
+        (default: the current one), as (x, y). Raises ValueError for indices outside [0, N)."""
         idx = torch.as_tensor(indices, dtype=torch.int64).to(self.device)
         if idx.dim() != 1:
             raise ValueError(f"indices must be 1-D, got shape {tuple(idx.shape)}")
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self._n):
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self._total):
             bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
-            raise ValueError(f"index {bad} out of range for a split of {self._n} samples")
+            raise ValueError(f"index {bad} out of range for a split of {self._total} samples")
         e = self._epoch if epoch is None else epoch
         return self._plan.run(self._images, self.labels, idx, e, False)
 
     def materialize(self, epoch: int | None = None):
-        """The whole split in dataset order for ``epoch`` as one (x, y) (one kernel call)."""
-        return self.batch(torch.arange(self._n), epoch)
+        """The loader's samples (the whole split, or the subset) in index order for ``epoch``
+        as one (x, y) (one kernel call)."""
+        return self.batch(self.indices, epoch)
 
     def __repr__(self) -> str:
         return (
@@ -377,6 +413,25 @@ class RandomizedLoader:
             f"batch_size={self.batch_size}, device={str(self.device)!r}, output_shape={self.output_shape}, "
             f"dtype={self.dtype})"
         )
+
+
+def _check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
+        raise ValueError(f"{where}: label {bad} is outside [0, num_classes={num_classes})")
+
+
+def _check_subset(subset, total: int) -> torch.Tensor:
+    idx = torch.as_tensor(subset)
+    if idx.dim() != 1 or idx.dtype.is_floating_point or idx.dtype == torch.bool:
+        raise ValueError(f"subset must be a 1-D tensor of integer indices, got {idx.dtype} {tuple(idx.shape)}")
+    idx = idx.to(torch.int64).cpu()
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= total):
+        bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
+        raise ValueError(f"subset index {bad} out of range for a split of {total} samples")
+    if idx.unique().numel() != idx.numel():
+        raise ValueError("subset indices must be distinct")
+    return idx
 
 
 def randomized_batch(
@@ -394,6 +449,8 @@ def randomized_batch(
     normalize: str | None = None,
     dtype: torch.dtype = torch.float32,
     channels_last: bool = False,
+    max_rotation: int = DEFAULT_MAX_ROTATION,
+    num_classes: int | None = None,
 ):
     """One fused batch: the op behind :class:`RandomizedLoader`, with full validation.
 
@@ -404,15 +461,17 @@ def randomized_batch(
         corruption: pixel corruption applied (label kinds are ignored here: pass the
             corrupted label table).
         channel_stats: (mean, std), C floats each, on the 0..1 scale; needed for
-            "gaussian" and normalize="per_channel".
+            "gaussian" (std >= 0) and normalize="per_channel" (std > 0).
+        num_classes: when given, every label must lie in [0, num_classes); labels must be
+            >= 0 in any case.
         Other arguments as in :class:`RandomizedLoader`.
 
     Returns:
         (x, y): x (B, C, H', W') of ``dtype`` on the device, y int64 (B,).
 
     Raises:
-        ValueError: bad dtypes/shapes/devices, indices or labels out of range, missing
-            channel_stats, and the loader's argument errors.
+        ValueError: bad dtypes/shapes/devices, indices or labels out of range, missing or
+            non-finite channel_stats, and the loader's argument errors.
     """
     corruption = Corruption.parse(corruption)
     for name, t in (("images", images), ("labels", labels), ("indices", indices)):
@@ -422,46 +481,25 @@ def randomized_batch(
         raise ValueError(f"images must be uint8 N x C x H x W, got {images.dtype} {tuple(images.shape)}")
     if labels.dim() != 1 or labels.dtype != torch.int64 or labels.shape[0] != images.shape[0]:
         raise ValueError(
-            f"labels must be int64 of shape ({images.shape[0]},), got {labels.dtype} {tuple(labels.shape)}"
-        )
+            f"labels must be int64 of shape ({images.shape[0]},), got {labels.dtype} {tuple(labels.shape)}")
     if indices.dim() != 1 or indices.dtype != torch.int64:
         raise ValueError(f"indices must be a 1-D int64 tensor, got {indices.dtype} {tuple(indices.shape)}")
     if not (images.device == labels.device == indices.device):
         raise ValueError(
-            f"images, labels, indices on different devices: {images.device}, {labels.device}, {indices.device}"
-        )
-    _device(images.device)
+            f"images, labels, indices on different devices: {images.device}, {labels.device}, {indices.device}")
+    _build.resolve_device(images.device)
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        _check_labels(labels, int(num_classes), "labels")
+    elif labels.numel() and int(labels.min()) < 0:
+        raise ValueError(f"labels: label {int(labels.min())} is negative")
     n = images.shape[0]
     if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= n):
         bad = int(indices.min()) if int(indices.min()) < 0 else int(indices.max())
         raise ValueError(f"index {bad} out of range for {n} images")
-    needs_stats = corruption.kind == "gaussian" or normalize == "per_channel"
-    if needs_stats:
-        if (
-            channel_stats is None
-            or len(channel_stats) != 2
-            or any(len(s) != images.shape[1] for s in channel_stats)
-        ):
-            raise ValueError(
-                f"channel_stats must be (mean, std) with {images.shape[1]} floats each, got {channel_stats!r}"
-            )
-    stats = (
-        (lambda: (list(map(float, channel_stats[0])), list(map(float, channel_stats[1]))))
-        if needs_stats
-        else None
-    )
-    plan = _Plan(
-        tuple(images.shape[1:]),
-        corruption,
-        split,
-        seed,
-        augment,
-        crop,
-        normalize,
-        dtype,
-        channels_last,
-        stats,
-    )
+    plan = _Plan(tuple(images.shape[1:]), corruption, split, seed, augment, crop, normalize, dtype, channels_last,
+                 lambda: channel_stats, max_rotation)
     if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or not (0 <= epoch < 2**32):
         raise ValueError(f"epoch must be an int in [0, 2^32), got {epoch!r}")
     return plan.run(images.contiguous(), labels.contiguous(), indices, int(epoch), True)
@@ -470,17 +508,39 @@ def randomized_batch(
 # --- plain-PyTorch reference of the augmentation / normalization ---------------------
 
 
-def augment_draws(seed: int, images, epoch: int, split: str, range_y: int, range_x: int):
-    """The augmentation draws of the kernels (numpy): (off_y, off_x, flip) int64/bool arrays."""
+def augment_draws(seed: int, images, epoch: int, split: str, range_y: int, range_x: int, max_rotation: int = 0):
+    """The augmentation draws of the kernels (numpy): (off_y, off_x, flip, degrees) arrays:
+    crop offsets in [0, range] (int64), the flip bit (bool) and the rotation in whole
+    degrees in [-max_rotation, max_rotation] (int64)."""
     lo, hi = seed & 0xFFFFFFFF, seed >> 32
-    r0, r1, r2, _ = philox4x32_10(
+    r0, r1, r2, r3 = philox4x32_10(
         np.asarray(images, dtype=np.uint64), epoch, STREAM_AUGMENT, SPLIT_IDS[split], lo, hi
     )
+    degrees = (r3 % np.uint64(2 * max_rotation + 1)).astype(np.int64) - max_rotation
     return (
         (r0 % np.uint64(range_y + 1)).astype(np.int64),
         (r1 % np.uint64(range_x + 1)).astype(np.int64),
         (r2 & np.uint64(1)).astype(bool),
+        degrees,
     )
+
+
+def _rotation_sources(h: int, w: int, degrees: np.ndarray) -> torch.Tensor:
+    """(B, H*W) int64: the source pixel of every pixel of the rotated images, -1 outside.
+    The same float64 arithmetic as source_pixel in csrc/randomized_batch.h."""
+    cy, cx = 0.5 * (h - 1), 0.5 * (w - 1)
+    dy = (np.arange(h, dtype=np.float64) - cy)[None, :, None]
+    dx = (np.arange(w, dtype=np.float64) - cx)[None, None, :]
+    rad = degrees.astype(np.float64) * (math.pi / 180.0)
+    c = np.array([math.cos(r) for r in rad])[:, None, None]
+    s = np.array([math.sin(r) for r in rad])[:, None, None]
+    sy = np.floor(cy + (c * dy + (-(s * dx))) + 0.5)
+    sx = np.floor(cx + (s * dy + c * dx) + 0.5)
+    inside = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
+    src = np.where(inside, sy * w + sx, -1).astype(np.int64)
+    ident = (degrees == 0)[:, None, None]
+    base = (np.arange(h)[:, None] * w + np.arange(w)[None, :])[None]
+    return torch.from_numpy(np.where(ident, base, src).reshape(len(degrees), h * w))
 
 
 def reference_batch(
@@ -496,32 +556,33 @@ def reference_batch(
     channel_stats=None,
     dtype: torch.dtype = torch.float32,
     channels_last: bool = False,
+    max_rotation: int = DEFAULT_MAX_ROTATION,
 ) -> torch.Tensor:
     """Plain-PyTorch batched reference of the loader's image path after corruption.
 
     ``corrupted`` is a split from :func:`rethink.corrupt` (float32, 0..1 scale, CPU);
-    pad, crop, flip, normalize and cast are separate torch ops here.
+    rotate, pad, crop, flip, normalize and cast are separate torch ops here.
     """
+    parts = augment_parts(parse_augment(augment))
     idx = torch.as_tensor(indices, dtype=torch.int64)
     x = corrupted[idx].to(torch.float32)
     b, c, h, w = x.shape
     oh = ow = crop if crop is not None else None
     oh, ow = (oh or h), (ow or w)
-    pad = PAD if augment == "crop_flip" else 0
+    pad = parts["pad"]
+    rot = max_rotation if parts["rotate"] else 0
     ry, rx = h + 2 * pad - oh, w + 2 * pad - ow
-    off_y, off_x, flip = augment_draws(
-        seed,
-        idx.numpy(),
-        epoch,
-        split,
-        ry if augment == "crop_flip" else 0,
-        rx if augment == "crop_flip" else 0,
-    )
-    if augment != "crop_flip":
-        off_y = np.full(b, ry // 2)
-        off_x = np.full(b, rx // 2)
-    if augment is None:
+    off_y, off_x, flip, degrees = augment_draws(seed, idx.numpy(), epoch, split, ry if parts["random_crop"] else 0,
+                                                rx if parts["random_crop"] else 0, rot)
+    if not parts["random_crop"]:
+        off_y, off_x = np.full(b, ry // 2), np.full(b, rx // 2)
+    if not parts["flip"]:
         flip = np.zeros(b, dtype=bool)
+    if rot:
+        src = _rotation_sources(h, w, degrees)  # (B, H*W)
+        flat = torch.cat([x.reshape(b, c, h * w), torch.zeros(b, c, 1)], dim=2)
+        gather = torch.where(src < 0, h * w, src)[:, None, :].expand(b, c, h * w)
+        x = flat.gather(2, gather).reshape(b, c, h, w)
     xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     rows = torch.as_tensor(off_y)[:, None] + torch.arange(oh)[None, :]
     cols = torch.as_tensor(off_x)[:, None] + torch.arange(ow)[None, :]

@@ -29,27 +29,26 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from . import paper as _paper
+
 __all__ = ["create", "names", "num_parameters", "PAPER_PARAMETERS"]
 
-#: Parameter counts stated by the paper for 28x28x3 inputs and 10 classes.
-PAPER_PARAMETERS = {
-    "mlp1x512": 1_209_866,
-    "mlp3x512": 1_735_178,
-    "alexnet_small": 1_387_786,
-    "inception_small": 1_649_402,
-    "inception_small_nobn": 1_649_402,
-}
+#: Parameter counts stated by the paper for 28x28x3 inputs and 10 classes (rethink.paper).
+PAPER_PARAMETERS = _paper.PARAMETERS
 
 
 class MLP(nn.Module):
     """Multilayer perceptron: flatten, ``depth`` hidden layers of ``width`` ReLU units, linear out."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, width: int = 512, depth: int = 1):
+    def __init__(self, input_shape: Sequence[int], num_classes: int, width: int = 512, depth: int = 1,
+                 dropout: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         fan_in = math.prod(input_shape)
         for _ in range(depth):
             layers += [nn.Linear(fan_in, width), nn.ReLU(inplace=True)]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
             fan_in = width
         layers.append(nn.Linear(fan_in, num_classes))
         self.net = nn.Sequential(*layers)
@@ -67,7 +66,7 @@ class SmallAlexNet(nn.Module):
     """The paper's small AlexNet: two (conv 5x5 -> max-pool 3x3/2 -> local response norm)
     blocks of 64 channels, then fully connected 384 and 192 ReLU layers and a linear layer."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, channels: int = 64):
+    def __init__(self, input_shape: Sequence[int], num_classes: int, channels: int = 64, dropout: float = 0.0):
         super().__init__()
         c, h, w = input_shape
 
@@ -86,8 +85,10 @@ class SmallAlexNet(nn.Module):
             nn.Flatten(),
             nn.Linear(flat, 384),
             nn.ReLU(inplace=True),
+            *([nn.Dropout(dropout)] if dropout else []),
             nn.Linear(384, 192),
             nn.ReLU(inplace=True),
+            *([nn.Dropout(dropout)] if dropout else []),
             nn.Linear(192, num_classes),
         )
 
@@ -139,7 +140,7 @@ class SmallInception(nn.Module):
     Down(80) -> Inc(112,48) -> Inc(96,64) -> Inc(80,80) -> Inc(48,96) -> Down(96) ->
     Inc(176,160) -> Inc(176,160) -> global mean pool (7x7 at 28x28 input) -> FC."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, bn: bool = True):
+    def __init__(self, input_shape: Sequence[int], num_classes: int, bn: bool = True, dropout: float = 0.0):
         super().__init__()
         c = input_shape[0]
         layers: list[nn.Module] = [ConvModule(c, 96, 3, bn=bn)]
@@ -152,10 +153,11 @@ class SmallInception(nn.Module):
             c = m.out_channels
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
         self.fc = nn.Linear(c, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+        return self.fc(self.dropout(torch.flatten(self.pool(self.features(x)), 1)))
 
 
 class BasicBlock(nn.Module):
@@ -179,7 +181,7 @@ class ResNet18(nn.Module):
     """CIFAR-style ResNet-18 (He et al. 2016): 3x3 stem without max-pool, four stages of two
     basic blocks (64, 128, 256, 512 channels), global mean pool, linear layer."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int):
+    def __init__(self, input_shape: Sequence[int], num_classes: int, dropout: float = 0.0):
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(input_shape[0], 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
@@ -191,26 +193,33 @@ class ResNet18(nn.Module):
             cin = cout
         self.layers = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
         self.fc = nn.Linear(512, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.layers(self.stem(x))), 1))
+        return self.fc(self.dropout(torch.flatten(self.pool(self.layers(self.stem(x))), 1)))
 
 
-_REGISTRY: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
-    "mlp1x512": lambda s, k: MLP(s, k, 512, 1),
-    "mlp3x512": lambda s, k: MLP(s, k, 512, 3),
-    "alexnet_small": lambda s, k: SmallAlexNet(s, k),
-    "inception_small": lambda s, k: SmallInception(s, k, bn=True),
-    "inception_small_nobn": lambda s, k: SmallInception(s, k, bn=False),
-    "resnet18": lambda s, k: ResNet18(s, k),
+_REGISTRY: dict[str, Callable[[tuple[int, int, int], int, float], nn.Module]] = {
+    "mlp1x512": lambda s, k, p: MLP(s, k, 512, 1, p),
+    "mlp3x512": lambda s, k, p: MLP(s, k, 512, 3, p),
+    "alexnet_small": lambda s, k, p: SmallAlexNet(s, k, dropout=p),
+    "inception_small": lambda s, k, p: SmallInception(s, k, bn=True, dropout=p),
+    "inception_small_nobn": lambda s, k, p: SmallInception(s, k, bn=False, dropout=p),
+    "resnet18": lambda s, k, p: ResNet18(s, k, dropout=p),
 }
+# MLPs of other widths and depths, for studies over architecture (e.g. a model zoo):
+# "mlp{depth}x{width}" with depth 1..4 and width 32..2048 in powers of two.
+for _d in (1, 2, 3, 4):
+    for _w in (32, 64, 128, 256, 1024, 2048) + ((512,) if _d in (2, 4) else ()):
+        _REGISTRY.setdefault(f"mlp{_d}x{_w}", lambda s, k, p, d=_d, w=_w: MLP(s, k, w, d, p))
 
 #: Models with convolutions (they benefit from channels_last on a GPU).
 CONVOLUTIONAL = frozenset({"alexnet_small", "inception_small", "inception_small_nobn", "resnet18"})
 
-#: The paper's initial learning rates: 0.1 for the Inception models, 0.01 for the others.
-DEFAULT_LR = {"inception_small": 0.1, "inception_small_nobn": 0.1}
+#: The paper's initial learning rates: 0.1 for the Inception models, 0.01 for the others
+#: (every other model defaults to 0.01 as well).
+DEFAULT_LR = dict(_paper.LR)
 
 
 def names() -> list[str]:
@@ -223,13 +232,20 @@ def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def create(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int | None = None) -> nn.Module:
+#: The most output classes a model is built for (a larger count is a mistake, not a model).
+MAX_CLASSES = 2**20
+
+
+def create(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int | None = None,
+           dropout: float = 0.0) -> nn.Module:
     """Build model ``name`` for inputs ``B x C x H x W`` (``input_shape = (C, H, W)``) and
     ``num_classes`` output logits, in float32 on the CPU.
 
     ``seed``: when given, the initial weights are drawn from ``torch.manual_seed(seed)``
     inside a forked RNG (the global RNG state is left as it was); otherwise from the
-    global RNG.
+    global RNG. ``dropout``: probability of ``nn.Dropout`` after every hidden fully
+    connected layer (MLPs, small AlexNet) or before the last layer (small Inception,
+    ResNet-18); 0 (the paper's setting) adds none.
 
     Raises ValueError for an unknown name (the message lists the choices), an
     ``input_shape`` that is not three positive integers, an image too small for the
@@ -240,12 +256,14 @@ def create(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
         raise ValueError(f"input_shape must be (C, H, W) positive integers, got {input_shape!r}")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"num_classes must be an integer in [1, {MAX_CLASSES}], got {num_classes!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
     if name in CONVOLUTIONAL and min(shape[1:]) < 4:
         raise ValueError(f"model {name!r} needs images of at least 4x4, got input_shape {shape}")
     if seed is None:
-        return _REGISTRY[name](shape, num_classes)
+        return _REGISTRY[name](shape, num_classes, float(dropout))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return _REGISTRY[name](shape, num_classes)
+        return _REGISTRY[name](shape, num_classes, float(dropout))

@@ -1,251 +1,84 @@
-"""Figure 1 and Table 1 of Zhang et al. (2017), drawn from any set of :class:`rethink.Result`.
+"""Figures 1 and 2 and Table 1 of Zhang et al. (2017), drawn from any set of :class:`rethink.Result`.
 
-- :func:`figure1` draws the paper's three panels: (a) training loss against SGD steps for
-  the five variants (true labels, random labels, shuffled pixels, random pixels,
-  Gaussian), (b) steps to fit relative to true labels against the label-corruption level,
-  (c) test error against the label-corruption level.
-- :func:`table1` writes the paper's Table 1 as markdown: train/test accuracy of each model
-  with and without augmentation and weight decay, then the randomized variants.
+- :func:`figure1`: (a) training loss against thousands of SGD steps for the five variants
+  (true labels, random labels, shuffled pixels, random pixels, Gaussian), (b) steps to fit
+  relative to true labels against the label-corruption level, (c) test error against it.
+- :func:`figure2`: learning curves (test accuracy per epoch) with and without
+  regularizers, with the gain early stopping could give shaded, and small Inception with
+  and without batch norm.
+- :func:`table1`: the paper's Table 1 as markdown (train/test accuracy with and without
+  augmentation and weight decay, then the randomized variants), and below it the
+  randomized runs trained with regularizers (the paper's Appendix E).
 
-Both take results only (plain data, e.g. from ``rethink.train.load_results(folder)``), so
-they work on runs made anywhere. Plotting uses matplotlib's headless "Agg" backend and
-never opens a window.
-
-A PNG written by :func:`figure1` carries the plotted numbers as JSON in a text chunk
-(key ``rethink:figure1``); :func:`read_figure_data` reads them back.
+With several seeds, values are means and the spread (sample standard deviation over
+seeds) is drawn as bands / error bars and written after a cell's value. Everything takes
+results only (plain data, e.g. from ``rethink.load_runs(folder)``), so it works on runs
+made anywhere. Plotting uses matplotlib's headless Agg canvas and never opens a window.
+A PNG written by :func:`figure1` or :func:`figure2` carries the plotted numbers as JSON in
+a text chunk; :func:`read_figure_data` reads them back.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
-import re
+import statistics
 import struct
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ._io import atomic_write_bytes
+from .paper import MODEL_NAMES
 from .results import Result
 
-__all__ = [
-    "VARIANTS",
-    "describe",
-    "figure1",
-    "figure1_data",
-    "read_figure_data",
-    "table1",
-]
+__all__ = ["VARIANTS", "figure1", "figure1_data", "figure2", "figure2_data", "read_figure_data", "table1",
+           "table1_cells", "model_label", "mean_spread"]
 
 #: The five variants of the randomization test, in the paper's order, with display names.
-VARIANTS = {
-    "true": "true labels",
-    "random_labels": "random labels",
-    "shuffled_pixels": "shuffled pixels",
-    "random_pixels": "random pixels",
-    "gaussian": "Gaussian",
-}
-
-_MODEL_NAMES = {
-    "mlp1x512": "MLP 1x512",
-    "mlp3x512": "MLP 3x512",
-    "alexnet_small": "small AlexNet",
-    "inception_small": "small Inception",
-    "inception_small_nobn": "small Inception w/o BN",
-    "resnet18": "ResNet-18",
-}
-
-_STYLES = {"true": "-", "random_labels": "-", "shuffled_pixels": "--", "random_pixels": "-", "gaussian": ":"}
-
-_COLORS = {
-    "true": "tab:blue",
-    "random_labels": "tab:red",
-    "shuffled_pixels": "tab:green",
-    "random_pixels": "tab:purple",
-    "gaussian": "tab:orange",
-}
-
+VARIANTS = {"true": "true labels", "random_labels": "random labels", "shuffled_pixels": "shuffled pixels",
+            "random_pixels": "random pixels", "gaussian": "Gaussian"}
+_STYLE = {"true": ("tab:blue", "-", "o"), "random_labels": ("tab:red", "-", "s"),
+          "shuffled_pixels": ("tab:green", "--", "^"), "random_pixels": ("tab:purple", "-.", "D"),
+          "gaussian": ("tab:orange", ":", "v")}
 PNG_DATA_KEY = "rethink:figure1"
-
-_FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-
-
-def _parse_corruption(text: Any) -> tuple[str, float | None]:
-    """(variant, label-noise level) of a corruption string as written by ``str(Corruption)``.
-
-    Variant is one of :data:`VARIANTS` or ``"labels"`` (partial label corruption, 0 < p < 1);
-    the level is the label-corruption probability for label variants, else None.
-    ``"labels:0"`` counts as true labels and ``"labels:1"`` as random labels.
-    """
-    s = str(text if text is not None else "none").strip().lower()
-    if s in ("", "none", "true", "true_labels"):
-        return "true", 0.0
-    if s.startswith("random_labels"):
-        return "random_labels", 1.0
-    m = re.match(r"^labels(?:\s*[:=(]\s*(?:p\s*=\s*)?(" + _FLOAT + "))?", s)
-    if m:
-        p = float(m.group(1)) if m.group(1) is not None else 1.0
-        if p <= 0.0:
-            return "true", 0.0
-        if p >= 1.0:
-            return "random_labels", 1.0
-        return "labels", p
-    for kind in ("shuffled_pixels", "random_pixels", "gaussian"):
-        if s.startswith(kind):
-            return kind, None
-    return s, None
+PNG_DATA_KEY2 = "rethink:figure2"
 
 
-def _is_zero(x: Any) -> bool:
-    try:
-        return x is None or float(x) == 0.0
-    except (TypeError, ValueError):
-        return False
+def model_label(name: Any) -> str:
+    """The paper's display name of a model ("MLP 1x512"), else the name itself."""
+    return MODEL_NAMES.get(str(name), str(name))
 
 
-def _no_aug(a: Any) -> bool:
-    return a is None or str(a).strip().lower() in ("", "none", "noaug", "false")
-
-
-def _model_label(name: Any) -> str:
-    return _MODEL_NAMES.get(str(name), str(name))
-
-
-def describe(result: Result) -> dict[str, Any]:
-    """The facts of one result that plots, tables and summaries use, as a flat dict.
-
-    Keys: ``run_name``, ``model``, ``dataset``, ``corruption`` (the config string),
-    ``variant`` (see :func:`_parse_corruption`), ``label_noise`` (float or None),
-    ``seed``, ``weight_decay`` (float), ``augment`` (str or None), ``status``,
-    ``epochs``, ``steps``, ``steps_to_fit``, ``epochs_to_fit``, ``train_loss``,
-    ``train_acc``, ``test_loss``, ``test_acc`` (final epoch; NaN without history),
-    ``gap``, ``seconds``, ``num_classes``, ``chance`` (1/num_classes or NaN).
-    """
-    c = result.config or {}
-    variant, p = _parse_corruption(c.get("corruption"))
-    fin = result.final
-    nan = math.nan
-    num_classes = c.get("num_classes")
-    try:
-        wd = float(c.get("weight_decay") or 0.0)
-    except (TypeError, ValueError):
-        wd = nan
-    aug = c.get("augment")
-    return {
-        "run_name": c.get("run_name"),
-        "model": c.get("model"),
-        "dataset": c.get("dataset"),
-        "corruption": c.get("corruption"),
-        "variant": variant,
-        "label_noise": p,
-        "seed": c.get("seed"),
-        "weight_decay": wd,
-        "augment": None if _no_aug(aug) else str(aug),
-        "status": result.status,
-        "epochs": fin.get("epoch", 0) if fin else 0,
-        "steps": fin.get("step", 0) if fin else 0,
-        "steps_to_fit": result.steps_to_fit,
-        "epochs_to_fit": result.epochs_to_fit,
-        "train_loss": float(fin.get("train_loss", nan)) if fin else nan,
-        "train_acc": float(fin.get("train_acc", nan)) if fin else nan,
-        "test_loss": float(fin.get("test_loss", nan)) if fin else nan,
-        "test_acc": float(fin.get("test_acc", nan)) if fin else nan,
-        "gap": float(fin.get("gap", nan)) if fin else nan,
-        "seconds": float(fin.get("seconds", nan)) if fin else nan,
-        "num_classes": num_classes,
-        "chance": 1.0 / num_classes if isinstance(num_classes, int) and num_classes > 0 else nan,
-    }
+def mean_spread(values: Iterable[float | None]) -> tuple[float, float, int]:
+    """(mean, sample standard deviation, count) of the finite values; spread 0 for one value,
+    NaN for none."""
+    v = [float(x) for x in values if x is not None and not math.isnan(float(x))]
+    if not v:
+        return math.nan, math.nan, 0
+    return sum(v) / len(v), (statistics.stdev(v) if len(v) > 1 else 0.0), len(v)
 
 
 def _check_results(results: Iterable[Result], where: str) -> list[Result]:
-    if isinstance(results, Result):
-        results = [results]
-    out = list(results)
+    out = [results] if isinstance(results, Result) else list(results)
     for r in out:
         if not isinstance(r, Result):
             raise TypeError(f"{where}: expected rethink.Result objects, got {type(r).__name__}")
     return out
 
 
-def _mean(xs: Sequence[float]) -> float:
-    xs = [float(x) for x in xs if x is not None and not math.isnan(float(x))]
-    return sum(xs) / len(xs) if xs else math.nan
+def _plain(d: dict[str, Any]) -> bool:
+    """No weight decay, no augmentation, no dropout: the settings of the randomization test."""
+    return not d["weight_decay"] and d["augment"] is None and not d["dropout"]
 
 
-def _paper_settings(d: dict[str, Any]) -> bool:
-    """No weight decay and no augmentation: the settings of the randomized runs."""
-    return _is_zero(d["weight_decay"]) and d["augment"] is None
-
-
-def _group_key(d: dict[str, Any], multi_dataset: bool) -> str:
-    label = _model_label(d["model"])
+def _key(d: dict[str, Any], multi_dataset: bool) -> str:
+    label = model_label(d["model"])
     return f"{label} ({d['dataset']})" if multi_dataset else label
-
-
-# ----------------------------------------------------------------------------- Figure 1
-
-
-def figure1_data(results: Iterable[Result], model: str | None = None) -> dict[str, Any]:
-    """The numbers :func:`figure1` plots, as plain data.
-
-    Only runs without weight decay and augmentation are used (the paper's settings for
-    the randomization test); with several seeds, panel (b) and (c) values are means.
-
-    Returns a dict with
-      - ``"a"``: {"model": label, "curves": {variant: [{"seed", "step": [...], "train_loss": [...]}]}}
-        for ``model`` (default: the first model with a true-label or randomized run);
-      - ``"b"``: {model label: {"label_noise": [...], "steps_to_fit": [...], "relative": [...]}}
-        (``relative`` = steps_to_fit / steps_to_fit at true labels, NaN where a run did not fit);
-      - ``"c"``: {model label: {"label_noise": [...], "test_error": [...]}}.
-    """
-    results = _check_results(results, "figure1_data")
-    descs = [(r, describe(r)) for r in results]
-    descs = [(r, d) for r, d in descs if _paper_settings(d) and r.history]
-    multi_dataset = len({d["dataset"] for _, d in descs}) > 1
-
-    # (a) training loss curves of one model.
-    models_in_order: list[Any] = []
-    for _, d in descs:
-        if d["variant"] in VARIANTS and d["model"] not in models_in_order:
-            models_in_order.append(d["model"])
-    if model is None:
-        model = models_in_order[0] if models_in_order else None
-    elif model not in models_in_order and _model_label(model) not in [_model_label(m) for m in models_in_order]:
-        raise ValueError(f"figure1: no run of model {model!r} among the results (have {models_in_order})")
-    curves: dict[str, list[dict[str, Any]]] = {}
-    for r, d in descs:
-        if d["variant"] not in VARIANTS or _model_label(d["model"]) != _model_label(model):
-            continue
-        curves.setdefault(d["variant"], []).append(
-            {
-                "seed": d["seed"],
-                "dataset": d["dataset"],
-                "step": [int(h["step"]) for h in r.history],
-                "train_loss": [float(h["train_loss"]) for h in r.history],
-            }
-        )
-    curves = {v: curves[v] for v in VARIANTS if v in curves}
-
-    # (b), (c): label-corruption level -> steps to fit, test error, per model.
-    by_model: dict[str, dict[float, dict[str, list]]] = defaultdict(lambda: defaultdict(lambda: {"fit": [], "err": []}))
-    for _, d in descs:
-        if d["label_noise"] is None:
-            continue
-        cell = by_model[_group_key(d, multi_dataset)][float(d["label_noise"])]
-        cell["fit"].append(math.nan if d["steps_to_fit"] is None else float(d["steps_to_fit"]))
-        cell["err"].append(1.0 - d["test_acc"])
-    b: dict[str, dict[str, list]] = {}
-    c: dict[str, dict[str, list]] = {}
-    for key, levels in by_model.items():
-        ps = sorted(levels)
-        fits = [_mean(levels[p]["fit"]) if all(not math.isnan(x) for x in levels[p]["fit"]) else math.nan for p in ps]
-        base = fits[0] if ps and ps[0] == 0.0 else math.nan
-        rel = [f / base if base and not math.isnan(base) and not math.isnan(f) else math.nan for f in fits]
-        b[key] = {"label_noise": ps, "steps_to_fit": fits, "relative": rel}
-        c[key] = {"label_noise": ps, "test_error": [_mean(levels[p]["err"]) for p in ps]}
-    return {"a": {"model": _model_label(model) if model is not None else None, "curves": curves}, "b": b, "c": c}
 
 
 def _json_safe(obj: Any) -> Any:
@@ -253,82 +86,191 @@ def _json_safe(obj: Any) -> Any:
         return None if math.isnan(obj) or math.isinf(obj) else obj
     if isinstance(obj, dict):
         return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
+    if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
     return obj
 
 
-def figure1(
-    results: Iterable[Result],
-    path: str | os.PathLike,
-    *,
-    model: str | None = None,
-    title: str | None = None,
-    dpi: int = 90,
-) -> Path:
-    """Draw the paper's Figure 1 from ``results`` and save it to ``path``.
+def _save(fig, path: Path, key: str, data: dict) -> Path:
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    buf = io.BytesIO()
+    kwargs: dict[str, Any] = {"format": fmt}
+    if fmt == "png":
+        kwargs["metadata"] = {key: json.dumps(_json_safe(data), separators=(",", ":"))}
+    fig.savefig(buf, **kwargs)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
 
-    Panels: (a) training loss vs SGD step for the five variants of ``model`` (default:
-    the first model found); (b) steps until the run first reached its target train
-    accuracy, relative to true labels, vs label corruption, one line per model;
-    (c) test error vs label corruption, one line per model. Panel (b) and (c) use
-    results whose corruption is a label corruption (true labels = 0, random labels = 1).
-    Runs with weight decay or augmentation are left out. A panel without data says so.
+
+def _figure(width: float, height: float, panels: int, dpi: int):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, panels)
+
+
+# ----------------------------------------------------------------------------- Figure 1
+
+
+def _loss_curve(r: Result) -> tuple[list[int], list[float], str]:
+    """(steps, losses, source): the windowed SGD loss when recorded, else the per-epoch loss
+    on the training set (results of rethink 0.1)."""
+    if r.loss_log:
+        return [int(s) for s, _ in r.loss_log], [float(v) for _, v in r.loss_log], "sgd"
+    return [int(h["step"]) for h in r.history], [float(h["train_loss"]) for h in r.history], "epoch"
+
+
+def _average_curves(curves: list[tuple[list[int], list[float]]]) -> dict[str, list]:
+    """Mean and spread over seeds at every step that at least one seed reached."""
+    by_step: dict[int, list[float]] = defaultdict(list)
+    for steps, losses in curves:
+        for s, v in zip(steps, losses):
+            by_step[s].append(v)
+    steps = sorted(by_step)
+    stats = [mean_spread(by_step[s]) for s in steps]
+    return {"step": steps, "train_loss": [m for m, _, _ in stats], "spread": [sd for _, sd, _ in stats],
+            "seeds": [n for _, _, n in stats]}
+
+
+def figure1_data(results: Iterable[Result], model: str | None = None) -> dict[str, Any]:
+    """The numbers :func:`figure1` plots, as plain data.
+
+    Only runs without weight decay, augmentation or dropout are used (the paper's settings
+    for the randomization test).
+
+    Returns a dict with
+      - ``"a"``: {"model": label, "source": "sgd" (windowed minibatch loss) or "epoch",
+        "curves": {variant: [{"seed", "step": [...], "train_loss": [...]}]}, "mean":
+        {variant: {"step", "train_loss", "spread", "seeds"}}} for ``model`` (default: the
+        first model with a variant run);
+      - ``"b"``: {model: {"label_noise", "steps_to_fit", "relative", "relative_spread",
+        "seeds"}}: ``relative`` is the mean over seeds of steps_to_fit / steps_to_fit of the
+        same seed's true-label run (NaN where a run did not fit);
+      - ``"c"``: {model: {"label_noise", "test_error", "spread", "seeds"}}.
+
+    Raises:
+        TypeError: an element is not a Result. ValueError: ``model`` has no run.
+    """
+    results = _check_results(results, "figure1_data")
+    descs = [(r, r.summary()) for r in results if r.history]
+    descs = [(r, d) for r, d in descs if _plain(d)]
+    multi = len({d["dataset"] for _, d in descs}) > 1
+    order = [d["model"] for _, d in descs if d["variant"] in VARIANTS]
+    models = list(dict.fromkeys(order))
+    if model is None:
+        model = models[0] if models else None
+    elif model_label(model) not in {model_label(m) for m in models}:
+        raise ValueError(f"figure1: no run of model {model!r} among the results (have {models})")
+    curves: dict[str, list] = defaultdict(list)
+    source = "sgd"
+    for r, d in descs:
+        if d["variant"] in VARIANTS and model_label(d["model"]) == model_label(model):
+            steps, losses, src = _loss_curve(r)
+            source = src if src == "epoch" else source
+            curves[d["variant"]].append({"seed": d["seed"], "dataset": d["dataset"], "step": steps,
+                                         "train_loss": losses})
+    curves = {v: curves[v] for v in VARIANTS if v in curves}
+    mean = {v: _average_curves([(c["step"], c["train_loss"]) for c in cs]) for v, cs in curves.items()}
+
+    cells: dict[str, dict[float, list]] = defaultdict(lambda: defaultdict(list))
+    true_fit: dict[tuple, float] = {}
+    for _, d in descs:
+        if d["label_noise"] is None:
+            continue
+        fit = math.nan if d["steps_to_fit"] is None else float(d["steps_to_fit"])
+        cells[_key(d, multi)][float(d["label_noise"])].append((d["seed"], fit, 1.0 - d["test_acc"]))
+        if d["label_noise"] == 0.0:
+            true_fit[(_key(d, multi), d["seed"])] = fit
+    b, c = {}, {}
+    for key, levels in cells.items():
+        ps = sorted(levels)
+        fits, rel, rel_sd, errs, err_sd, seeds = [], [], [], [], [], []
+        for p in ps:
+            runs = levels[p]
+            fit_vals = [f for _, f, _ in runs]
+            fits.append(mean_spread(fit_vals)[0] if all(not math.isnan(f) for f in fit_vals) else math.nan)
+            ratios = [f / true_fit.get((key, s), math.nan) for s, f, _ in runs]
+            m, sd, _ = mean_spread(ratios)
+            ok = all(not math.isnan(x) for x in ratios)
+            rel.append(m if ok else math.nan)
+            rel_sd.append(sd if ok else math.nan)
+            em, esd, n = mean_spread([e for _, _, e in runs])
+            errs.append(em)
+            err_sd.append(esd)
+            seeds.append(n)
+        b[key] = {"label_noise": ps, "steps_to_fit": fits, "relative": rel, "relative_spread": rel_sd, "seeds": seeds}
+        c[key] = {"label_noise": ps, "test_error": errs, "spread": err_sd, "seeds": seeds}
+    return {"a": {"model": model_label(model) if model is not None else None, "source": source, "curves": curves,
+                  "mean": mean}, "b": b, "c": c}
+
+
+def _coinciding(mean: dict[str, dict]) -> dict[str, str]:
+    """variant -> an earlier variant whose mean curve it follows within 1% at every shared step
+    (such curves would hide each other)."""
+    out = {}
+    names = list(mean)
+    for i, v in enumerate(names):
+        for u in names[:i]:
+            a = dict(zip(mean[u]["step"], mean[u]["train_loss"]))
+            pts = [(a[s], y) for s, y in zip(mean[v]["step"], mean[v]["train_loss"]) if s in a]
+            if pts and all(abs(x - y) <= 0.01 * max(abs(x), 1e-12) for x, y in pts):
+                out[v] = u
+                break
+    return out
+
+
+def figure1(results: Iterable[Result], path: str | os.PathLike, *, model: str | None = None,
+            title: str | None = None, dpi: int = 90) -> Path:
+    """Draw the paper's Figure 1 from ``results`` and save it to ``path`` (atomically).
+
+    Panels: (a) training loss against thousands of SGD steps for the five variants of
+    ``model`` (the mean minibatch loss per window of steps; mean over seeds with a band of
+    one spread); every curve has its own line style and markers, and a curve that
+    coincides with another is named in the legend; (b) steps until the run first reached
+    its target, relative to the same seed's true-label run, against label corruption
+    (error bars: spread over seeds); (c) test error against label corruption (error bars).
+    Runs with weight decay, augmentation or dropout are left out. A panel without data says so.
 
     Args:
-        results: rethink.Result objects (e.g. ``rethink.train.load_results(folder)``).
-        path: output file; the format follows the suffix (``.png``, ``.pdf``, ``.svg``).
-            A PNG also carries the plotted numbers (see :func:`read_figure_data`).
-        model: model name whose curves panel (a) shows.
-        title: optional figure title.
-        dpi: resolution of raster output.
-
-    Returns:
-        The path written (written atomically).
+        results: rethink.Result objects (e.g. ``rethink.load_runs(folder)``).
+        path: output file; the format follows the suffix (``.png``, ``.pdf``, ``.svg``). A
+            PNG also carries the plotted numbers (:func:`read_figure_data`).
+        model: model name whose curves panel (a) shows. title: figure title. dpi: resolution.
 
     Raises:
         TypeError: an element of ``results`` is not a Result.
         ValueError: ``model`` has no run among the results.
     """
-    # A bare Figure with the Agg canvas: headless, and pyplot's global state stays untouched.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     data = figure1_data(results, model=model)
-    path = Path(path)
-
-    fig = Figure(figsize=(13.5, 3.9), dpi=dpi)
-    FigureCanvasAgg(fig)
-    ax_a, ax_b, ax_c = fig.subplots(1, 3)
-
-    # (a)
-    curves = data["a"]["curves"]
-    for variant, runs in curves.items():
-        for i, run in enumerate(runs):
-            ax_a.plot(
-                [s / 1000.0 for s in run["step"]],
-                run["train_loss"],
-                color=_COLORS.get(variant),
-                ls=_STYLES.get(variant, "-"),
-                label=VARIANTS[variant] if i == 0 else None,
-                lw=1.8 if _STYLES.get(variant) == "-" else 2.2,
-            )
+    fig, (ax_a, ax_b, ax_c) = _figure(13.5, 3.9, 3, dpi)
+    mean = data["a"]["mean"]
+    same = _coinciding(mean)
+    for k, (variant, m) in enumerate(mean.items()):
+        color, ls, marker = _STYLE[variant]
+        xs = [s / 1000.0 for s in m["step"]]
+        label = VARIANTS[variant] + (f" (= {VARIANTS[same[variant]]})" if variant in same else "")
+        ax_a.plot(xs, m["train_loss"], color=color, ls=ls, marker=marker, ms=4, lw=1.6, label=label,
+                  markevery=(k, max(1, len(xs) // 8)), fillstyle="none" if variant in same else "full")
+        if max(m["seeds"], default=0) > 1:
+            lo = [y - s for y, s in zip(m["train_loss"], m["spread"])]
+            hi = [y + s for y, s in zip(m["train_loss"], m["spread"])]
+            ax_a.fill_between(xs, lo, hi, color=color, alpha=0.15, lw=0)
     ax_a.set_xlabel("thousand steps")
-    ax_a.set_ylabel("average training loss")
+    ax_a.set_ylabel("average training loss" + (" (per epoch)" if data["a"]["source"] == "epoch" else ""))
     ax_a.set_title(f"(a) learning curves{': ' + data['a']['model'] if data['a']['model'] else ''}", fontsize=10)
-    if curves:
+    if mean:
         ax_a.legend(fontsize=8)
         ax_a.set_ylim(bottom=0)
     else:
         ax_a.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax_a.transAxes)
-
-    # (b)
     markers = "os^Dv<>p*h"
-    for i, (key, series) in enumerate(data["b"].items()):
-        xs = [p for p, r in zip(series["label_noise"], series["relative"]) if not math.isnan(r)]
-        ys = [r for r in series["relative"] if not math.isnan(r)]
-        if xs:
-            ax_b.plot(xs, ys, marker=markers[i % len(markers)], label=key, lw=1.6)
+    for i, (key, s) in enumerate(data["b"].items()):
+        pts = [(p, r, e) for p, r, e in zip(s["label_noise"], s["relative"], s["relative_spread"]) if not math.isnan(r)]
+        if pts:
+            ax_b.errorbar([p for p, _, _ in pts], [r for _, r, _ in pts], yerr=[e for _, _, e in pts],
+                          marker=markers[i % len(markers)], label=key, lw=1.6, capsize=3)
     ax_b.set_xlabel("label corruption")
     ax_b.set_ylabel("time to overfit (relative to true labels)")
     ax_b.set_title("(b) convergence slowdown", fontsize=10)
@@ -336,13 +278,11 @@ def figure1(
         ax_b.legend(fontsize=8)
     else:
         ax_b.text(0.5, 0.5, "no label-corruption runs\nthat fitted", ha="center", va="center", transform=ax_b.transAxes)
-
-    # (c)
-    for i, (key, series) in enumerate(data["c"].items()):
-        xs = [p for p, e in zip(series["label_noise"], series["test_error"]) if not math.isnan(e)]
-        ys = [e for e in series["test_error"] if not math.isnan(e)]
-        if xs:
-            ax_c.plot(xs, ys, marker=markers[i % len(markers)], label=key, lw=1.6)
+    for i, (key, s) in enumerate(data["c"].items()):
+        pts = [(p, e, sd) for p, e, sd in zip(s["label_noise"], s["test_error"], s["spread"]) if not math.isnan(e)]
+        if pts:
+            ax_c.errorbar([p for p, _, _ in pts], [e for _, e, _ in pts], yerr=[sd for _, _, sd in pts],
+                          marker=markers[i % len(markers)], label=key, lw=1.6, capsize=3)
     ax_c.set_xlabel("label corruption")
     ax_c.set_ylabel("test error")
     ax_c.set_title("(c) generalization error growth", fontsize=10)
@@ -351,29 +291,119 @@ def figure1(
         ax_c.legend(fontsize=8)
     else:
         ax_c.text(0.5, 0.5, "no label-corruption runs", ha="center", va="center", transform=ax_c.transAxes)
-
     for ax in (ax_a, ax_b, ax_c):
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
+    return _save(fig, Path(path), PNG_DATA_KEY, data)
 
-    import io
 
-    from ._io import atomic_write_bytes
+# ----------------------------------------------------------------------------- Figure 2
 
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    buf = io.BytesIO()
-    kwargs: dict[str, Any] = {"format": fmt}
-    if fmt == "png":
-        kwargs["metadata"] = {PNG_DATA_KEY: json.dumps(_json_safe(data), separators=(",", ":"))}
-    fig.savefig(buf, **kwargs)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+
+def _setting(d: dict[str, Any]) -> str:
+    parts = []
+    if d["augment"]:
+        parts.append(d["augment"])
+    if d["weight_decay"]:
+        parts.append(f"wd {d['weight_decay']:g}")
+    if d["dropout"]:
+        parts.append(f"dropout {d['dropout']:g}")
+    return " + ".join(parts) or "no regularizer"
+
+
+def _mean_test_curve(rs: list[Result]) -> dict[str, list]:
+    by_epoch: dict[int, list[float]] = defaultdict(list)
+    for r in rs:
+        for h in r.history:
+            by_epoch[int(h["epoch"])].append(float(h["test_acc"]))
+    epochs = sorted(by_epoch)
+    stats = [mean_spread(by_epoch[e]) for e in epochs]
+    acc = [m for m, _, _ in stats]
+    best, running = [], -math.inf
+    for a in acc:
+        running = max(running, a) if not math.isnan(a) else running
+        best.append(running if running > -math.inf else math.nan)
+    return {"epoch": epochs, "test_acc": acc, "spread": [s for _, s, _ in stats], "best_so_far": best,
+            "seeds": len(rs)}
+
+
+def figure2_data(results: Iterable[Result], model: str | None = None) -> dict[str, Any]:
+    """The numbers :func:`figure2` plots: ``{"regularizers": {"model": label, "curves":
+    {setting: curve}}, "batch_norm": {label: curve}}`` where a curve is ``{"epoch",
+    "test_acc" (mean over seeds), "spread", "best_so_far" (running maximum of the mean),
+    "seeds"}``. Only true-label runs are used. ``model`` (default: the first model with
+    true-label runs) is the model of the regularizer panel; the batch-norm panel holds the
+    unregularized small Inception with and without batch norm, when present."""
+    results = _check_results(results, "figure2_data")
+    descs = [(r, r.summary()) for r in results if r.history]
+    true = [(r, d) for r, d in descs if d["variant"] == "true"]
+    models = list(dict.fromkeys(d["model"] for _, d in true))
+    if model is None:
+        model = models[0] if models else None
+    elif model not in models:
+        raise ValueError(f"figure2: no true-label run of model {model!r} among the results (have {models})")
+    groups: dict[str, list[Result]] = defaultdict(list)
+    for r, d in true:
+        if d["model"] == model:
+            groups[_setting(d)].append(r)
+    order = sorted(groups, key=lambda s: (s != "no regularizer", s))
+    bn = {}
+    for name in ("inception_small", "inception_small_nobn"):
+        rs = [r for r, d in true if d["model"] == name and _plain(d)]
+        if rs:
+            bn[model_label(name)] = _mean_test_curve(rs)
+    return {"regularizers": {"model": model_label(model) if model else None,
+                             "curves": {s: _mean_test_curve(groups[s]) for s in order}},
+            "batch_norm": bn}
+
+
+def figure2(results: Iterable[Result], path: str | os.PathLike, *, model: str | None = None,
+            title: str | None = None, dpi: int = 90) -> Path:
+    """Draw the paper's Figure 2 from ``results`` and save it to ``path`` (atomically).
+
+    Left: test accuracy per epoch of ``model`` on true labels, one curve per regularizer
+    setting (mean over seeds); the area between a curve and its running maximum is shaded:
+    what early stopping at the best epoch could have kept (the paper's indicator). Right:
+    small Inception with and without batch norm (true labels, no regularizer), or a note
+    when those runs are absent. A PNG carries the plotted numbers (:func:`read_figure_data`).
+
+    Raises:
+        TypeError: an element of ``results`` is not a Result.
+        ValueError: ``model`` has no true-label run.
+    """
+    data = figure2_data(results, model=model)
+    fig, (ax_r, ax_b) = _figure(10.5, 3.9, 2, dpi)
+    colors = ["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink"]
+
+    def draw(ax, curves):
+        for i, (name, c) in enumerate(curves.items()):
+            color = colors[i % len(colors)]
+            ax.plot(c["epoch"], c["test_acc"], color=color, lw=1.6, label=f"{name} (best {max(c['best_so_far']):.3f})"
+                    if c["best_so_far"] else name)
+            ax.fill_between(c["epoch"], c["test_acc"], c["best_so_far"], color=color, alpha=0.2, lw=0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+        if curves:
+            ax.legend(fontsize=8)
+
+    draw(ax_r, data["regularizers"]["curves"])
+    ax_r.set_title(f"(a) {data['regularizers']['model'] or 'no true-label runs'}: regularizers", fontsize=10)
+    draw(ax_b, data["batch_norm"])
+    ax_b.set_title("(b) small Inception with and without batch norm", fontsize=10)
+    if not data["batch_norm"]:
+        ax_b.text(0.5, 0.5, "no small Inception runs\n(inception_small, inception_small_nobn)", ha="center",
+                  va="center", transform=ax_b.transAxes)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, Path(path), PNG_DATA_KEY2, data)
 
 
 def read_figure_data(path: str | os.PathLike) -> dict[str, Any]:
-    """The numbers a PNG written by :func:`figure1` plots (NaN written as None).
+    """The numbers a PNG written by :func:`figure1` or :func:`figure2` plots (NaN as None).
 
     Raises:
         ValueError: the file is not a PNG or carries no rethink figure data.
@@ -383,33 +413,24 @@ def read_figure_data(path: str | os.PathLike) -> dict[str, Any]:
     if raw[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError(f"{path}: not a PNG file")
     pos = 8
-    key = PNG_DATA_KEY.encode("latin-1")
+    keys = (PNG_DATA_KEY.encode("latin-1"), PNG_DATA_KEY2.encode("latin-1"))
     while pos + 8 <= len(raw):
-        (length,) = struct.unpack(">I", raw[pos : pos + 4])
-        ctype = raw[pos + 4 : pos + 8]
-        body = raw[pos + 8 : pos + 8 + length]
+        (length,) = struct.unpack(">I", raw[pos:pos + 4])
+        ctype, body = raw[pos + 4:pos + 8], raw[pos + 8:pos + 8 + length]
         pos += 12 + length
-        if ctype == b"tEXt":
-            k, _, v = body.partition(b"\x00")
-            if k == key:
-                return json.loads(v.decode("latin-1"))
-        elif ctype == b"zTXt":
-            k, _, v = body.partition(b"\x00")
-            if k == key:
-                return json.loads(zlib.decompress(v[1:]).decode("latin-1"))
-        elif ctype == b"iTXt":
-            k, _, rest = body.partition(b"\x00")
-            if k == key:
-                compressed, _method = rest[0], rest[1]
-                rest = rest[2:]
-                _lang, _, rest = rest.partition(b"\x00")
-                _tkey, _, text = rest.partition(b"\x00")
-                if compressed:
-                    text = zlib.decompress(text)
-                return json.loads(text.decode("utf-8"))
-        elif ctype == b"IEND":
+        k, _, v = body.partition(b"\x00")
+        if k in keys and ctype == b"tEXt":
+            return json.loads(v.decode("latin-1"))
+        if k in keys and ctype == b"zTXt":
+            return json.loads(zlib.decompress(v[1:]).decode("latin-1"))
+        if k in keys and ctype == b"iTXt":
+            compressed, rest = v[0], v[2:]
+            _lang, _, rest = rest.partition(b"\x00")
+            _tkey, _, text = rest.partition(b"\x00")
+            return json.loads((zlib.decompress(text) if compressed else text).decode("utf-8"))
+        if ctype == b"IEND":
             break
-    raise ValueError(f"{path}: no {PNG_DATA_KEY} data in this PNG (not written by rethink.plots.figure1?)")
+    raise ValueError(f"{path}: no rethink figure data in this PNG (not written by rethink.plots?)")
 
 
 # ----------------------------------------------------------------------------- Table 1
@@ -420,82 +441,81 @@ def _fmt_pct(x: float) -> str:
 
 
 def _cell(descs: list[dict[str, Any]]) -> str:
+    """``train/test`` in percent, means over seeds; ``± spread`` of the test accuracy with
+    several seeds; ``*`` when a run did not complete; ``-`` without runs."""
     if not descs:
         return "-"
-    tr = _mean([d["train_acc"] for d in descs])
-    te = _mean([d["test_acc"] for d in descs])
+    tr, _, _ = mean_spread(d["train_acc"] for d in descs)
+    te, sd, n = mean_spread(d["test_acc"] for d in descs)
     mark = "" if all(d["status"] == "completed" for d in descs) else "*"
-    return f"{_fmt_pct(tr)}/{_fmt_pct(te)}{mark}"
-
-
-def _fmt_wd(values: set[float]) -> str:
-    return "wd " + "/".join(f"{v:g}" for v in sorted(values)) if values else "wd"
+    spread = f" ± {100.0 * sd:.2f}" if n > 1 else ""
+    return f"{_fmt_pct(tr)}/{_fmt_pct(te)}{spread}{mark}"
 
 
 def table1_cells(results: Iterable[Result]) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """The header and rows of :func:`table1`: (column names, [(row label, cells)]).
-
-    Each cell is ``"train/test"`` accuracy in percent with two decimals (means over
-    seeds), ``"-"`` where no run exists, and a trailing ``*`` where a run did not
-    complete.
-    """
+    """The header and rows of :func:`table1`'s first table: (column names, [(row label, cells)])."""
     results = _check_results(results, "table1")
-    descs = [describe(r) for r in results if r.history]
-    multi_dataset = len({d["dataset"] for d in descs}) > 1
+    descs = [r.summary() for r in results if r.history]
+    multi = len({d["dataset"] for d in descs}) > 1
     rows: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     wd_values: set[float] = set()
     aug_values: set[str] = set()
     for d in descs:
-        key = _group_key(d, multi_dataset)
-        has_wd = not _is_zero(d["weight_decay"])
-        has_aug = d["augment"] is not None
-        if has_wd:
-            wd_values.add(d["weight_decay"])
-        if has_aug:
-            aug_values.add(d["augment"])
+        if d["dropout"]:
+            continue
+        key = _key(d, multi)
+        has_wd, has_aug = bool(d["weight_decay"]), d["augment"] is not None
         if d["variant"] == "true":
+            wd_values |= {d["weight_decay"]} if has_wd else set()
+            aug_values |= {d["augment"]} if has_aug else set()
             col = {(True, True): "aug+wd", (True, False): "aug", (False, True): "wd", (False, False): "none"}[
-                (has_aug, has_wd)
-            ]
+                (has_aug, has_wd)]
             rows[key][col].append(d)
         elif d["variant"] in VARIANTS and not has_wd and not has_aug:
             rows[key][d["variant"]].append(d)
     aug_name = "/".join(sorted(aug_values)) or "aug"
-    wd_name = _fmt_wd(wd_values)
-    names = {
-        "aug+wd": f"{aug_name} + {wd_name}",
-        "aug": aug_name,
-        "wd": wd_name,
-        "none": "no regularizer",
-        **{v: VARIANTS[v] for v in VARIANTS if v != "true"},
-    }
+    wd_name = "wd " + "/".join(f"{v:g}" for v in sorted(wd_values)) if wd_values else "wd"
+    names = {"aug+wd": f"{aug_name} + {wd_name}", "aug": aug_name, "wd": wd_name, "none": "no regularizer",
+             **{v: VARIANTS[v] for v in VARIANTS if v != "true"}}
     order = ["aug+wd", "aug", "wd", "none", "random_labels", "shuffled_pixels", "random_pixels", "gaussian"]
     columns = [c for c in order if any(c in row for row in rows.values())]
     body = [(key, [_cell(row.get(c, [])) for c in columns]) for key, row in rows.items()]
     return [names[c] for c in columns], body
 
 
-def table1(results: Iterable[Result]) -> str:
-    """Markdown table in the layout of the paper's Table 1.
+def _regularized_random(descs: list[dict[str, Any]], multi: bool) -> list[str]:
+    """Rows of the Appendix E table: randomized runs trained with a regularizer."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for d in descs:
+        if d["variant"] != "true" and d["variant"] in VARIANTS and not _plain(d):
+            groups[(_key(d, multi), VARIANTS[d["variant"]], _setting(d))].append(d)
+    return [f"| {m} | {v} | {s} | {_cell(ds)} |" for (m, v, s), ds in groups.items()]
 
-    One row per model (per model and dataset when several datasets are present). The
-    first columns hold true-label runs: with augmentation and weight decay, augmentation
-    only, weight decay only, neither (only the columns that have runs). Then one column
-    per randomized variant (random labels, shuffled pixels, random pixels, Gaussian),
-    from runs without augmentation or weight decay. A cell reads ``train/test`` accuracy
-    in percent, two decimals, mean over seeds; ``-`` means no run; ``*`` marks a run that
-    did not complete. Partially corrupted labels (0 < p < 1) are not part of this table.
+
+def table1(results: Iterable[Result]) -> str:
+    """Markdown tables in the layout of the paper's Table 1.
+
+    First table: one row per model (per model and dataset when several datasets are
+    present); true-label runs with augmentation and weight decay, augmentation only,
+    weight decay only, neither (only the columns that have runs); then one column per
+    randomized variant, from runs without regularizers. A cell reads ``train/test``
+    accuracy in percent, two decimals, mean over seeds, followed by ``± spread`` (sample
+    standard deviation of the test accuracy over seeds) when there are several seeds; ``-``
+    means no run; ``*`` marks a run that did not complete. Partially corrupted labels
+    (0 < p < 1) and dropout runs are not part of it. A second table lists randomized runs
+    trained with regularizers (the paper's Appendix E), when there are any.
 
     Raises:
         TypeError: an element of ``results`` is not a Result.
     """
+    results = _check_results(results, "table1")
     header, body = table1_cells(results)
-    lines = [
-        "| model | " + " | ".join(header) + " |",
-        "| --- | " + " | ".join("---" for _ in header) + " |",
-    ]
-    for key, cells in body:
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("train/test accuracy (%). True-label runs first, then randomized variants (no regularizer).")
+    lines = ["| model | " + " | ".join(header) + " |", "| --- | " + " | ".join("---" for _ in header) + " |"]
+    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in body]
+    lines += ["", "train/test accuracy (%). True-label runs first, then randomized variants (no regularizer)."]
+    descs = [r.summary() for r in results if r.history]
+    extra = _regularized_random(descs, len({d["dataset"] for d in descs}) > 1)
+    if extra:
+        lines += ["", "Randomized runs with regularizers (the paper's Appendix E):", "",
+                  "| model | variant | regularizer | train/test (%) |", "| --- | --- | --- | --- |", *extra]
     return "\n".join(lines) + "\n"

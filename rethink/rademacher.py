@@ -85,7 +85,10 @@ def rademacher(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", dra
     Raises:
         ValueError: draws < 1, classes < 2, an empty training split, a model without parameters.
     """
-    import rethink
+    from . import datasets
+    from .loader import RandomizedLoader
+    from .runner import FitJob, run_jobs
+    from .train import make_spec
 
     if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
         raise ValueError(f"draws must be an integer >= 1, got {draws!r}")
@@ -93,35 +96,38 @@ def rademacher(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", dra
         raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
     if isinstance(model, nn.Module) and next(model.parameters(), None) is None:
         raise ValueError(f"model {type(model).__name__} has no parameters: it cannot fit anything")
-    for bad in ("corruption", "out_dir"):
+    for bad in ("corruption", "out_dir", "seed"):
         if bad in fit_kwargs:
             raise ValueError(f"rademacher draws its own labels and keeps no files: {bad}= is not accepted")
-    ds = rethink.datasets.load(dataset, root=root) if isinstance(dataset, str) else dataset
+    device = fit_kwargs.pop("device", "auto")
+    ds = datasets.load(dataset, root=root) if isinstance(dataset, str) else dataset
     n = len(ds.train.labels)
     if n == 0:
         raise ValueError(f"no training data: dataset {ds.name!r} has an empty training split")
-    from .measures import training_tensors
-
-    correlations, scores, accs, results = [], [], [], []
+    jobs, relabeled = [], []
     for j in range(draws):
         g = torch.Generator().manual_seed(seed + j)
         ytr = torch.randint(0, classes, (n,), generator=g)
         yte = torch.randint(0, classes, (len(ds.test.labels),), generator=g)
-        rand = rethink.datasets.from_tensors(ds.train.images, ytr, ds.test.images, yte, num_classes=classes,
-                                             name=f"{ds.name}-random{classes}-{seed + j}")
+        rand = datasets.from_tensors(ds.train.images, ytr, ds.test.images, yte, num_classes=classes,
+                                     name=f"{ds.name}-random{classes}-{seed + j}")
         net = copy.deepcopy(model) if isinstance(model, nn.Module) else model
-        res = rethink.fit_random(model=net, dataset=rand, corruption="none", seed=seed + j, progress=progress,
-                                 **fit_kwargs)
-        if res.status != "completed" or res.model is None:
+        spec, module, data = make_spec(net, rand, "none", seed=seed + j, **fit_kwargs)
+        jobs.append(FitJob(spec, module=module, data=data))
+        relabeled.append(rand)
+    fits = run_jobs(jobs, None, device=device, progress=progress, desc="rademacher draws")
+    correlations, scores, accs, results = [], [], [], []
+    for j, (res, rand) in enumerate(zip(fits, relabeled)):
+        if res.status != "completed":
             raise RuntimeError(f"rademacher: draw {j} did not complete ({res.status}: {res.error})")
         cfg = res.config
-        trained = res.model.eval()
+        trained = (res.model if res.model is not None else jobs[j].module).eval()
         dev = next(trained.parameters()).device
-        x, y = training_tensors(rand, None, normalize=cfg.get("normalize", "per_image"), crop=cfg.get("crop"),
-                                device=dev)
+        loader = RandomizedLoader(rand, "none", "train", batch_size=1024, shuffle=False, crop=cfg.get("crop"),
+                                  normalize=cfg.get("normalize", "per_image"), device=dev)
         with torch.no_grad():
-            pred = torch.cat([trained(x[s:s + 1024].to(next(trained.parameters()).dtype)).argmax(1)
-                              for s in range(0, n, 1024)])
+            preds, ys = zip(*((trained(x.to(next(trained.parameters()).dtype)).argmax(1), y) for x, y in loader))
+        pred, y = torch.cat(preds), torch.cat(ys)
         acc = float((pred == y).double().mean())
         if classes == 2:
             sigma = 2.0 * y.double() - 1.0

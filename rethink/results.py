@@ -15,8 +15,9 @@ from typing import Any
 
 from ._io import atomic_write_json
 
-#: Version of the on-disk result format. ``Result.load`` refuses newer files.
-FORMAT_VERSION = 1
+#: Version of the on-disk result format. ``Result.load`` refuses newer files and reads
+#: every older one (format 1: rethink 0.1, without ``loss_log``).
+FORMAT_VERSION = 2
 
 #: Keys of one ``Result.history`` entry (one per epoch).
 HISTORY_KEYS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
@@ -40,6 +41,10 @@ class Result:
         status: ``"completed"``, ``"running"`` (an unfinished run's latest state) or
             ``"failed"`` (e.g. a NaN loss; ``error`` says why).
         error: the reason for a failed run, else None.
+        loss_log: the training loss as the optimizer saw it: ``[step, loss]`` pairs, the mean
+            minibatch cross-entropy over each window of ``config["loss_window"]`` SGD steps
+            ending at ``step`` (Figure 1a's curves; empty for results of rethink 0.1).
+        path: the file the result was read from or written to (in memory only), else None.
         model: the trained ``nn.Module`` (in memory only; not written by :meth:`save`).
         init_state: the model's ``state_dict`` at initialization (in memory only), for
             measures such as distance from initialization.
@@ -52,6 +57,8 @@ class Result:
     status: str = "completed"
     error: str | None = None
     format_version: int = FORMAT_VERSION
+    loss_log: list[list[float]] = field(default_factory=list)
+    path: Any = field(default=None, repr=False, compare=False)
     model: Any = field(default=None, repr=False, compare=False)
     init_state: Any = field(default=None, repr=False, compare=False)
 
@@ -73,6 +80,7 @@ class Result:
             "epochs_to_fit": self.epochs_to_fit,
             "config": self.config,
             "history": self.history,
+            "loss_log": self.loss_log,
         }
 
     @classmethod
@@ -93,12 +101,14 @@ class Result:
             status=d.get("status", "completed"),
             error=d.get("error"),
             format_version=version,
+            loss_log=[list(v) for v in d.get("loss_log", [])],
         )
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the result as JSON, atomically (temporary file, then rename). Returns the path."""
         path = Path(path)
         atomic_write_json(path, self.to_dict())
+        self.path = path
         return path
 
     @classmethod
@@ -112,7 +122,74 @@ class Result:
                 raise ValueError(f"{path}: not valid JSON ({e})") from e
         if not isinstance(d, dict):
             raise ValueError(f"{path}: not a rethink result")
-        return cls.from_dict(d, source=str(path))
+        r = cls.from_dict(d, source=str(path))
+        r.path = path
+        return r
+
+    @property
+    def spec(self):
+        """The :class:`rethink.runs.RunSpec` of this run (from its config)."""
+        from .runs import RunSpec
+
+        return RunSpec.from_config(self.config)
+
+    @property
+    def run_name(self) -> str | None:
+        return self.config.get("run_name")
+
+    def summary(self) -> dict[str, Any]:
+        """The facts of this run that tables, figures and reports use, as a flat dict.
+
+        Keys: ``run_name``, ``model``, ``dataset``, ``corruption`` (the config string),
+        ``variant`` (:attr:`rethink.Corruption.variant`: "true", "random_labels", "labels",
+        "shuffled_pixels", "random_pixels", "gaussian"), ``label_noise`` (the label
+        corruption probability for label variants, else None), ``seed``, ``weight_decay``,
+        ``augment`` (None without augmentation), ``dropout``, ``status``, ``epochs``,
+        ``steps``, ``steps_to_fit``, ``epochs_to_fit``, ``train_loss``, ``train_acc``,
+        ``test_loss``, ``test_acc`` (final epoch; NaN without history), ``gap``,
+        ``best_test_acc`` and ``best_test_epoch`` (the best test accuracy over the whole
+        schedule: what early stopping could have kept), ``seconds``, ``num_classes``,
+        ``chance`` (1/num_classes or NaN).
+        """
+        from .corruption import Corruption
+
+        c = self.config or {}
+        corr = Corruption.parse(c.get("corruption") or "none")
+        variant = corr.variant
+        fin = self.final
+        nan = math.nan
+        num_classes = c.get("num_classes")
+        tests = [(h.get("test_acc", nan), h.get("epoch")) for h in self.history]
+        tests = [(a, e) for a, e in tests if a is not None and not math.isnan(a)]
+        best = max(tests, key=lambda t: t[0]) if tests else (nan, None)
+        aug = c.get("augment")
+        return {
+            "run_name": c.get("run_name"),
+            "model": c.get("model"),
+            "dataset": c.get("dataset"),
+            "corruption": c.get("corruption"),
+            "variant": variant,
+            "label_noise": corr.label_probability if corr.is_label_corruption or variant == "true" else None,
+            "seed": c.get("seed"),
+            "weight_decay": float(c.get("weight_decay") or 0.0),
+            "augment": None if aug in (None, "", "none") else str(aug),
+            "dropout": float(c.get("dropout") or 0.0),
+            "status": self.status,
+            "epochs": fin.get("epoch", 0) if fin else 0,
+            "steps": fin.get("step", 0) if fin else 0,
+            "steps_to_fit": self.steps_to_fit,
+            "epochs_to_fit": self.epochs_to_fit,
+            "train_loss": float(fin.get("train_loss", nan)) if fin else nan,
+            "train_acc": float(fin.get("train_acc", nan)) if fin else nan,
+            "test_loss": float(fin.get("test_loss", nan)) if fin else nan,
+            "test_acc": float(fin.get("test_acc", nan)) if fin else nan,
+            "gap": float(fin.get("gap", nan)) if fin else nan,
+            "best_test_acc": float(best[0]),
+            "best_test_epoch": best[1],
+            "seconds": float(fin.get("seconds", nan)) if fin else nan,
+            "num_classes": num_classes,
+            "chance": 1.0 / num_classes if isinstance(num_classes, int) and num_classes > 0 else nan,
+        }
 
     def to_dataframe(self):
         """The history as a pandas DataFrame (needs pandas)."""

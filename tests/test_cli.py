@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rethink import cli
+from rethink import RunSpec, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["fit-random", "--help"], ["sweep", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["fit-random", "--help"], ["sweep", "--help"],
+                                  ["randomization-test", "--help"], ["measures", "--help"]])
 def test_help(argv, capsys):
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
@@ -32,9 +33,11 @@ def test_fit_random_writes_result_and_prints_table(tmp_path, capsys):
                      "--max-epochs", "2", "--device", "cpu", "--out-dir", str(tmp_path), "--seed", "3"])
     assert code == 0
     captured = capsys.readouterr()
-    assert "| mlp1x512_digits_labels-0.5_wd0_noaug_s3 | completed | 2 |" in captured.out
+    name = RunSpec(corruption="labels:0.5", max_epochs=2, seed=3).run_name()
+    assert name.startswith("mlp1x512_digits_labels-0.5_wd0_noaug_s3-")
+    assert f"| {name} | completed | 2 |" in captured.out
     assert "epoch" in captured.err  # the progress bar
-    d = json.loads((tmp_path / "mlp1x512_digits_labels-0.5_wd0_noaug_s3.json").read_text())
+    d = json.loads((tmp_path / f"{name}.json").read_text())
     assert d["status"] == "completed" and len(d["history"]) == 2 and d["config"]["seed"] == 3
 
 

@@ -64,10 +64,12 @@ def test_parity_with_reference(device, spec, split, digits):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("augment", [None, "flip", "crop_flip"])
+@pytest.mark.parametrize("augment", [None, "flip", "crop_flip", "rotate", "crop+flip+rotate"])
 @pytest.mark.parametrize("crop", [None, 7])
 @pytest.mark.parametrize("normalize", [None, "per_image", "per_channel"])
 def test_augment_and_normalize_match_reference(device, augment, crop, normalize, small):
+    if augment == "crop+flip+rotate" and crop is None:
+        pytest.skip("a random crop inside the image needs a window smaller than it")
     c = Corruption("random_pixels", seed=1)
     ref = rethink.corrupt(small, c).train.images
     loader = RandomizedLoader(
@@ -232,7 +234,12 @@ def test_load_by_name_and_digits_shape():
         (dict(split="val"), "val"),
         (dict(batch_size=0), "0"),
         (dict(crop=11), "11"),
-        (dict(augment="rotate"), "rotate"),
+        (dict(augment="twirl"), "twirl"),
+        (dict(augment="crop"), "crop"),  # a random crop needs a window smaller than the image
+        (dict(augment="crop+crop_flip"), "crop_flip"),
+        (dict(augment="rotate", max_rotation=90), "max_rotation"),
+        (dict(subset=[0, 70]), "70"),
+        (dict(subset=[1, 1]), "distinct"),
         (dict(normalize="zca"), "zca"),
         (dict(device="tpu"), "tpu"),
         (dict(dtype=torch.int32), "int32"),
@@ -278,29 +285,18 @@ def test_unknown_cuda_index():
 # --- the op itself --------------------------------------------------------------------
 
 
-def _op_args(images, labels, indices, **kw):
-    args = dict(
-        pixel_mode=3,
-        corruption_seed=1,
-        split=0,
-        gauss_mean=[],
-        gauss_std=[],
-        aug_seed=2,
-        epoch=0,
-        pad=4,
-        flip=True,
-        random_crop=True,
-        out_h=images.shape[-2],
-        out_w=images.shape[-1],
-        normalize=1,
-        norm_mean=[],
-        norm_std=[],
-        dtype=torch.float32,
-        channels_last=False,
-        check_indices=True,
-    )
-    args.update(kw)
-    return (images, labels, indices, *args.values())
+def _op_args(images, labels, indices, dtype=torch.float32, stats=None, **kw):
+    """The raw op's arguments: config integers by the names the extension exports."""
+    from rethink.loader import BATCH_FIELDS
+
+    config = dict(pixel_mode=3, corruption_seed=1, split=0, aug_seed=2, epoch=0, pad=4, random_crop=1, flip=1,
+                  max_rotation=0, out_h=images.shape[-2], out_w=images.shape[-1], normalize=1, channels_last=0,
+                  check_indices=1)
+    config.update(kw)
+    assert set(config) == set(BATCH_FIELDS)
+    c = images.shape[1] if images.dim() == 4 else 1
+    return (images, labels, indices, [int(config[f]) for f in BATCH_FIELDS],
+            list(stats) if stats is not None else [0.0] * (4 * c), dtype)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -318,11 +314,18 @@ def test_op_rejects_bad_inputs_without_crashing(device):
         _op_args(imgs, labs.int(), idx),
         _op_args(imgs, labs, idx.int()),
         _op_args(imgs, labs, idx, pixel_mode=9),
-        _op_args(imgs, labs, idx, pixel_mode=5),  # gaussian without stats
+        _op_args(imgs, labs, idx, pixel_mode=5, stats=[0.5, 0.5, float("nan"), 0.1] + [0.0] * 4),  # NaN std
+        _op_args(imgs, labs, idx, pixel_mode=5, stats=[0.5, 0.5, -1.0, 0.1] + [0.0] * 4),  # negative std
         _op_args(imgs, labs, idx, out_h=14),
-        _op_args(imgs, labs, idx, normalize=2),  # per-channel without stats
+        _op_args(imgs, labs, idx, normalize=2),  # per-channel with std 0
+        _op_args(imgs, labs, idx, normalize=2, stats=[0.0] * 4 + [0.5, float("inf"), 1.0, 1.0]),
         _op_args(imgs, labs, idx, dtype=torch.float64),
         _op_args(imgs, labs, idx, epoch=-1),
+        _op_args(imgs, labs, idx, max_rotation=46),
+        _op_args(imgs, labs, idx, flip=2),
+        _op_args(imgs, labs, idx, stats=[0.0] * 3),  # wrong length
+        _op_args(imgs, labs, idx, aug_seed=-3),
+        (imgs, labs, idx, [0] * 5, [0.0] * 8, torch.float32),  # config of the wrong length
     ]
     for args in bad:
         with pytest.raises(RuntimeError):
@@ -353,16 +356,12 @@ def test_opcheck(device, channels_last):
     idx = torch.tensor([3, 1, 7], device=device)
     torch.library.opcheck(
         torch.ops.rethink.randomized_batch,
-        _op_args(
-            imgs,
-            labs,
-            idx,
-            channels_last=channels_last,
-            pixel_mode=5,
-            gauss_mean=[0.1, 0.2, 0.3],
-            gauss_std=[1.0, 0.5, 0.2],
-        ),
+        _op_args(imgs, labs, idx, channels_last=int(channels_last), pixel_mode=5,
+                 stats=[0.1, 0.2, 0.3, 1.0, 0.5, 0.2] + [0.0] * 6),
     )
+    torch.library.opcheck(torch.ops.rethink.randomized_batch,
+                          _op_args(imgs, labs, idx, max_rotation=30, normalize=2, pad=0, out_h=4, out_w=4,
+                                   stats=[0.0] * 6 + [0.4, 0.5, 0.6, 0.2, 0.3, 0.4]))
     torch.library.opcheck(
         torch.ops.rethink.randomized_batch, _op_args(imgs, labs, idx, dtype=torch.bfloat16, out_h=4, out_w=5)
     )
@@ -415,7 +414,8 @@ def test_auto_device_and_default_dtype(small):
     h=st.integers(1, 11),
     w=st.integers(1, 11),
     spec=st.sampled_from(PIXEL_SPECS),
-    augment=st.sampled_from([None, "flip", "crop_flip"]),
+    augment=st.sampled_from([None, "flip", "crop_flip", "rotate", "crop", "crop+flip", "flip+rotate",
+                             "crop_flip+rotate"]),
     crop_frac=st.floats(0.1, 1.0),
     normalize=st.sampled_from([None, "per_image", "per_channel"]),
     channels_last=st.booleans(),
@@ -428,6 +428,10 @@ def test_random_configurations_match_reference(
 ):
     d = synthetic(12, 5, (c, h, w), seed=seed % 1000)
     crop = max(1, int(min(h, w) * crop_frac))
+    if augment in ("crop", "crop+flip") and crop >= min(h, w):
+        crop = min(h, w) - 1
+        if crop < 1:
+            return  # a 1-pixel-wide image has no smaller crop window
     corr = Corruption.parse(spec, seed=seed)
     ref = rethink.corrupt(d, corr).test
     loader = RandomizedLoader(
@@ -458,3 +462,108 @@ def test_random_configurations_match_reference(
     )
     torch.testing.assert_close(x, want, rtol=1e-5, atol=2e-5)
     assert torch.equal(y, ref.labels[order])
+
+
+# --- the paper's augmentation, checked by hand ------------------------------------------
+
+
+def _ramp(h=6, w=7):
+    """One image whose pixel values say where they come from: value = 10 * y + x (+1)."""
+    img = (torch.arange(h * w, dtype=torch.int64).reshape(1, 1, h, w) // w * 10
+           + torch.arange(h * w).reshape(1, 1, h, w) % w + 1).to(torch.uint8)
+    return from_tensors(img.repeat(64, 1, 1, 1), torch.zeros(64, dtype=torch.long),
+                        img[:1].clone(), torch.zeros(1, dtype=torch.long), num_classes=1)
+
+
+def test_random_crop_windows_lie_inside_the_image_and_test_time_is_the_centre():
+    d = _ramp()
+    src = d.train.images[0, 0].float() / 255
+    loader = RandomizedLoader(d, batch_size=64, shuffle=False, augment="crop", crop=4, normalize=None, seed=3)
+    x, _ = next(iter(loader))
+    windows = set()
+    for img in x[:, 0]:
+        # every crop equals a 4x4 window of the source image, without padding
+        found = [(oy, ox) for oy in range(3) for ox in range(4) if torch.equal(img, src[oy:oy + 4, ox:ox + 4])]
+        assert len(found) == 1
+        windows.add(found[0])
+    assert len(windows) > 6  # the windows are drawn (64 draws over 12 windows)
+    test = RandomizedLoader(d, split="test", batch_size=1, augment=None, crop=4, normalize=None)
+    x, _ = next(iter(test))
+    assert torch.equal(x[0, 0], src[1:5, 1:5])  # the centre crop: offsets (6-4)//2, (7-4)//2
+
+
+def test_flip_mirrors_columns_and_rotation_keeps_the_centre():
+    d = _ramp(5, 5)
+    src = d.train.images[0, 0].float() / 255
+    flips = RandomizedLoader(d, batch_size=64, shuffle=False, augment="flip", normalize=None, seed=1)
+    x, _ = next(iter(flips))
+    flipped = [bool(torch.equal(img, src.flip(1))) for img in x[:, 0]]
+    kept = [bool(torch.equal(img, src)) for img in x[:, 0]]
+    assert all(a or b for a, b in zip(flipped, kept)) and 16 < sum(flipped) < 48
+    rot = RandomizedLoader(d, batch_size=64, shuffle=False, augment="rotate", max_rotation=45, normalize=None, seed=2)
+    x, _ = next(iter(rot))
+    assert torch.all(x[:, 0, 2, 2] == src[2, 2])  # the centre pixel does not move
+    _, _, _, degrees = rethink.loader.augment_draws(2, range(64), 0, "train", 0, 0, 45)
+    assert set(degrees.tolist()) <= set(range(-45, 46)) and len(set(degrees.tolist())) > 20
+    moved = (x[:, 0] != src).flatten(1).any(1)
+    assert not moved[torch.from_numpy(degrees) == 0].any()  # 0 degrees: the image itself
+    assert moved[torch.from_numpy(abs(degrees)) >= 20].all()  # a visible turn moves the corners
+    # 45 degrees by hand: the corner (0, 0) reads the source at the rotated position, or 0 outside
+    one = torch.tensor([int(torch.from_numpy(degrees == 45).nonzero()[0])]) if (degrees == 45).any() else None
+    if one is not None:
+        c, s_ = math.cos(math.radians(45)), math.sin(math.radians(45))
+        sy, sx = 2 + c * (0 - 2) - s_ * (0 - 2), 2 + s_ * (0 - 2) + c * (0 - 2)
+        want = src[math.floor(sy + 0.5), math.floor(sx + 0.5)] if 0 <= sy + 0.5 < 5 and 0 <= sx + 0.5 < 5 else 0.0
+        assert x[one, 0, 0, 0] == want
+
+
+def test_labels_outside_the_classes_are_rejected():
+    d = synthetic(8, 4, (1, 3, 3))
+    d.train.labels[2] = 10  # after construction: the split's own check has passed
+    with pytest.raises(ValueError, match="label 10 is outside"):
+        RandomizedLoader(d)
+    imgs, labs = torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 4, 1])
+    with pytest.raises(ValueError, match="label 4 is outside"):
+        rethink.randomized_batch(imgs, labs, torch.tensor([0]), num_classes=3)
+    with pytest.raises(ValueError, match="negative"):
+        rethink.randomized_batch(imgs, torch.tensor([0, -1, 1]), torch.tensor([0]))
+
+
+def test_bad_channel_statistics_are_named():
+    imgs, labs = torch.zeros(3, 2, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 1])
+    for stats, match in [(([0.5, float("nan")], [0.1, 0.1]), "channel 1"), (([0.5, 0.5], [0.1, -1.0]), "channel 1"),
+                         (([0.5, 0.5], [0.1, float("inf")]), "channel 1")]:
+        with pytest.raises(ValueError, match=match):
+            rethink.randomized_batch(imgs, labs, torch.tensor([0]), "gaussian", channel_stats=stats)
+    with pytest.raises(ValueError, match="std 0.0 for channel 0.*constant channel"):
+        rethink.randomized_batch(imgs, labs, torch.tensor([0]), normalize="per_channel",
+                                 channel_stats=([0.5, 0.5], [0.0, 0.1]))
+    # a dataset with a constant channel cannot be normalized per channel: said before any batch
+    const = from_tensors(torch.zeros(4, 1, 3, 3, dtype=torch.uint8), torch.zeros(4, dtype=torch.long),
+                         torch.zeros(2, 1, 3, 3, dtype=torch.uint8), torch.zeros(2, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match="per_channel.*channel 0"):
+        RandomizedLoader(const, normalize="per_channel")
+    x, _ = next(iter(RandomizedLoader(const, "gaussian")))  # Gaussian with std 0: constant images, no NaN
+    assert torch.isfinite(x).all()
+
+
+def test_subset_draws_only_its_samples_keyed_by_their_index(small):
+    subset = torch.tensor([3, 10, 11, 40, 69])
+    c = Corruption("random_pixels", seed=4)
+    part = RandomizedLoader(small, c, batch_size=2, subset=subset, normalize=None, seed=1)
+    whole = RandomizedLoader(small, c, batch_size=70, normalize=None, shuffle=False)
+    xs, ys = _cat(part)
+    assert len(part) == 3 and part.num_samples == 5
+    order = part.order(0)
+    assert sorted(order.tolist()) == subset.tolist()
+    full_x, full_y = next(iter(whole))
+    assert torch.equal(xs, full_x[order]) and torch.equal(ys, full_y[order])
+    assert torch.equal(part.materialize()[0], full_x[subset])
+
+
+def test_cached_split_equals_the_kernel(small, monkeypatch):
+    c = Corruption("gaussian", seed=4)
+    cached = _cat(RandomizedLoader(small, c, batch_size=16, seed=2))
+    monkeypatch.setattr(rethink.loader, "CACHE_BYTES", 0)
+    streamed = _cat(RandomizedLoader(small, c, batch_size=16, seed=2))
+    assert torch.equal(cached[0], streamed[0]) and torch.equal(cached[1], streamed[1])

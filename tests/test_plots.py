@@ -89,18 +89,21 @@ def paper_set(model="mlp1x512", scale=1.0):
         ("gaussian", ("gaussian", None)),
     ],
 )
-def test_parse_corruption(text, expected):
-    assert plots._parse_corruption(text) == expected
+def test_summary_variant_and_label_noise(text, expected):
+    d = make_result(text).summary()
+    assert (d["variant"], d["label_noise"]) == expected
 
 
-def test_describe_reads_final_epoch():
+def test_summary_reads_final_epoch():
     r = make_result("labels:0.6", test_acc=0.45, weight_decay=5e-4, augment="crop_flip")
-    d = plots.describe(r)
+    d = r.summary()
     assert d["variant"] == "labels" and d["label_noise"] == 0.6
     assert d["test_acc"] == 0.45 and d["train_acc"] == 1.0
     assert d["weight_decay"] == 5e-4 and d["augment"] == "crop_flip"
     assert d["chance"] == pytest.approx(0.1)
     assert d["steps"] == 500 and d["epochs"] == 5
+    # the best test accuracy over the schedule (the history rises to the last epoch here)
+    assert d["best_test_acc"] == 0.45 and d["best_test_epoch"] == 5
 
 
 def test_figure1_data_numbers():
@@ -144,10 +147,10 @@ def test_figure1_writes_png_with_the_results_numbers(tmp_path):
     assert set(back["b"]) == {"MLP 1x512", "small AlexNet"}
     # The numbers in the file are the results' numbers.
     for r in rs:
-        d = plots.describe(r)
+        d = r.summary()
         if d["weight_decay"] or d["augment"]:
             continue
-        key = plots._model_label(d["model"])
+        key = plots.model_label(d["model"])
         if d["label_noise"] is not None:
             i = back["c"][key]["label_noise"].index(d["label_noise"])
             assert back["c"][key]["test_error"][i] == pytest.approx(1 - d["test_acc"])
@@ -208,7 +211,7 @@ def test_table1_layout_and_numbers(tmp_path):
     path.write_text(md)
     text = path.read_text()
     for r in rs:
-        d = plots.describe(r)
+        d = r.summary()
         if d["variant"] == "labels":
             continue
         assert f"{100 * d['train_acc']:.2f}/{100 * d['test_acc']:.2f}" in text
@@ -221,7 +224,7 @@ def test_table1_seeds_mean_and_incomplete_mark():
         make_result("random_labels", test_acc=0.1, train_acc=0.5, status="running", steps_to_fit=None),
     ]
     md = plots.table1(rs)
-    assert "| MLP 1x512 | 100.00/85.00 | 50.00/10.00* |" in md
+    assert "| MLP 1x512 | 100.00/85.00 ± 7.07 | 50.00/10.00* |" in md
 
 
 def test_table1_datasets_split_rows():

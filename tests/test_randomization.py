@@ -94,7 +94,7 @@ def test_summary_csv_rows(tmp_path):
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(rs)
-    assert list(rows[0]) == list(rz.SUMMARY_COLUMNS)
+    assert list(rows[0]) == list(rz.SUMMARY_COLUMNS + rz.GROUP_COLUMNS)
     for r, row in zip(rs, rows):
         assert float(row["test_acc"]) == r.final["test_acc"]
         assert float(row["train_acc"]) == r.final["train_acc"]
@@ -102,6 +102,19 @@ def test_summary_csv_rows(tmp_path):
         assert row["corruption"] == r.config["corruption"]
     assert rows[5]["label_noise"] == "0.2" and rows[5]["variant"] == "labels"
     assert rows[3]["label_noise"] == ""
+    assert all(row["seeds"] == "1" and row["test_acc_spread"] == "0.0" for row in rows)
+
+
+def test_summary_csv_mean_and_spread_over_seeds(tmp_path):
+    rs = [make_result("none", test_acc=0.9, seed=0), make_result("none", test_acc=0.8, seed=1),
+          make_result("none", test_acc=0.7, seed=2), make_result("random_labels", test_acc=0.1, seed=0)]
+    path = rz.write_summary_csv(rs, tmp_path / "summary.csv")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["seeds"] for row in rows] == ["3", "3", "3", "1"]
+    assert float(rows[0]["test_acc_mean"]) == pytest.approx(0.8)
+    assert float(rows[1]["test_acc_spread"]) == pytest.approx(0.1)  # sample standard deviation
+    assert float(rows[3]["test_acc_mean"]) == pytest.approx(0.1) and float(rows[3]["test_acc_spread"]) == 0.0
 
 
 # ----------------------------------------------------------------------------- end to end (digits, MLP 1x512)
@@ -136,7 +149,7 @@ def digits_job(tmp_path_factory):
 
 
 def _by_variant(report):
-    return {(d["variant"], d["label_noise"]): d for d in map(plots.describe, report.results)}
+    return {(d["variant"], d["label_noise"]): d for d in (r.summary() for r in report.results)}
 
 
 @pytest.mark.slow
@@ -158,7 +171,7 @@ def test_true_labels_generalize(digits_job):
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["random_labels", "random_pixels", "gaussian"])
 def test_randomized_data_is_memorized_at_chance(digits_job, variant):
-    d = next(d for d in map(plots.describe, digits_job.results) if d["variant"] == variant)
+    d = next(d for d in (r.summary() for r in digits_job.results) if d["variant"] == variant)
     assert d["train_acc"] == 1.0 and d["steps_to_fit"] is not None
     assert abs(d["test_acc"] - 0.1) <= 0.05
 
@@ -185,7 +198,7 @@ def test_files_hold_the_results_numbers(digits_job):
     for key in ("summary", "figure1", "table1", "verdict"):
         assert paths[key].exists(), key
     # every run's JSON, readable by the engine
-    loaded = {r.config["run_name"]: r for r in rethink.train.load_results(paths["out_dir"])}
+    loaded = {r.config["run_name"]: r for r in rethink.load_runs(paths["out_dir"])}
     for r, p in zip(digits_job.results, paths["results"]):
         assert p.exists()
         assert loaded[r.config["run_name"]].history == r.history
@@ -198,16 +211,17 @@ def test_files_hold_the_results_numbers(digits_job):
         assert float(row["train_acc"]) == r.final["train_acc"]
     # table1.md
     table = paths["table1"].read_text()
-    for d in map(plots.describe, digits_job.results):
+    for d in (r.summary() for r in digits_job.results):
         if d["variant"] != "labels":
             assert f"{100 * d['train_acc']:.2f}/{100 * d['test_acc']:.2f}" in table
     # figure1.png
     fig = plots.read_figure_data(paths["figure1"])
     curves = fig["a"]["curves"]
     for r in digits_job.results:
-        d = plots.describe(r)
+        d = r.summary()
         if d["variant"] in curves:
-            assert curves[d["variant"]][0]["train_loss"] == pytest.approx([h["train_loss"] for h in r.history])
+            assert curves[d["variant"]][0]["train_loss"] == pytest.approx([v for _, v in r.loss_log])
+            assert curves[d["variant"]][0]["step"] == [s for s, _ in r.loss_log]
     c = fig["c"]["MLP 1x512"]
     assert c["label_noise"] == [0.0, 0.5, 1.0]
     v = _by_variant(digits_job)
@@ -236,16 +250,16 @@ def test_cli_small_job_and_resume(tmp_path, capsys):
     out = tmp_path / "out"
     argv = [
         "randomization-test",
-        "--corruptions", "true,random_labels",
+        "--corruptions", "true", "random_labels",
         "--label-noise", "0,1",
         "--max-epochs", "2",
-        "--out", str(out),
+        "--out-dir", str(out),
         "--device", "cpu",
         "--no-progress",
     ]
     assert cli_main(argv) == 0
     printed = capsys.readouterr().out
-    results = rethink.train.load_results(out)
+    results = rethink.load_runs(out)
     assert len(results) == 5  # true, random labels, and the grid: wd, flip, wd + flip
     assert {(r.config["weight_decay"], r.config["augment"]) for r in results} == {
         (0.0, None), (5e-4, None), (0.0, "flip"), (5e-4, "flip")
@@ -254,7 +268,7 @@ def test_cli_small_job_and_resume(tmp_path, capsys):
     assert plots.table1(results).splitlines()[0] in table
     assert "| MLP 1x512 |" in printed and "flip + wd 0.0005" in printed
     assert "does not fit random labels to 100% train accuracy within 2 epochs" in printed
-    for name in ("summary.csv", "figure1.png", "verdict.txt"):
+    for name in ("summary.csv", "figure1.png", "figure2.png", "verdict.txt"):
         assert (out / name).exists()
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*.json")}
     assert cli_main(argv + ["--resume"]) == 0
@@ -273,7 +287,7 @@ def test_cli_small_job_and_resume(tmp_path, capsys):
 )
 def test_cli_bad_input_is_one_line(tmp_path, capsys, extra, message):
     out = tmp_path / "out"
-    rc = cli_main(["randomization-test", "--out", str(out), "--no-progress", "--device", "cpu", *extra])
+    rc = cli_main(["randomization-test", "--out-dir", str(out), "--no-progress", "--device", "cpu", *extra])
     err = capsys.readouterr().err
     assert rc == 1
     assert err.startswith("rethink: error:") and message in err and err.count("\n") == 1

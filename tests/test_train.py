@@ -64,7 +64,8 @@ def test_history_config_and_schedule():
                 "device", "num_train", "num_classes", "input_shape", "run_name", "versions"]:
         assert key in r.config, key
     assert r.config["corruption"] == "labels:0.5" and r.config["model"] == "mlp1x512"
-    assert r.config["run_name"] == "mlp1x512_digits_labels-0.5_wd0_noaug_s0"
+    assert r.config["run_name"] == "mlp1x512_digits_labels-0.5_wd0_noaug_s0-" + r.spec.key()
+    assert r.spec == rethink.RunSpec(corruption="labels:0.5", max_epochs=3, batch_size=100).resolved()
     assert r.config["versions"]["torch"] == torch.__version__
     assert isinstance(r.model, nn.Module) and "net.1.weight" in r.init_state
     assert not torch.equal(r.model.state_dict()["net.1.weight"], r.init_state["net.1.weight"])
@@ -94,7 +95,7 @@ def test_prepared_split_equals_streaming_loader(corruption, monkeypatch):
     # must give exactly the run that streams every batch through the loader
     kw = dict(model="mlp1x512", dataset="digits", corruption=corruption, max_epochs=2, batch_size=100, **FAST)
     prepared = rethink.fit_random(**kw)
-    monkeypatch.setattr(train, "_CACHE_BYTES", 0)
+    monkeypatch.setattr(rethink.loader, "CACHE_BYTES", 0)
     streamed = rethink.fit_random(**kw)
     assert _no_seconds(prepared.history) == _no_seconds(streamed.history)
     _assert_same_state(prepared.model.state_dict(), streamed.model.state_dict())
@@ -103,7 +104,7 @@ def test_prepared_split_equals_streaming_loader(corruption, monkeypatch):
 def test_augmented_run_measures_train_accuracy_without_augmentation():
     r = rethink.fit_random("mlp1x512", "digits", "labels:0.3", augment="crop_flip", max_epochs=2, **FAST)
     assert r.config["augment"] == "crop_flip" and len(r.history) == 2
-    assert r.config["run_name"].endswith("_crop_flip_s0")
+    assert r.config["run_name"].startswith("mlp1x512_digits_labels-0.3_wd0_crop_flip_s0-")
     # the recorded accuracy is that of the final model on the whole corrupted training split,
     # eval mode, no augmentation
     corr = rethink.Corruption("labels", p=0.3, seed=0)
@@ -135,7 +136,7 @@ def test_result_files_and_load_model(tmp_path):
     _assert_same_state(init, r.init_state)
     model2, _ = train.load_model(loaded)
     _assert_same_state(model2.state_dict(), r.model.state_dict())
-    assert [x.config["run_name"] for x in train.load_results(tmp_path)] == [name]
+    assert [x.config["run_name"] for x in rethink.load_runs(tmp_path)] == [name]
 
 
 def test_resume_parity(tmp_path, monkeypatch):
@@ -243,15 +244,15 @@ def test_sweep_runs_product_and_skips_finished(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("*.json"))) == 4 and all(r.status == "completed" for r in results)
 
     calls = []
-    real = train.fit_random
-    monkeypatch.setattr(train, "fit_random", lambda *a, **k: calls.append(k) or real(*a, **k))
+    real = train.fit
+    monkeypatch.setattr(train, "fit", lambda spec, **k: calls.append(spec.run_name()) or real(spec, **k))
     # mark one run unfinished: only it runs again
     p = tmp_path / f"{results[1].config['run_name']}.json"
     d = json.loads(p.read_text())
     d["status"] = "running"
     p.write_text(json.dumps(d))
     again = rethink.sweep(["mlp1x512"], ["none", "random_labels"], [0, 1], tmp_path, **kw)
-    assert [k["run_name"] for k in calls] == [results[1].config["run_name"]]
+    assert calls == [results[1].config["run_name"]]
     assert [_no_seconds(r.history) for r in again] == [_no_seconds(r.history) for r in results]
 
 
@@ -308,12 +309,12 @@ def test_out_dir_that_is_a_file(tmp_path):
 
 
 def test_newer_result_format_is_refused(tmp_path):
-    name = "mlp1x512_digits_random_labels_wd0_noaug_s0"
+    name = rethink.RunSpec(max_epochs=1).run_name()
     (tmp_path / f"{name}.json").write_text(json.dumps({"format_version": FORMAT_VERSION + 1, "history": []}))
     with pytest.raises(ValueError, match=f"format_version {FORMAT_VERSION + 1}"):
         rethink.fit_random(max_epochs=1, out_dir=tmp_path, resume=True, **FAST)
     with pytest.raises(ValueError, match=f"format_version {FORMAT_VERSION + 1}"):
-        train.load_results(tmp_path)
+        rethink.load_runs(tmp_path)
     with pytest.raises(ValueError, match=f"format_version {FORMAT_VERSION + 1}"):
         rethink.sweep(out_dir=tmp_path, corruptions=["random_labels"], max_epochs=1, device="cpu")
 
@@ -373,3 +374,95 @@ def test_compile_matches_eager():
     assert a["step"] == b["step"]
     assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
     assert b["train_acc"] == pytest.approx(a["train_acc"], abs=3 / 1437)
+
+
+# ----------------------------------------------------------------------------- the paper's settings
+
+
+def _plain_pytorch_run(corruption, epochs, batch_size, dropout=0.0, augment=None, crop=None):
+    """The same run written with plain PyTorch: per-step minibatch losses and the network."""
+    import torch.nn.functional as F
+
+    ds = rethink.datasets.load("digits")
+    n = len(ds.train)
+    loader = rethink.RandomizedLoader(ds, rethink.Corruption.parse(corruption, seed=0), batch_size=batch_size,
+                                      seed=0, augment=augment, crop=crop, cache=False)
+    net = rethink.models.create("mlp1x512", loader.output_shape, 10, seed=0, dropout=dropout)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    losses = []
+    torch.manual_seed(0)  # dropout draws from the global RNG, seeded with the run's seed
+    for epoch in range(epochs):
+        for g in opt.param_groups:
+            g["lr"] = 0.01 * 0.95 ** (epoch * n / 50_000)
+        loader.set_epoch(epoch)
+        net.train()
+        for x, y in loader:
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return losses, net
+
+
+def test_windowed_loss_matches_plain_pytorch():
+    r = rethink.fit_random("mlp1x512", "digits", "random_labels", max_epochs=3, batch_size=100, loss_window=5,
+                           stop_at_train_acc=None, **FAST)
+    losses, net = _plain_pytorch_run("random_labels", 3, 100)
+    assert len(losses) == r.history[-1]["step"] == 45
+    want = [[min(k + 5, 45), sum(losses[k:k + 5]) / len(losses[k:k + 5])] for k in range(0, 45, 5)]
+    assert [s for s, _ in r.loss_log] == [s for s, _ in want]
+    assert [v for _, v in r.loss_log] == pytest.approx([v for _, v in want], rel=1e-6)
+    _assert_same_state(r.model.state_dict(), net.state_dict())
+
+
+def test_windowed_loss_partial_last_window_and_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "_CHECKPOINT_SECONDS", 0.0)
+    kw = dict(model="mlp1x512", dataset="digits", corruption="none", max_epochs=4, batch_size=200, loss_window=7,
+              stop_at_train_acc=None, **FAST)
+    full = rethink.fit_random(**kw)
+    assert [s for s, _ in full.loss_log] == [7, 14, 21, 28, 32]  # 8 steps per epoch, the last window partial
+
+    def stop(epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_after_epoch", stop)
+    with pytest.raises(KeyboardInterrupt):
+        rethink.fit_random(**kw, out_dir=tmp_path)
+    monkeypatch.setattr(train, "_after_epoch", lambda e: None)
+    resumed = rethink.fit_random(**kw, out_dir=tmp_path, resume=True)
+    assert resumed.loss_log == full.loss_log
+
+
+def test_dropout_and_augmentation_match_plain_pytorch():
+    r = rethink.fit_random("mlp1x512", "digits", "none", max_epochs=2, batch_size=100, loss_window=1, dropout=0.3,
+                           augment="crop+flip", crop=6, stop_at_train_acc=None, **FAST)
+    losses, net = _plain_pytorch_run("none", 2, 100, dropout=0.3, augment="crop+flip", crop=6)
+    assert [v for _, v in r.loss_log] == pytest.approx(losses, rel=1e-6)
+    _assert_same_state(r.model.state_dict(), net.state_dict())
+    assert sum(isinstance(m, nn.Dropout) and m.p == 0.3 for m in r.model.modules()) == 1
+    assert r.config["dropout"] == 0.3 and r.config["input_shape"] == [1, 6, 6]
+
+
+def test_training_past_the_fit_records_the_whole_schedule():
+    r = rethink.fit_random("mlp1x512", "digits", "none", stop_at_train_acc=0.5, epochs_after_fit=3, **FAST)
+    assert r.epochs_to_fit is not None and len(r.history) == r.epochs_to_fit + 3
+    assert r.steps_to_fit == r.history[r.epochs_to_fit - 1]["step"]
+    s = r.summary()
+    assert s["best_test_acc"] == max(h["test_acc"] for h in r.history)
+    assert r.history[s["best_test_epoch"] - 1]["test_acc"] == s["best_test_acc"]
+    fixed = rethink.fit_random("mlp1x512", "digits", "none", stop_at_train_acc=None, max_epochs=3, **FAST)
+    assert len(fixed.history) == 3 and fixed.steps_to_fit is None
+    by_loss = rethink.fit_random("mlp1x512", "digits", "none", stop_at_train_acc=None, stop_at_train_loss=1.0, **FAST)
+    assert by_loss.history[-1]["train_loss"] <= 1.0 and all(h["train_loss"] > 1.0 for h in by_loss.history[:-1])
+
+
+def test_training_subset():
+    r = rethink.fit_random("mlp1x512", "digits", "random_labels", train_size=300, max_epochs=2, batch_size=100,
+                           **FAST)
+    assert r.config["num_train"] == 300 and r.history[-1]["step"] == 6
+    idx = rethink.runs.subset_indices(1437, 300, 0)
+    assert idx.numel() == 300 and torch.equal(idx, idx.sort().values)
+    with pytest.raises(ValueError, match="train_size=5000 exceeds the 1437"):
+        rethink.fit_random(train_size=5000, max_epochs=1, **FAST)

@@ -1,10 +1,11 @@
 // rethink::randomized_batch: one fused pass that turns a batch of dataset indices into a
 // training batch. Per image: gather (uint8), pixel corruption (a shared or per-image
-// Feistel permutation of positions or values, or Gaussian noise), crop (random with zero
-// padding, or centered) and horizontal flip, normalization (per-image whitening or
-// per-channel), conversion to float32/float16/bfloat16 in NCHW or channels-last layout,
-// and the gather of the (corrupted) label table. All randomness is counter-based
-// (csrc/randomize.h): nothing per image is stored.
+// Feistel permutation of positions or values, or Gaussian noise), rotation, crop (random,
+// with or without zero padding, or centred) and horizontal flip, normalization (per-image
+// whitening or per-channel), conversion to float32/float16/bfloat16 in NCHW or
+// channels-last layout, and the gather of the (corrupted) label table. The arguments and
+// the output-to-source mapping are shared with the CUDA twin (csrc/randomized_batch.h);
+// all randomness is counter-based (csrc/randomize.h): nothing per image is stored.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 #include <torch/torch.h>
@@ -13,18 +14,13 @@
 #include <limits>
 #include <vector>
 
+#include "randomized_batch.h"
 #include "randomize.h"
 
 namespace rethink {
 
-// Validates the arguments shared by the CPU and CUDA kernels (defined here, declared in
-// csrc/cuda/randomized_batch.cu). Index ranges are checked when check_indices is set.
-void check_randomized_batch_args(const at::Tensor& images, const at::Tensor& labels,
-                                 const at::Tensor& indices, int64_t pixel_mode,
-                                 at::ArrayRef<double> gauss_mean, at::ArrayRef<double> gauss_std,
-                                 int64_t epoch, int64_t split, int64_t pad, int64_t out_h, int64_t out_w,
-                                 int64_t normalize, at::ArrayRef<double> norm_mean,
-                                 at::ArrayRef<double> norm_std, at::ScalarType dtype, bool check_indices) {
+BatchArgs make_batch_args(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& indices,
+                          at::IntArrayRef config, at::ArrayRef<double> stats, at::ScalarType dtype) {
   TORCH_CHECK(images.dim() == 4, "randomized_batch: images must be 4-D (N, C, H, W), got ", images.dim(),
               "-D");
   TORCH_CHECK(images.scalar_type() == at::kByte, "randomized_batch: images must be uint8, got ",
@@ -38,6 +34,8 @@ void check_randomized_batch_args(const at::Tensor& images, const at::Tensor& lab
   TORCH_CHECK(images.device() == labels.device() && images.device() == indices.device(),
               "randomized_batch: images, labels and indices must be on one device, got ", images.device(),
               ", ", labels.device(), ", ", indices.device());
+  TORCH_CHECK(static_cast<int64_t>(config.size()) == kNumBatchFields, "randomized_batch: config must hold ",
+              static_cast<int>(kNumBatchFields), " integers (rethink._C.batch_fields()), got ", config.size());
   const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
   TORCH_CHECK(labels.size(0) == n, "randomized_batch: labels has ", labels.size(0), " entries for ", n,
               " images");
@@ -45,13 +43,14 @@ void check_randomized_batch_args(const at::Tensor& images, const at::Tensor& lab
   TORCH_CHECK(c >= 1 && h >= 1 && w >= 1, "randomized_batch: empty image shape (", c, ", ", h, ", ", w, ")");
   TORCH_CHECK(c * h * w <= (int64_t(1) << 30), "randomized_batch: images of ", c * h * w,
               " values exceed the 2^30 limit");
+  const int64_t pixel_mode = config[kPixelModeField], split = config[kSplitField], epoch = config[kEpochField];
+  const int64_t pad = config[kPadField], out_h = config[kOutHField], out_w = config[kOutWField];
+  const int64_t normalize = config[kNormalizeField], max_rotation = config[kMaxRotationField];
   TORCH_CHECK(pixel_mode >= kPixelNone && pixel_mode <= kGaussian, "randomized_batch: unknown pixel_mode ",
               pixel_mode, " (0..5)");
-  if (pixel_mode == kGaussian) {
-    TORCH_CHECK(static_cast<int64_t>(gauss_mean.size()) == c && static_cast<int64_t>(gauss_std.size()) == c,
-                "randomized_batch: gaussian needs one mean and one std per channel (", c, "), got ",
-                gauss_mean.size(), " and ", gauss_std.size());
-  }
+  TORCH_CHECK(config[kCorruptionSeedField] >= 0 && config[kAugSeedField] >= 0,
+              "randomized_batch: seeds must be in [0, 2^63), got corruption_seed=", config[kCorruptionSeedField],
+              " and aug_seed=", config[kAugSeedField]);
   TORCH_CHECK(epoch >= 0 && epoch <= 0xFFFFFFFFll, "randomized_batch: epoch must be in [0, 2^32), got ",
               epoch);
   TORCH_CHECK(split >= 0 && split <= 0xFFFFFFFFll, "randomized_batch: split must be in [0, 2^32), got ",
@@ -62,19 +61,75 @@ void check_randomized_batch_args(const at::Tensor& images, const at::Tensor& lab
               ") padded by ", pad);
   TORCH_CHECK(normalize >= 0 && normalize <= 2, "randomized_batch: unknown normalize mode ", normalize,
               " (0 none, 1 per-image, 2 per-channel)");
-  if (normalize == 2) {
-    TORCH_CHECK(static_cast<int64_t>(norm_mean.size()) == c && static_cast<int64_t>(norm_std.size()) == c,
-                "randomized_batch: per-channel normalization needs one mean and one std per channel (", c,
-                "), got ", norm_mean.size(), " and ", norm_std.size());
-    for (double s : norm_std) TORCH_CHECK(s > 0, "randomized_batch: per-channel std must be > 0, got ", s);
+  TORCH_CHECK(max_rotation >= 0 && max_rotation <= kMaxRotation, "randomized_batch: max_rotation must be in [0, ",
+              kMaxRotation, "] degrees, got ", max_rotation);
+  for (int f : {kRandomCropField, kFlipField, kChannelsLastField, kCheckIndicesField})
+    TORCH_CHECK(config[f] == 0 || config[f] == 1, "randomized_batch: ", kBatchFieldNames[f],
+                " must be 0 or 1, got ", config[f]);
+  const bool gauss = pixel_mode == kGaussian, per_channel = normalize == 2;
+  TORCH_CHECK(!(gauss || per_channel) || c <= kMaxChannels, "randomized_batch: per-channel statistics support at most ",
+              kMaxChannels, " channels, got ", c);
+  TORCH_CHECK(static_cast<int64_t>(stats.size()) == 4 * c, "randomized_batch: stats must hold 4 * C = ", 4 * c,
+              " floats (Gaussian mean, Gaussian std, normalization mean, normalization std), got ", stats.size());
+  for (int64_t k = 0; k < c; ++k) {
+    if (gauss) {
+      TORCH_CHECK(std::isfinite(stats[k]) && std::isfinite(stats[c + k]) && stats[c + k] >= 0,
+                  "randomized_batch: gaussian needs a finite mean and a finite std >= 0 per channel, got mean ",
+                  stats[k], " and std ", stats[c + k], " for channel ", k);
+    }
+    if (per_channel) {
+      TORCH_CHECK(std::isfinite(stats[2 * c + k]) && std::isfinite(stats[3 * c + k]) && stats[3 * c + k] > 0,
+                  "randomized_batch: per-channel normalization needs a finite mean and a finite std > 0 per "
+                  "channel, got mean ",
+                  stats[2 * c + k], " and std ", stats[3 * c + k], " for channel ", k);
+    }
   }
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
               "randomized_batch: dtype must be float32, float16 or bfloat16, got ", dtype);
-  if (check_indices && indices.numel() > 0) {
+
+  BatchArgs p{};
+  p.n = n;
+  p.C = static_cast<int32_t>(c);
+  p.H = static_cast<int32_t>(h);
+  p.W = static_cast<int32_t>(w);
+  p.OH = static_cast<int32_t>(out_h);
+  p.OW = static_cast<int32_t>(out_w);
+  p.pixel_mode = static_cast<int32_t>(pixel_mode);
+  p.corruption_seed = config[kCorruptionSeedField];
+  p.aug_seed = config[kAugSeedField];
+  p.split = static_cast<uint32_t>(split);
+  p.epoch = static_cast<uint32_t>(epoch);
+  p.pad = static_cast<int32_t>(pad);
+  p.random_crop = config[kRandomCropField] != 0;
+  p.flip = config[kFlipField] != 0;
+  p.channels_last = config[kChannelsLastField] != 0;
+  p.check_indices = config[kCheckIndicesField] != 0;
+  p.max_rotation = static_cast<int32_t>(max_rotation);
+  p.normalize = static_cast<Normalize>(normalize);
+  p.range_y = static_cast<int32_t>(h + 2 * pad - out_h);
+  p.range_x = static_cast<int32_t>(w + 2 * pad - out_w);
+  const bool by_value = pixel_mode == kShuffledValues || pixel_mode == kRandomValues;
+  p.perm_n = static_cast<uint32_t>(by_value ? c * h * w : h * w);
+  p.shared = shared_perm(p.perm_n, p.corruption_seed);
+  for (int64_t k = 0; k < c && (gauss || per_channel); ++k) {
+    p.gauss_mean[k] = gauss ? stats[k] : 0.0;
+    p.gauss_std[k] = gauss ? stats[c + k] : 0.0;
+    p.norm_mean[k] = per_channel ? static_cast<float>(stats[2 * c + k]) : 0.f;
+    p.norm_inv[k] = per_channel ? static_cast<float>(1.0 / stats[3 * c + k]) : 1.f;
+  }
+  for (int k = -p.max_rotation; k <= p.max_rotation; ++k) {  // the same doubles as math.cos/sin in Python
+    const double rad = static_cast<double>(k) * (3.141592653589793 / 180.0);
+    p.rot_cos[k + p.max_rotation] = std::cos(rad);
+    p.rot_sin[k + p.max_rotation] = std::sin(rad);
+  }
+  // The CPU kernel always checks (an out-of-range index would read outside the images);
+  // on CUDA the check costs a host sync, so it is the caller's choice.
+  if ((p.check_indices || images.is_cpu()) && indices.numel() > 0) {
     const int64_t lo = indices.min().item<int64_t>(), hi = indices.max().item<int64_t>();
     TORCH_CHECK(lo >= 0 && hi < n, "randomized_batch: indices must be in [0, ", n, "), got values in [", lo,
                 ", ", hi, "]");
   }
+  return p;
 }
 
 namespace {
@@ -115,13 +170,9 @@ void feistel_fill(const FeistelPerm& p, uint32_t* out) {
 
 template <typename out_t>
 void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& indices, at::Tensor& x,
-             at::Tensor& y, int64_t pixel_mode, int64_t corruption_seed, int64_t split,
-             at::ArrayRef<double> gauss_mean, at::ArrayRef<double> gauss_std, int64_t aug_seed, int64_t epoch,
-             int64_t pad, bool flip, bool random_crop, int64_t normalize, at::ArrayRef<double> norm_mean,
-             at::ArrayRef<double> norm_std, bool channels_last) {
-  const int64_t C = images.size(1), H = images.size(2), W = images.size(3);
-  const int64_t B = indices.size(0), OH = x.size(2), OW = x.size(3);
-  const int64_t HW = H * W, CHW = C * HW, OHW = OH * OW, numel = C * OHW;
+             at::Tensor& y, const BatchArgs& p) {
+  const int64_t C = p.C, HW = static_cast<int64_t>(p.H) * p.W, CHW = C * HW;
+  const int64_t B = indices.size(0), OHW = static_cast<int64_t>(p.OH) * p.OW, numel = C * OHW;
   const uint8_t* img_base = images.data_ptr<uint8_t>();
   const int64_t* lab = labels.data_ptr<int64_t>();
   const int64_t* idx = indices.data_ptr<int64_t>();
@@ -130,139 +181,75 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
 
   float lut[256];
   for (int v = 0; v < 256; ++v) lut[v] = u8_to_unit(static_cast<uint8_t>(v));
-  std::vector<float> ch_mean(C, 0.f), ch_inv(C, 1.f);
-  if (normalize == 2) {
-    for (int64_t c = 0; c < C; ++c) {
-      ch_mean[c] = static_cast<float>(norm_mean[c]);
-      ch_inv[c] = static_cast<float>(1.0 / norm_std[c]);
-    }
-  }
-  const bool shared = pixel_mode == kShuffledPixels || pixel_mode == kShuffledValues;
-  const bool by_value = pixel_mode == kShuffledValues || pixel_mode == kRandomValues;
-  const bool permute = pixel_mode >= kShuffledPixels && pixel_mode <= kRandomValues;
-  const uint32_t perm_n = static_cast<uint32_t>(by_value ? CHW : HW);
-  const FeistelPerm shared_p = shared_perm(perm_n, corruption_seed);
-  const uint32_t range_y = static_cast<uint32_t>(H + 2 * pad - OH),
-                 range_x = static_cast<uint32_t>(W + 2 * pad - OW);
-
+  const int mode = p.pixel_mode;
+  const bool shared = mode == kShuffledPixels || mode == kShuffledValues;
+  const bool permute = mode >= kShuffledPixels && mode <= kRandomValues;
+  // Pixel-unit corruptions (and none) gather straight from the uint8 image through the
+  // source table; value-unit permutations and Gaussian values are made whole first.
+  const bool whole = mode == kShuffledValues || mode == kRandomValues || mode == kGaussian;
   std::vector<uint32_t> shared_tab;
   if (shared) {
-    shared_tab.resize(perm_n);
-    feistel_fill(shared_p, shared_tab.data());
+    shared_tab.resize(p.perm_n);
+    feistel_fill(p.shared, shared_tab.data());
   }
 
   at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> corr(CHW), crop_buf(numel);
-    std::vector<uint32_t> tab(permute && !shared ? perm_n : 0);
+    std::vector<float> corr(whole ? CHW : 0), vals(numel);
+    std::vector<int64_t> src(OHW);
+    std::vector<uint32_t> tab(permute && !shared ? p.perm_n : 0);
     const uint32_t* ptab = shared ? shared_tab.data() : tab.data();
     for (int64_t b = begin; b < end; ++b) {
       const int64_t i = idx[b];
       yout[b] = lab[i];
       const uint8_t* img = img_base + i * CHW;
       const uint32_t image = static_cast<uint32_t>(i);
-      if (permute && !shared)
-        feistel_fill(image_perm(perm_n, corruption_seed, image, static_cast<uint32_t>(split)), tab.data());
-      // Augmentation draws of this image in this epoch.
-      AugmentDraw d =
-          augment_draw(aug_seed, image, static_cast<uint32_t>(epoch), static_cast<uint32_t>(split),
-                       random_crop ? range_y : 0u, random_crop ? range_x : 0u);
-      if (!random_crop) {
-        d.off_y = static_cast<int32_t>(range_y / 2);
-        d.off_x = static_cast<int32_t>(range_x / 2);
-      }
-      const bool do_flip = flip && d.flip;
-      const bool identity = OH == H && OW == W && d.off_y == pad && d.off_x == pad && !do_flip;
-      // Pixel-unit corruptions under a crop/flip gather straight from the uint8 image.
-      const bool direct = !identity && (pixel_mode == kPixelNone || pixel_mode == kShuffledPixels ||
-                                        pixel_mode == kRandomPixels);
-      // 1. The corrupted image on the 0..1 scale, C x H x W.
-      float* cv = corr.data();
-      switch (direct ? -1 : pixel_mode) {
-        case -1:
-          break;
-        case kShuffledPixels:
-        case kRandomPixels:
-          for (int64_t c = 0; c < C; ++c) {
-            const uint8_t* ic = img + c * HW;
-            float* oc = cv + c * HW;
-            for (int64_t p = 0; p < HW; ++p) oc[p] = lut[ic[ptab[p]]];
-          }
-          break;
-        case kShuffledValues:
-        case kRandomValues:
-          for (int64_t k = 0; k < CHW; ++k) cv[k] = lut[img[ptab[k]]];
-          break;
-        case kGaussian:
+      if (permute && !shared) feistel_fill(image_perm(p.perm_n, p.corruption_seed, image, p.split), tab.data());
+      // 1. Source pixel of every output position (crop, flip, rotation; then a pixel-unit permutation).
+      const ImageAugment a = image_augment(p, image);
+      for (int32_t oy = 0, q = 0; oy < p.OH; ++oy)
+        for (int32_t ox = 0; ox < p.OW; ++ox, ++q) {
+          int64_t s = source_pixel(p, a, oy, ox);
+          if (s >= 0 && (mode == kShuffledPixels || mode == kRandomPixels)) s = ptab[s];
+          src[q] = s;
+        }
+      // 2. Values on the 0..1 scale, C x OH x OW.
+      if (!whole) {
+        for (int64_t c = 0; c < C; ++c) {
+          const uint8_t* ic = img + c * HW;
+          float* vc = vals.data() + c * OHW;
+          for (int64_t q = 0; q < OHW; ++q) vc[q] = src[q] >= 0 ? lut[ic[src[q]]] : 0.f;
+        }
+      } else {
+        float* cv = corr.data();
+        if (mode == kGaussian) {
           for (int64_t k = 0; k < CHW; k += 2) {
             double z0, z1;
-            gauss_pair(corruption_seed, image, static_cast<uint32_t>(k >> 1), static_cast<uint32_t>(split),
-                       &z0, &z1);
+            gauss_pair(p.corruption_seed, image, static_cast<uint32_t>(k >> 1), p.split, &z0, &z1);
             const int64_t c0 = k / HW;
-            cv[k] = gauss_to_float(gauss_mean[c0], gauss_std[c0], z0);
+            cv[k] = gauss_to_float(p.gauss_mean[c0], p.gauss_std[c0], z0);
             if (k + 1 < CHW) {
               const int64_t c1 = (k + 1) / HW;
-              cv[k + 1] = gauss_to_float(gauss_mean[c1], gauss_std[c1], z1);
+              cv[k + 1] = gauss_to_float(p.gauss_mean[c1], p.gauss_std[c1], z1);
             }
           }
-          break;
-        default:
-          for (int64_t k = 0; k < CHW; ++k) cv[k] = lut[img[k]];
-      }
-      // 2. Crop (random with zero padding, or centered) and flip: C x OH x OW.
-      const float* vals = cv;
-      if (!identity) {
-        // Output columns [lo, hi) read source columns inside the image; the rest is padding.
-        const int64_t shift_x = d.off_x - pad;
-        int64_t lo, hi;
-        if (!do_flip) {  // sx = ox + shift_x
-          lo = std::max<int64_t>(0, -shift_x);
-          hi = std::min<int64_t>(OW, W - shift_x);
-        } else {  // sx = OW - 1 - ox + shift_x
-          lo = std::max<int64_t>(0, OW - W + shift_x);
-          hi = std::min<int64_t>(OW, OW + shift_x);
+        } else {
+          for (int64_t k = 0; k < CHW; ++k) cv[k] = lut[img[ptab[k]]];
         }
-        lo = std::min(lo, OW);
-        hi = std::max(hi, lo);
         for (int64_t c = 0; c < C; ++c) {
-          for (int64_t oy = 0; oy < OH; ++oy) {
-            const int64_t sy = oy + d.off_y - pad;
-            float* dst = crop_buf.data() + c * OHW + oy * OW;
-            if (sy < 0 || sy >= H) {
-              std::fill(dst, dst + OW, 0.f);
-              continue;
-            }
-            std::fill(dst, dst + lo, 0.f);
-            std::fill(dst + hi, dst + OW, 0.f);
-            if (direct) {
-              const uint8_t* ic = img + c * HW;
-              const int64_t base = sy * W + shift_x + (do_flip ? OW - 1 : 0);
-              const int64_t step = do_flip ? -1 : 1;
-              if (pixel_mode == kPixelNone) {
-                for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = lut[ic[base + step * ox]];
-              } else {
-                for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = lut[ic[ptab[base + step * ox]]];
-              }
-              continue;
-            }
-            const float* row = cv + c * HW + sy * W;
-            if (!do_flip) {
-              std::copy(row + lo + shift_x, row + hi + shift_x, dst + lo);
-            } else {
-              const float* r = row + OW - 1 + shift_x;
-              for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = r[-ox];
-            }
-          }
+          const float* cc = cv + c * HW;
+          float* vc = vals.data() + c * OHW;
+          for (int64_t q = 0; q < OHW; ++q) vc[q] = src[q] >= 0 ? cc[src[q]] : 0.f;
         }
-        vals = crop_buf.data();
       }
-      // Normalization.
+      // 3. Normalization and the cast.
       float shift_all = 0.f, scale_all = 1.f;
-      if (normalize == 1) {
+      if (p.normalize == Normalize::kPerImage) {
         double s = 0.0, s2 = 0.0;
+        const float* v = vals.data();
 #pragma omp simd reduction(+ : s, s2)
         for (int64_t k = 0; k < numel; ++k) {
-          s += vals[k];
-          s2 += static_cast<double>(vals[k]) * vals[k];
+          s += v[k];
+          s2 += static_cast<double>(v[k]) * v[k];
         }
         const double mean = s / numel;
         const double var = std::max(s2 / numel - mean * mean, 0.0);
@@ -271,63 +258,47 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
         scale_all = static_cast<float>(1.0 / adj);
       }
       out_t* o = out + b * numel;
-      if (!channels_last) {
-        for (int64_t c = 0; c < C; ++c) {
-          const float sh = normalize == 2 ? ch_mean[c] : shift_all,
-                      sc = normalize == 2 ? ch_inv[c] : scale_all;
-          const float* bc = vals + c * OHW;
-          out_t* oc = o + c * OHW;
-          if (normalize == 0) {
-            for (int64_t q = 0; q < OHW; ++q) oc[q] = static_cast<out_t>(bc[q]);
+      for (int64_t c = 0; c < C; ++c) {
+        const bool pc = p.normalize == Normalize::kPerChannel;
+        const float sh = pc ? p.norm_mean[c] : shift_all, sc = pc ? p.norm_inv[c] : scale_all;
+        const float* vc = vals.data() + c * OHW;
+        if (p.normalize == Normalize::kNone) {
+          if (!p.channels_last) {
+            for (int64_t q = 0; q < OHW; ++q) o[c * OHW + q] = static_cast<out_t>(vc[q]);
           } else {
-            for (int64_t q = 0; q < OHW; ++q) oc[q] = static_cast<out_t>((bc[q] - sh) * sc);
+            for (int64_t q = 0; q < OHW; ++q) o[q * C + c] = static_cast<out_t>(vc[q]);
           }
+        } else if (!p.channels_last) {
+          for (int64_t q = 0; q < OHW; ++q) o[c * OHW + q] = static_cast<out_t>((vc[q] - sh) * sc);
+        } else {
+          for (int64_t q = 0; q < OHW; ++q) o[q * C + c] = static_cast<out_t>((vc[q] - sh) * sc);
         }
-      } else {
-        for (int64_t q = 0; q < OHW; ++q)
-          for (int64_t c = 0; c < C; ++c) {
-            const float v = vals[c * OHW + q];
-            float r = v;
-            if (normalize == 1) r = (v - shift_all) * scale_all;
-            if (normalize == 2) r = (v - ch_mean[c]) * ch_inv[c];
-            o[q * C + c] = static_cast<out_t>(r);
-          }
       }
     }
   });
 }
 
-std::tuple<at::Tensor, at::Tensor> randomized_batch_cpu(
-    const at::Tensor& images_in, const at::Tensor& labels_in, const at::Tensor& indices_in,
-    int64_t pixel_mode, int64_t corruption_seed, int64_t split, at::ArrayRef<double> gauss_mean,
-    at::ArrayRef<double> gauss_std, int64_t aug_seed, int64_t epoch, int64_t pad, bool flip, bool random_crop,
-    int64_t out_h, int64_t out_w, int64_t normalize, at::ArrayRef<double> norm_mean,
-    at::ArrayRef<double> norm_std, at::ScalarType dtype, bool channels_last, bool check_indices) {
+std::tuple<at::Tensor, at::Tensor> randomized_batch_cpu(const at::Tensor& images_in, const at::Tensor& labels_in,
+                                                        const at::Tensor& indices_in, at::IntArrayRef config,
+                                                        at::ArrayRef<double> stats, at::ScalarType dtype) {
   TORCH_CHECK(images_in.device().is_cpu(), "randomized_batch (CPU kernel): images must be on the CPU");
-  check_randomized_batch_args(images_in, labels_in, indices_in, pixel_mode, gauss_mean, gauss_std, epoch,
-                              split, pad, out_h, out_w, normalize, norm_mean, norm_std, dtype,
-                              /*check_indices=*/true);
+  const BatchArgs p = make_batch_args(images_in, labels_in, indices_in, config, stats, dtype);
   const at::Tensor images = images_in.contiguous(), labels = labels_in.contiguous(),
                    indices = indices_in.contiguous();
-  const int64_t B = indices.size(0), C = images.size(1);
-  at::Tensor x = at::empty({B, C, out_h, out_w}, images.options().dtype(dtype),
-                           channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+  const int64_t B = indices.size(0);
+  at::Tensor x = at::empty({B, p.C, p.OH, p.OW}, images.options().dtype(dtype),
+                           p.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
   at::Tensor y = at::empty({B}, labels.options());
   if (B == 0) return {x, y};
   switch (dtype) {
     case at::kFloat:
-      run_cpu<float>(images, labels, indices, x, y, pixel_mode, corruption_seed, split, gauss_mean, gauss_std,
-                     aug_seed, epoch, pad, flip, random_crop, normalize, norm_mean, norm_std, channels_last);
+      run_cpu<float>(images, labels, indices, x, y, p);
       break;
     case at::kHalf:
-      run_cpu<at::Half>(images, labels, indices, x, y, pixel_mode, corruption_seed, split, gauss_mean,
-                        gauss_std, aug_seed, epoch, pad, flip, random_crop, normalize, norm_mean, norm_std,
-                        channels_last);
+      run_cpu<at::Half>(images, labels, indices, x, y, p);
       break;
     default:
-      run_cpu<at::BFloat16>(images, labels, indices, x, y, pixel_mode, corruption_seed, split, gauss_mean,
-                            gauss_std, aug_seed, epoch, pad, flip, random_crop, normalize, norm_mean,
-                            norm_std, channels_last);
+      run_cpu<at::BFloat16>(images, labels, indices, x, y, p);
   }
   return {x, y};
 }
@@ -355,11 +326,8 @@ at::Tensor feistel_permutation_cpu(int64_t n, int64_t seed, int64_t image, int64
 
 TORCH_LIBRARY_FRAGMENT(rethink, m) {
   m.def(
-      "randomized_batch(Tensor images, Tensor labels, Tensor indices, int pixel_mode, int corruption_seed, "
-      "int split, "
-      "float[] gauss_mean, float[] gauss_std, int aug_seed, int epoch, int pad, bool flip, bool random_crop, "
-      "int out_h, int out_w, int normalize, float[] norm_mean, float[] norm_std, ScalarType dtype, "
-      "bool channels_last, bool check_indices) -> (Tensor, Tensor)");
+      "randomized_batch(Tensor images, Tensor labels, Tensor indices, int[] config, float[] stats, "
+      "ScalarType dtype) -> (Tensor, Tensor)");
   m.def("feistel_permutation(int n, int seed, int image, int split, bool shared) -> Tensor");
 }
 
