@@ -8,6 +8,7 @@ under ``torch.ops.rethink``.
 import torch  # noqa: F401  (libtorch must be loaded before the extension)
 
 from ._build import build_info, cuda_kernels_available
+from ._version import __version__
 from .results import Result
 
 # Theorem 1: finite-sample expressivity
@@ -31,12 +32,15 @@ from .randomization import RandomizationTestReport, randomization_test  # isort:
 # beyond the paper: complexity measures, Rademacher estimate, minimum-norm kernels
 from . import measures, min_norm, study  # isort: skip
 from .rademacher import RademacherResult, rademacher  # isort: skip
+from .memorization import MemorizationReport, memorization  # isort: skip
+from .zoo import ZooReport, zoo  # isort: skip
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Corruption",
     "InterpolatingNet",
+    "MemorizationReport",
+    "ZooReport",
     "RademacherResult",
     "RandomizationTestReport",
     "RandomizedLoader",
@@ -54,6 +58,7 @@ __all__ = [
     "load_runs",
     "min_norm",
     "measures",
+    "memorization",
     "study",
     "models",
     "plots",
@@ -64,4 +69,5 @@ __all__ = [
     "runs",
     "sweep",
     "train",
+    "zoo",
 ]

@@ -9,9 +9,32 @@ _REBUILD = (
     "checkout (or `make install`), after installing torch."
 )
 
+def _shadowed_install() -> str | None:
+    """Where an installed rethink lives when this import comes from another folder (e.g. the
+    source checkout, in the current directory, shadowing a non-editable install), else None."""
+    import importlib.metadata
+    from pathlib import Path
+
+    try:
+        dist = importlib.metadata.distribution("rethink")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    installed = Path(str(dist.locate_file("rethink/__init__.py")))
+    here = Path(__file__).resolve().parent / "__init__.py"
+    if installed.is_file() and installed.resolve() != here:
+        return str(installed.parent)
+    return None
+
+
 try:
     from . import _C  # noqa: F401
-except ImportError as e:  # pragma: no cover - exercised only on a broken install
+except ImportError as e:
+    other = _shadowed_install()
+    if other is not None:
+        raise ImportError(
+            f"rethink is being imported from {__file__.rsplit('/', 2)[0]}, which has no compiled extension, and "
+            f"shadows the rethink installed in {other}: run Python from another folder, or install the checkout "
+            f"in place with `pip install --no-build-isolation -e .`") from e
     raise ImportError(f"rethink's compiled extension rethink._C could not be loaded ({e}). {_REBUILD}") from e
 
 

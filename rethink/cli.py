@@ -247,9 +247,75 @@ def _cmd_measures(args) -> int:
     return 0
 
 
+def _grid(items: list[str] | None) -> dict[str, list] | None:
+    """``["lr=0.01,0.03", "model=mlp1x128,mlp2x512"]`` -> {"lr": [0.01, 0.03], ...}, values cast
+    like the run options."""
+    if not items:
+        return None
+    casts = {field: cast for _, field, cast, _, _ in _RUN_OPTIONS}
+    casts.update(model=str, corruption=str, dataset=str)
+    grid: dict[str, list] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in casts:
+            raise ValueError(f"--grid: {item!r} is not SETTING=v1,v2 with a setting of: {', '.join(sorted(casts))}")
+        cast = casts[key]
+        grid[key] = [(_none(v) if cast is str else cast(v)) for v in _split(values)]
+    return grid
+
+
+def _executor(args):
+    if args.executor is None:
+        return None
+    from .runner import slurm_executor
+
+    params = {"timeout_min": args.timeout_min}
+    if args.executor == "slurm" and args.slurm_partition:
+        params["slurm_partition"] = args.slurm_partition
+    if args.executor == "local":
+        import submitit
+
+        ex = submitit.LocalExecutor(folder=str(Path(args.out_dir) / "submitit"))
+        ex.update_parameters(timeout_min=args.timeout_min)
+        return ex
+    return slurm_executor(Path(args.out_dir) / "submitit", **params)
+
+
+def _cmd_zoo(args) -> int:
+    from .zoo import zoo
+
+    _set_threads(args)
+    settings = _run_settings(args, lists=False)
+    if args.dataset is not None:
+        settings["dataset"] = args.dataset
+    rep = zoo(_grid(args.grid), _typed(args.seeds, int, "--seeds"), args.out_dir, measures=not args.no_measures,
+              root=args.root, device=args.device, devices=_split(args.devices), executor=_executor(args),
+              progress=not args.no_progress, **settings)
+    done = sum(r.status == "completed" for r in rep.results)
+    fitted = sum(r.epochs_to_fit is not None for r in rep.results)
+    print(f"zoo: {len(rep.results)} runs in {args.out_dir} ({done} completed, {fitted} reached the stopping target); "
+          f"measures of {len(rep.measures)} runs. Next: rethink measures {args.out_dir}")
+    return 0
+
+
+def _cmd_memorization(args) -> int:
+    from .memorization import memorization
+
+    _set_threads(args)
+    rep = memorization(args.model, args.dataset, args.corruption, runs=args.runs, subset=args.subset,
+                       train_pool=args.train_pool, seed=args.seed, out_dir=args.out_dir, influence=args.influence,
+                       root=args.root, device=args.device, devices=_split(args.devices), progress=not args.no_progress,
+                       **_run_settings(args, lists=False))
+    print(f"memorization scores of {len(rep.scores)} examples from {len(rep.results)} runs; "
+          f"{int(rep.flipped.sum())} labels flipped; AUROC of the scores against them: {rep.auroc:.3f} "
+          f"(by runs: {', '.join(f'{k}: {v:.3f}' for k, v in rep.auroc_by_runs.items())}); {rep.paths['json']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    from . import __version__
+    from ._version import __version__
 
     parser = _Parser(prog="rethink", description="Randomization tests of Zhang et al. 2017, 'Understanding deep "
                                                  "learning requires rethinking generalization'.")
@@ -319,6 +385,42 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max-examples", type=_integer, default=2048, help="training examples for PAC-Bayes and sharpness")
     _add_common(m, out_default=None)
     m.set_defaults(func=_cmd_measures)
+
+    z = sub.add_parser("zoo", help="train a factorial grid of models (a model zoo) and compute their measures",
+                       description="Train every combination of the --grid values for every seed to a common "
+                                   "stopping rule, then compute each run's complexity measures (cached per run); "
+                                   "`rethink measures DIR` scores the measures. Default grid: rethink.zoo.ZOO_GRID "
+                                   "on Fashion-MNIST subsets.")
+    z.add_argument("--grid", nargs="+", default=None, metavar="SETTING=V1,V2",
+                   help="e.g. model=mlp1x128,mlp2x512 lr=0.01,0.03 batch-size=32,128 (default: the built-in grid)")
+    z.add_argument("--dataset", default=None, help="dataset (default fashion_mnist)")
+    z.add_argument("--seeds", nargs="+", default=["0", "1"], help="replicate seeds (default 0 1)")
+    z.add_argument("--devices", nargs="+", default=None, help="one worker per device, e.g. cuda:0 cuda:1, or cpu cpu")
+    z.add_argument("--executor", choices=["slurm", "local"], default=None,
+                   help="run every job through submitit: on a Slurm cluster, or submitit's local executor")
+    z.add_argument("--slurm-partition", default=None, help="Slurm partition (with --executor slurm)")
+    z.add_argument("--timeout-min", type=_integer, default=60, help="time limit per job in minutes (executors)")
+    z.add_argument("--no-measures", action="store_true", help="train only")
+    _add_run_options(z, lists=False)
+    _add_common(z, out_default="zoo")
+    z.set_defaults(func=_cmd_zoo)
+
+    mz = sub.add_parser("memorization", help="memorization score of every training example (Feldman & Zhang 2020)",
+                        description="Train --runs networks on random --subset fractions of the training pool, all "
+                                    "with the same corrupted labels, and estimate every example's memorization "
+                                    "score; report its AUROC against the examples whose labels were flipped.")
+    mz.add_argument("--model", default="mlp1x512", help=_models_help() + " (default mlp1x512)")
+    mz.add_argument("--dataset", default="fashion_mnist", help="dataset (default fashion_mnist)")
+    mz.add_argument("--corruption", default="labels:0.2", help="corruption of every run (default labels:0.2)")
+    mz.add_argument("--runs", type=_integer, default=50, help="fits on random subsets (default 50)")
+    mz.add_argument("--subset", type=float, default=0.7, help="fraction of the pool per fit (default 0.7)")
+    mz.add_argument("--train-pool", type=_integer, default=None, help="use the first N training images (default all)")
+    mz.add_argument("--seed", type=_integer, default=0)
+    mz.add_argument("--influence", action="store_true", help="also the influence of training on test examples")
+    mz.add_argument("--devices", nargs="+", default=None, help="one worker per device")
+    _add_run_options(mz, lists=False)
+    _add_common(mz, out_default="memorization")
+    mz.set_defaults(func=_cmd_memorization)
     return parser
 
 

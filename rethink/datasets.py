@@ -11,9 +11,11 @@ A :class:`Dataset` holds a ``train`` and a ``test`` :class:`Split`; a split hold
 - ``load("mnist", root)`` / ``load("fashion_mnist", root)``: the four IDX files
   (gzipped or not) under ``root``.
 
-``root`` defaults to the environment variable ``RETHINK_DATA``, else ``./data``. Nothing
-is downloaded: a missing or damaged file raises :class:`DatasetError` naming the file and
-the expected layout.
+Without ``root``, :func:`load` looks in ``$RETHINK_DATA``, then ``./data``, then the folder
+where the system's package manager puts the dataset (Debian's ``dataset-fashion-mnist``:
+``/usr/share/datasets/fashion-mnist``; ``make data`` installs it). Nothing is downloaded:
+a missing or damaged file raises :class:`DatasetError` naming the file, the places looked
+in and how to get the files.
 """
 
 from __future__ import annotations
@@ -144,8 +146,8 @@ def _check_split(images, labels, num_classes, name) -> None:
         raise ValueError(f"{name} labels must be a 1-D int64 tensor, got {desc}")
     if labels.shape[0] != images.shape[0]:
         raise ValueError(f"{name}: {images.shape[0]} images but {labels.shape[0]} labels")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"num_classes must be an int in [1, {MAX_CLASSES}], got {num_classes!r}")
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
         raise ValueError(f"{name} labels out of range: label {bad} not in [0, {num_classes})")
@@ -156,9 +158,36 @@ def names() -> list[str]:
     return ["digits", "cifar10", "mnist", "fashion_mnist"]
 
 
+#: Folders where a system package installs a dataset (searched after $RETHINK_DATA and ./data).
+SYSTEM_DIRS = {"fashion_mnist": [Path("/usr/share/datasets/fashion-mnist")]}
+#: How to get each dataset's files when they are missing.
+GET_FILES = {
+    "fashion_mnist": "on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist (or `make data` in the rethink "
+                     "checkout), or put the four IDX files from https://github.com/zalandoresearch/fashion-mnist "
+                     "under root",
+    "mnist": "put the four IDX files of MNIST under root",
+    "cifar10": "extract https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz under root",
+}
+#: Image shape (C, H, W) and class count of every named dataset (checked when loaded).
+SHAPES = {"digits": ((1, 8, 8), 10), "cifar10": ((3, 32, 32), 10), "mnist": ((1, 28, 28), 10),
+          "fashion_mnist": ((1, 28, 28), 10)}
+#: The most classes a dataset may have (a larger count is a mistake, not a dataset).
+MAX_CLASSES = 2**20
+
+
 def default_root() -> Path:
     """``$RETHINK_DATA`` if set, else ``./data``."""
     return Path(os.environ.get("RETHINK_DATA", "data"))
+
+
+def search_roots(name: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """The folders :func:`load` looks in for dataset ``name``, in order: ``root`` alone when
+    given; otherwise ``$RETHINK_DATA`` (if set), ``./data`` and the system folders of
+    :data:`SYSTEM_DIRS`."""
+    if root is not None:
+        return [Path(root)]
+    roots = [Path(os.environ["RETHINK_DATA"])] if os.environ.get("RETHINK_DATA") else []
+    return roots + [Path("data")] + SYSTEM_DIRS.get(name, [])
 
 
 def load(name: str, root: str | os.PathLike | None = None) -> Dataset:
@@ -166,8 +195,8 @@ def load(name: str, root: str | os.PathLike | None = None) -> Dataset:
 
     Args:
         name: ``"digits"``, ``"cifar10"``, ``"mnist"`` or ``"fashion_mnist"``.
-        root: folder holding the dataset files (ignored for digits); default
-            :func:`default_root`.
+        root: folder holding the dataset files (ignored for digits); default: the first of
+            :func:`search_roots` that holds them.
 
     Returns:
         a :class:`Dataset` with uint8 images on the CPU.
@@ -181,10 +210,18 @@ def load(name: str, root: str | os.PathLike | None = None) -> Dataset:
     name = name.lower()
     if name == "digits":
         return _load_digits()
-    root = Path(root) if root is not None else default_root()
-    if name == "cifar10":
-        return _load_cifar10(root)
-    return _load_idx_dataset(name, root)
+    roots = search_roots(name, root)
+    loader = _load_cifar10 if name == "cifar10" else (lambda r: _load_idx_dataset(name, r))
+    first_error = None
+    for r in roots:
+        try:
+            return loader(r)
+        except DatasetError as e:
+            if "damaged" in str(e) or "not uint8" in str(e):
+                raise  # the files are there but broken: say so, do not look elsewhere
+            first_error = first_error or e
+    looked = ", ".join(str(r) for r in roots)
+    raise DatasetError(f"{first_error} (looked in: {looked}); to get the files: {GET_FILES[name]}")
 
 
 def from_tensors(
@@ -222,6 +259,9 @@ def from_tensors(
         labs.append(lab.to(torch.int64).cpu())
     if num_classes is None:
         num_classes = int(max(int(lab.max()) if lab.numel() else 0 for lab in labs)) + 1
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or not (
+            1 <= num_classes <= MAX_CLASSES):
+        raise ValueError(f"num_classes must be an int in [1, {MAX_CLASSES}], got {num_classes!r}")
     num_classes = int(num_classes)
     return Dataset(
         train=Split(train_images.detach().cpu().contiguous(), labs[0], num_classes, "train"),
@@ -243,8 +283,10 @@ def synthetic(
         raise ValueError(f"n_train must be >= 1 and n_test >= 0, got {n_train}, {n_test}")
     if len(shape) != 3 or any(int(s) < 1 for s in shape):
         raise ValueError(f"shape must be (C, H, W) of positive ints, got {shape}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"num_classes must be an int in [1, {MAX_CLASSES}], got {num_classes!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
     g = torch.Generator().manual_seed(int(seed))
     n = n_train + n_test
     images = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)

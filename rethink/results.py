@@ -198,3 +198,45 @@ class Result:
         except ImportError as e:
             raise ImportError("Result.to_dataframe needs pandas: pip install pandas") from e
         return pd.DataFrame(self.history)
+
+
+def load_model(result_or_path: Result | str | os.PathLike, device: Any = "cpu") -> tuple[Any, dict[str, Any]]:
+    """Rebuild the trained model of a run: ``(model in eval mode, init_state)``.
+
+    Accepts a Result (its in-memory model when present, else the ``.pt`` file beside the
+    JSON it was read from, or in its ``config["out_dir"]``), or the path of a result JSON
+    (the ``.pt`` beside it). Raises FileNotFoundError when the weights file is missing
+    (the message names it) and ValueError when the run used a model that is not in
+    :func:`rethink.models.names` or the weights file is damaged.
+    """
+    if isinstance(result_or_path, Result):
+        r = result_or_path
+        if r.model is not None:
+            return r.model, r.init_state
+        if r.path is not None:
+            pt = Path(r.path).with_suffix(".pt")
+        elif r.config.get("out_dir"):
+            pt = Path(r.config["out_dir"]) / f"{r.config['run_name']}.pt"
+        else:
+            raise ValueError("result has no model in memory and no file to load its weights from")
+    else:
+        p = Path(result_or_path)
+        pt = p.with_suffix(".pt") if p.suffix == ".json" else p
+    import torch
+
+    from . import models as _models
+
+    if not pt.exists():
+        raise FileNotFoundError(f"weights file {str(pt)!r} not found")
+    try:
+        saved = torch.load(pt, map_location="cpu", weights_only=False)
+        name = saved["model"]
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file
+        raise ValueError(f"weights file {str(pt)!r} is damaged or not rethink's ({type(e).__name__}: {e})") from e
+    if name not in _models.names():
+        raise ValueError(f"run used model {name!r}, which rethink.models cannot rebuild; load "
+                         f"{str(pt)!r} with torch.load and apply 'model_state' to your module")
+    net = _models.create(name, tuple(saved["input_shape"]), int(saved["num_classes"]),
+                         dropout=float(saved.get("dropout", 0.0)))
+    net.load_state_dict(saved["model_state"])
+    return net.to(device).eval(), saved["init_state"]

@@ -31,7 +31,8 @@ from .corruption import Corruption
 from .loader import DEFAULT_MAX_ROTATION, NORMALIZE, augment_parts, parse_augment
 from .results import Result
 
-__all__ = ["RunSpec", "DEFAULT_MAX_EPOCHS", "load_runs", "subset_indices", "check_number", "check_seed"]
+__all__ = ["RunSpec", "DEFAULT_MAX_EPOCHS", "load_runs", "subset_indices", "check_number", "check_seed",
+           "module_fingerprint", "dataset_fingerprint"]
 
 #: Default ``max_epochs`` per dataset name; other datasets: 1000 under 10,000 training
 #: images, else 200. Digits with random labels needs about 600 epochs with MLP 1x512 under
@@ -106,7 +107,10 @@ class RunSpec:
         normalize: "per_image" (the paper's), "per_channel" or None.
         dropout: dropout probability in the model (0: none, the paper's setting).
         train_size: train on a random subset of this many training images (None: all).
-        subset_seed: seed of that subset (default: ``seed``).
+        train_pool: draw that subset from the first ``train_pool`` training images only
+            (None: from all of them); without ``train_size``, train on exactly those.
+        subset_seed: seed of the subset (default: ``seed``).
+        test_size: measure test accuracy on the first ``test_size`` test images only (None: all).
         dtype: "float32" or "bfloat16" (bf16 autocast).
         loss_window: the training loss is logged as the mean minibatch loss over windows
             of this many SGD steps (Figure 1a's x-axis).
@@ -135,7 +139,9 @@ class RunSpec:
     normalize: str | None = "per_image"
     dropout: float = 0.0
     train_size: int | None = None
+    train_pool: int | None = None
     subset_seed: int | None = None
+    test_size: int | None = None
     dtype: str = "float32"
     loss_window: int = 50
     model_fingerprint: str | None = None
@@ -166,6 +172,7 @@ class RunSpec:
         if self.crop is not None:
             check_number("crop", self.crop, low=1, integer=True)
             set_(self, "crop", int(self.crop))
+        self._check_crop()
         rotate = augment_parts(self.augment)["rotate"]
         if self.max_rotation is not None and not rotate:
             raise ValueError(f"max_rotation={self.max_rotation!r} needs augment with 'rotate', got "
@@ -187,6 +194,20 @@ class RunSpec:
             if v is not None and not (isinstance(v, str) and _NAME_OK.fullmatch(v)):
                 raise ValueError(f"{name} must be a short string of A-Z a-z 0-9 . _ -, got {v!r}")
 
+    def _check_crop(self) -> None:
+        """crop against the image size of a named dataset (user datasets are checked when loaded)."""
+        from .datasets import SHAPES
+
+        if self.dataset_fingerprint is not None or self.dataset not in SHAPES:
+            return
+        _, h, w = SHAPES[self.dataset][0]
+        parts = augment_parts(self.augment)
+        if self.crop is not None and (self.crop > h or self.crop > w):
+            raise ValueError(f"crop={self.crop} is larger than the {h} x {w} images of dataset {self.dataset!r}")
+        if parts["random_crop"] and not parts["pad"] and (self.crop is None or self.crop >= min(h, w)):
+            raise ValueError(f"augment 'crop' draws a crop window inside the {h} x {w} images of {self.dataset!r}: "
+                             f"give a smaller crop (e.g. crop={min(h, w) * 6 // 7}), got crop={self.crop!r}")
+
     def _check_numbers(self) -> None:
         set_ = object.__setattr__
         if self.lr is not None:
@@ -205,10 +226,13 @@ class RunSpec:
         check_number("epochs_after_fit", self.epochs_after_fit, low=0, integer=True)
         check_number("dropout", self.dropout, low=0, high=1, high_open=True)
         check_number("loss_window", self.loss_window, low=1, integer=True)
-        if self.train_size is not None:
-            check_number("train_size", self.train_size, low=1, integer=True)
+        for name in ("train_size", "train_pool", "test_size"):
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), low=1, integer=True)
+        if self.train_size is not None and self.train_pool is not None and self.train_size > self.train_pool:
+            raise ValueError(f"train_size={self.train_size} exceeds train_pool={self.train_pool}")
         for name in ("lr_decay_examples", "batch_size", "max_epochs", "epochs_after_fit", "loss_window",
-                     "train_size"):
+                     "train_size", "train_pool", "test_size"):
             if getattr(self, name) is not None:
                 set_(self, name, int(getattr(self, name)))
         for name in ("momentum", "weight_decay", "lr_decay", "dropout", "lr", "stop_at_train_acc",
@@ -254,9 +278,14 @@ class RunSpec:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def key(self) -> str:
-        """A short hash (8 hex digits) of every setting of the resolved spec: the identity."""
+        """A short hash (8 hex digits) of every setting of the resolved spec: the identity.
+
+        Settings at their field default are left out of the hash, so a setting added to
+        RunSpec later (with a default that keeps the old behaviour) does not rename runs."""
         spec = self if self.is_resolved else self.resolved()
-        text = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
+        defaults = {f.name: f.default for f in fields(self)}
+        kept = {k: v for k, v in spec.to_dict().items() if v != defaults[k]}
+        text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     def run_name(self) -> str:
@@ -294,19 +323,48 @@ class RunSpec:
         return cls(**kw)
 
 
-def subset_indices(num_train: int, train_size: int | None, seed: int):
-    """The training subset of a run: int64 sorted indices of ``train_size`` of the
-    ``num_train`` training images, drawn with ``seed`` (None: all of them, returned as None).
+def _fingerprint(parts: list[bytes]) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p)
+    return h.hexdigest()[:12]
 
-    Raises ValueError when ``train_size`` exceeds ``num_train``."""
+
+def module_fingerprint(module) -> str:
+    """Identity of a user module: a hash of its structure and its current (initial) weights."""
+    parts = [repr(module).encode()]
+    for k, v in module.state_dict().items():
+        parts += [k.encode(), v.detach().cpu().contiguous().numpy().tobytes()]
+    return _fingerprint(parts)
+
+
+def dataset_fingerprint(ds) -> str:
+    """Identity of a user Dataset: a hash of its images, labels and class count."""
+    parts = [str(ds.num_classes).encode()]
+    for s in (ds.train, ds.test):
+        parts += [str(tuple(s.images.shape)).encode(), s.images.contiguous().numpy().tobytes(),
+                  s.labels.contiguous().numpy().tobytes()]
+    return _fingerprint(parts)
+
+
+def subset_indices(num_train: int, train_size: int | None, seed: int, train_pool: int | None = None):
+    """The training subset of a run: int64 sorted indices of ``train_size`` images drawn with
+    ``seed`` from the first ``train_pool`` (default: all ``num_train``) training images; the
+    whole pool without ``train_size``; None (every image) without either.
+
+    Raises ValueError when ``train_size`` or ``train_pool`` exceeds ``num_train``."""
     import torch
 
-    if train_size is None:
+    if train_size is None and train_pool is None:
         return None
-    if train_size > num_train:
-        raise ValueError(f"train_size={train_size} exceeds the {num_train} training images of the dataset")
+    pool = num_train if train_pool is None else train_pool
+    for name, v in (("train_pool", train_pool), ("train_size", train_size)):
+        if v is not None and v > num_train:
+            raise ValueError(f"{name}={v} exceeds the {num_train} training images of the dataset")
+    if train_size is None:
+        return torch.arange(pool)
     g = torch.Generator().manual_seed(int(seed) ^ 0x5B5E7)
-    return torch.randperm(num_train, generator=g)[:train_size].sort().values
+    return torch.randperm(pool, generator=g)[:train_size].sort().values
 
 
 def load_runs(out_dir: str | os.PathLike | Iterable, status: str | Iterable[str] | None = None,

@@ -23,7 +23,6 @@ images) it decays as slowly per example as the paper did.
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import os
 import platform
@@ -46,8 +45,8 @@ from ._build import resolve_device
 from ._io import atomic_torch_save, check_writable
 from .corruption import Corruption
 from .loader import RandomizedLoader
-from .results import Result
-from .runs import RunSpec, subset_indices
+from .results import Result, load_model
+from .runs import RunSpec, dataset_fingerprint, module_fingerprint, subset_indices
 
 __all__ = ["fit", "fit_random", "make_spec", "load_model", "TrainingFailed"]
 
@@ -84,30 +83,6 @@ def _after_epoch(epoch: int) -> None:
 
 
 # ----------------------------------------------------------------------------- specs
-
-
-def _fingerprint(parts: list[bytes]) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p)
-    return h.hexdigest()[:12]
-
-
-def module_fingerprint(module: nn.Module) -> str:
-    """Identity of a user module: a hash of its structure and its current (initial) weights."""
-    parts = [repr(module).encode()]
-    for k, v in module.state_dict().items():
-        parts += [k.encode(), v.detach().cpu().contiguous().numpy().tobytes()]
-    return _fingerprint(parts)
-
-
-def dataset_fingerprint(ds: _datasets.Dataset) -> str:
-    """Identity of a user Dataset: a hash of its images, labels and class count."""
-    parts = [str(ds.num_classes).encode()]
-    for s in (ds.train, ds.test):
-        parts += [str(tuple(s.images.shape)).encode(), s.images.contiguous().numpy().tobytes(),
-                  s.labels.contiguous().numpy().tobytes()]
-    return _fingerprint(parts)
 
 
 def make_spec(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", corruption: Any = "random_labels",
@@ -272,7 +247,7 @@ def _dist_context() -> tuple[int, int, int, bool]:
 
 
 def _versions(device: torch.device) -> dict[str, Any]:
-    from . import __version__
+    from ._version import __version__
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     return {"rethink": __version__, "torch": torch.__version__, "cuda": torch.version.cuda, "device_name": name,
@@ -352,7 +327,7 @@ class _Trainer:
     def _make_loaders(self) -> None:
         spec, ds = self.spec, self.ds
         num_train = len(ds.train)
-        self.subset = subset_indices(num_train, spec.train_size, spec.subset_seed)
+        self.subset = subset_indices(num_train, spec.train_size, spec.subset_seed, spec.train_pool)
         corr = spec.corruption_object()
         common = dict(crop=spec.crop, normalize=spec.normalize, device=str(self.dev), dtype=self.amp or torch.float32,
                       channels_last=self.channels_last)
@@ -362,8 +337,13 @@ class _Trainer:
         eval_batch = max(spec.batch_size, _EVAL_BATCH)
         self.train_eval = RandomizedLoader(ds, corr, "train", eval_batch, False, spec.seed, subset=self.subset,
                                            **common)
-        self.test_eval = (RandomizedLoader(ds, corr, "test", eval_batch, False, spec.seed, **common)
-                          if len(ds.test) > 0 else None)
+        test_subset = None
+        if spec.test_size is not None:
+            if spec.test_size > len(ds.test):
+                raise ValueError(f"test_size={spec.test_size} exceeds the {len(ds.test)} test images of {ds.name!r}")
+            test_subset = torch.arange(spec.test_size)
+        self.test_eval = (RandomizedLoader(ds, corr, "test", eval_batch, False, spec.seed, subset=test_subset,
+                                           **common) if len(ds.test) > 0 else None)
         self.input_shape = tuple(int(v) for v in self.train_eval.output_shape)
 
     def _make_model(self, module) -> None:
@@ -409,7 +389,8 @@ class _Trainer:
         return {**self.spec.to_dict(), "run_name": self.run_name, "device": str(self.dev), "compile": bool(compile_model),
                 "world_size": self.world,
                 "num_train": int(self.subset.numel()) if self.subset is not None else len(ds.train),
-                "num_test": len(ds.test), "num_classes": int(ds.num_classes), "input_shape": list(self.input_shape),
+                "num_test": self.spec.test_size or len(ds.test), "num_classes": int(ds.num_classes),
+                "input_shape": list(self.input_shape),
                 "num_parameters": _models.num_parameters(self.net),
                 "out_dir": str(self.out_path.resolve()) if self.out_path is not None else None,
                 "versions": _versions(self.dev)}
@@ -614,45 +595,3 @@ class _Trainer:
             state.steps_to_fit, state.epochs_to_fit = state.step, state.epoch
         state.elapsed = entry["seconds"]
         return None
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-def load_model(result_or_path: Result | str | os.PathLike, device: str | torch.device = "cpu"
-               ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
-    """Rebuild the trained model of a run: ``(model in eval mode, init_state)``.
-
-    Accepts a Result (its in-memory model when present, else the ``.pt`` file beside the
-    JSON it was read from, or in its ``config["out_dir"]``), or the path of a result JSON
-    (the ``.pt`` beside it). Raises FileNotFoundError when the weights file is missing
-    (the message names it) and ValueError when the run used a model that is not in
-    :func:`rethink.models.names` or the weights file is damaged.
-    """
-    if isinstance(result_or_path, Result):
-        r = result_or_path
-        if r.model is not None:
-            return r.model, r.init_state
-        if r.path is not None:
-            pt = Path(r.path).with_suffix(".pt")
-        elif r.config.get("out_dir"):
-            pt = Path(r.config["out_dir"]) / f"{r.config['run_name']}.pt"
-        else:
-            raise ValueError("result has no model in memory and no file to load its weights from")
-    else:
-        p = Path(result_or_path)
-        pt = p.with_suffix(".pt") if p.suffix == ".json" else p
-    if not pt.exists():
-        raise FileNotFoundError(f"weights file {str(pt)!r} not found")
-    try:
-        saved = torch.load(pt, map_location="cpu", weights_only=False)
-        name = saved["model"]
-    except Exception as e:  # noqa: BLE001 - a truncated or foreign file
-        raise ValueError(f"weights file {str(pt)!r} is damaged or not rethink's ({type(e).__name__}: {e})") from e
-    if name not in _models.names():
-        raise ValueError(f"run used model {name!r}, which rethink.models cannot rebuild; load "
-                         f"{str(pt)!r} with torch.load and apply 'model_state' to your module")
-    net = _models.create(name, tuple(saved["input_shape"]), int(saved["num_classes"]),
-                         dropout=float(saved.get("dropout", 0.0)))
-    net.load_state_dict(saved["model_state"])
-    return net.to(device).eval(), saved["init_state"]

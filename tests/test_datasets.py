@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import rethink
 from rethink import datasets
 from rethink.datasets import DatasetError, from_tensors, load, synthetic
 
@@ -200,3 +201,48 @@ def test_default_root_env(tmp_path, monkeypatch):
     assert datasets.default_root() == tmp_path
     _write_idx(tmp_path, gz=True)
     assert len(load("mnist").train) == 6
+
+
+# --- Fashion-MNIST from the system's package manager --------------------------------------
+
+_FASHION = rethink.datasets.SYSTEM_DIRS["fashion_mnist"][0]
+requires_fashion = pytest.mark.skipif(
+    not (_FASHION / "train-images-idx3-ubyte.gz").exists(),
+    reason=f"Fashion-MNIST is not installed at {_FASHION} (make data, or apt-get install dataset-fashion-mnist)")
+
+
+@requires_fashion
+def test_fashion_mnist_found_in_the_system_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("RETHINK_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./data here
+    d = rethink.datasets.load("fashion_mnist")
+    assert d.input_shape == (1, 28, 28) and len(d.train) == 60_000 and len(d.test) == 10_000
+    assert torch.bincount(d.train.labels, minlength=10).tolist() == [6000] * 10
+    assert torch.bincount(d.test.labels, minlength=10).tolist() == [1000] * 10
+    assert d.train.images.dtype == torch.uint8 and int(d.train.images.max()) == 255
+
+
+def test_missing_dataset_says_where_it_looked_and_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.delenv("RETHINK_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(rethink.datasets.SYSTEM_DIRS, "fashion_mnist", [tmp_path / "system"])
+    with pytest.raises(rethink.datasets.DatasetError, match=r"looked in: data, .*system.*apt-get install "
+                                                           r"dataset-fashion-mnist"):
+        rethink.datasets.load("fashion_mnist")
+    monkeypatch.setenv("RETHINK_DATA", str(tmp_path / "env"))
+    with pytest.raises(rethink.datasets.DatasetError, match=r"looked in: .*env, data, "):
+        rethink.datasets.load("fashion_mnist")
+    with pytest.raises(rethink.datasets.DatasetError, match=r"looked in: .*given$|looked in: [^,]*given\)"):
+        rethink.datasets.load("fashion_mnist", root=tmp_path / "given")
+
+
+def test_huge_class_counts_and_seeds_are_named():
+    imgs = torch.zeros(2, 1, 3, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="num_classes must be an int in"):
+        rethink.datasets.from_tensors(imgs, torch.tensor([0, 1]), imgs, torch.tensor([0, 1]), num_classes=10**12)
+    with pytest.raises(ValueError, match="num_classes"):
+        rethink.datasets.synthetic(4, 2, num_classes=2**40)
+    with pytest.raises(ValueError, match="seed must be an integer in"):
+        rethink.datasets.synthetic(4, 2, seed=2**64)
+    with pytest.raises(ValueError, match="num_classes must be an integer in"):
+        rethink.models.create("mlp1x512", (1, 8, 8), 2**40)

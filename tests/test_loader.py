@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 import rethink
 from rethink import Corruption, RandomizedLoader
+from rethink.augment import augment_draws, reference_batch
 from rethink.datasets import from_tensors, synthetic
-from rethink.loader import reference_batch
 
 PIXEL_SPECS = [
     "none",
@@ -503,7 +503,7 @@ def test_flip_mirrors_columns_and_rotation_keeps_the_centre():
     rot = RandomizedLoader(d, batch_size=64, shuffle=False, augment="rotate", max_rotation=45, normalize=None, seed=2)
     x, _ = next(iter(rot))
     assert torch.all(x[:, 0, 2, 2] == src[2, 2])  # the centre pixel does not move
-    _, _, _, degrees = rethink.loader.augment_draws(2, range(64), 0, "train", 0, 0, 45)
+    _, _, _, degrees = augment_draws(2, range(64), 0, "train", 0, 0, 45)
     assert set(degrees.tolist()) <= set(range(-45, 46)) and len(set(degrees.tolist())) > 20
     moved = (x[:, 0] != src).flatten(1).any(1)
     assert not moved[torch.from_numpy(degrees) == 0].any()  # 0 degrees: the image itself
@@ -567,3 +567,13 @@ def test_cached_split_equals_the_kernel(small, monkeypatch):
     monkeypatch.setattr(rethink.loader, "CACHE_BYTES", 0)
     streamed = _cat(RandomizedLoader(small, c, batch_size=16, seed=2))
     assert torch.equal(cached[0], streamed[0]) and torch.equal(cached[1], streamed[1])
+
+
+def test_raw_op_refuses_tensors_on_different_devices_meta_included():
+    imgs, labs, idx = torch.zeros(6, 2, 5, 5, dtype=torch.uint8), torch.zeros(6, dtype=torch.long), torch.tensor([0, 1])
+    op = torch.ops.rethink.randomized_batch
+    for args in [(imgs, labs.to("meta"), idx), (imgs.to("meta"), labs, idx), (imgs, labs, idx.to("meta"))]:
+        with pytest.raises(RuntimeError, match="must be on one device"):
+            op(*_op_args(*args))
+    x, y = op(*_op_args(imgs.to("meta"), labs.to("meta"), idx.to("meta"), out_h=3, out_w=4, pad=0))
+    assert x.device.type == "meta" and x.shape == (2, 2, 3, 4) and y.shape == (2,)

@@ -71,6 +71,7 @@ def test_name_and_identity_follow_every_setting():
     names = {base.run_name()}
     for change in [dict(lr=0.02), dict(max_epochs=4), dict(batch_size=64), dict(momentum=0.5), dict(crop=6),
                    dict(dropout=0.1), dict(epochs_after_fit=1), dict(stop_at_train_acc=None), dict(train_size=100),
+                   dict(train_pool=500),
                    dict(loss_window=10), dict(corruption_seed=1), dict(dtype="bfloat16")]:
         other = base.replace(**change)
         assert other.run_name() not in names, change

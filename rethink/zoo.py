@@ -1,0 +1,134 @@
+"""A model zoo: a factorial grid of training runs for studying generalization measures.
+
+Jiang et al. 2020 ("Fantastic generalization measures and where to find them") trained
+over 2,000 CIFAR-10 networks on a factorial grid of hyper-parameters, every one to the
+same stopping rule, and asked which complexity measures predict the generalization gap
+across them. :func:`zoo` builds such a grid (every combination of the values in ``grid``,
+times ``seeds``), trains it through the one runner (resumable; worker processes per
+device; a Slurm cluster through submitit with ``executor``), and computes every run's
+complexity measures, cached per run, in parallel the same way. :func:`rethink.study.study`
+on the folder then scores the measures (Kendall's tau, granulated tau, conditional mutual
+information, sign-error).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .results import Result
+from .runs import RunSpec
+
+__all__ = ["ZOO_GRID", "ZOO_SETTINGS", "ZooReport", "zoo", "zoo_specs", "MeasureJob"]
+
+#: The default grid: six hyper-parameters with two values each (64 configurations).
+ZOO_GRID: dict[str, list] = {
+    "model": ["mlp1x128", "mlp2x512"],
+    "lr": [0.01, 0.03],
+    "batch_size": [32, 128],
+    "weight_decay": [0.0, 5e-4],
+    "corruption": ["none", "labels:0.2"],
+    "train_size": [1000, 4000],
+}
+#: Settings shared by every run of the default zoo: Fashion-MNIST subsets, a common stopping
+#: rule (99% training accuracy, as Jiang et al. required) within a budget of epochs, and the
+#: first 2,000 test images for the gap.
+ZOO_SETTINGS: dict[str, Any] = {"dataset": "fashion_mnist", "stop_at_train_acc": 0.99, "max_epochs": 300,
+                                "test_size": 2000}
+
+
+def zoo_specs(grid: dict[str, list] | None = None, seeds=(0, 1), **settings: Any) -> list[RunSpec]:
+    """Every combination of ``grid``'s values (RunSpec fields -> lists) for every seed, with
+    ``settings`` (default :data:`ZOO_SETTINGS`) for all; in grid order, seeds innermost.
+
+    Raises:
+        ValueError: an empty grid value list, a bad setting (named), a grid key that is not a
+            RunSpec field.
+    """
+    grid = dict(ZOO_GRID if grid is None else grid)
+    settings = {**ZOO_SETTINGS, **settings}
+    for k, v in grid.items():
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ValueError(f"grid[{k!r}] must be a non-empty list of values, got {v!r}")
+        if k in ("seed",):
+            raise ValueError("give seeds with seeds=, not in the grid")
+    specs = []
+    for values in itertools.product(*grid.values()):
+        for s in seeds:
+            specs.append(RunSpec(**{**settings, **dict(zip(grid, values)), "seed": s}))
+    return specs
+
+
+@dataclass(frozen=True)
+class MeasureJob:
+    """The complexity measures of one finished run, cached in ``<run_name>.measures.json``
+    (keyed by the measure settings, so other settings are recomputed)."""
+
+    run_name: str
+    settings: tuple = ()  # sorted (key, value) pairs for rethink.measures.compute
+
+    @property
+    def name(self) -> str:
+        return f"{self.run_name}.measures"
+
+    def _key(self) -> str:
+        return repr(self.settings)
+
+    def finished(self, out_dir: Path) -> dict | None:
+        import json
+
+        path = out_dir / f"{self.run_name}.measures.json"
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return d if d.get("settings") == self._key() else None
+
+    def __call__(self, out_dir: Path, device: str) -> dict:
+        from ._io import atomic_write_json
+        from .measures import compute
+
+        values = compute(str(out_dir / f"{self.run_name}.json"), device=device, **dict(self.settings))
+        out = {"settings": self._key(), "values": dict(values), "seconds": dict(values.seconds)}
+        atomic_write_json(out_dir / f"{self.run_name}.measures.json", out)
+        return out
+
+
+@dataclass
+class ZooReport:
+    """What :func:`zoo` produced: ``results`` (one per run, in grid order), ``measures``
+    (run name -> {measure: value}, for completed runs when measures were computed),
+    ``out_dir``."""
+
+    results: list[Result]
+    measures: dict[str, dict] = field(default_factory=dict)
+    out_dir: Path | None = None
+
+
+def zoo(grid: dict[str, list] | None = None, seeds=(0, 1), out_dir: str | os.PathLike = "zoo", *,
+        measures: bool = True, measure_settings: dict | None = None, root: str | None = None, device: str = "auto",
+        devices=None, executor: Any = None, progress: bool = True, **settings: Any) -> ZooReport:
+    """Train the factorial grid of :func:`zoo_specs` into ``out_dir`` and compute the measures
+    of every run that completed (``measure_settings`` go to :func:`rethink.measures.compute`,
+    e.g. ``samples``, ``max_examples``). Finished runs and cached measures are reused; runs
+    and measures spread over ``devices`` or an ``executor`` (:func:`rethink.runner.run_jobs`).
+
+    Returns a :class:`ZooReport`. Raises ValueError for a bad grid or setting, before anything
+    runs."""
+    from .runner import run_jobs, run_specs
+
+    specs = zoo_specs(grid, seeds, **settings)
+    results = run_specs(specs, out_dir, root=root, device=device, devices=devices, executor=executor,
+                        progress=progress)
+    report = ZooReport(results=results, out_dir=Path(out_dir))
+    if measures:
+        done = [r for r in results if r.status == "completed"]
+        key = tuple(sorted((measure_settings or {}).items()))
+        jobs = [MeasureJob(r.run_name, key) for r in done]
+        outs = run_jobs(jobs, Path(out_dir), device=device, devices=devices, executor=executor, progress=progress,
+                        desc="measures")
+        report.measures = {j.run_name: o["values"] for j, o in zip(jobs, outs)}
+    return report

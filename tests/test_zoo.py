@@ -1,0 +1,67 @@
+"""The model zoo: the factorial grid, its runs through the runner (also submitit's local executor),
+measures cached per run."""
+
+import json
+
+import pytest
+
+import rethink
+from rethink.zoo import ZOO_GRID, MeasureJob, zoo_specs
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)
+
+
+TINY = dict(dataset="digits", max_epochs=2, train_size=200, test_size=100, stop_at_train_acc=0.99)
+
+
+def test_grid_is_the_product_with_seeds_innermost():
+    specs = zoo_specs({"lr": [0.01, 0.02], "weight_decay": [0.0, 1e-3], "model": ["mlp1x128"]}, seeds=(0, 1), **TINY)
+    assert len(specs) == 8
+    assert [(s.lr, s.weight_decay, s.seed) for s in specs[:4]] == [(0.01, 0.0, 0), (0.01, 0.0, 1), (0.01, 1e-3, 0),
+                                                                   (0.01, 1e-3, 1)]
+    assert len({s.run_name() for s in specs}) == 8
+    assert all(s.dataset == "digits" and s.train_size == 200 for s in specs)
+    default = zoo_specs()
+    assert len(default) == 128 and len(ZOO_GRID) >= 5
+    with pytest.raises(ValueError, match="non-empty"):
+        zoo_specs({"lr": []})
+    with pytest.raises(ValueError, match="unknown model"):
+        zoo_specs({"model": ["nope"]})
+
+
+def test_zoo_trains_measures_and_caches(tmp_path):
+    grid = {"lr": [0.01, 0.05], "model": ["mlp1x128"]}
+    settings = {"measure_settings": {"measures": ["l2", "margin", "params"]}}
+    rep = rethink.zoo(grid, seeds=(0,), out_dir=tmp_path, device="cpu", progress=False, **settings, **TINY)
+    assert len(rep.results) == 2 and all(r.status == "completed" for r in rep.results)
+    assert set(rep.measures) == {r.run_name for r in rep.results}
+    for name, m in rep.measures.items():
+        assert m["params"] > 0 and m["l2"] > 0
+        cached = json.loads((tmp_path / f"{name}.measures.json").read_text())
+        assert _same(cached["values"], m)
+    # a second call recomputes nothing: same files, same values
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.json")}
+    again = rethink.zoo(grid, seeds=(0,), out_dir=tmp_path, device="cpu", progress=False, **settings, **TINY)
+    assert all(_same(again.measures[k], rep.measures[k]) for k in rep.measures)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.json")} == stamps
+    # other measure settings are a different cache entry
+    job = MeasureJob(rep.results[0].run_name, (("measures", ["l2"]),))
+    assert job.finished(tmp_path) is None
+
+
+@pytest.mark.slow
+def test_zoo_through_submitit_local_executor(tmp_path):
+    submitit = pytest.importorskip("submitit", reason="submitit is not installed (pip install submitit)")
+    ex = submitit.LocalExecutor(folder=str(tmp_path / "logs"))
+    ex.update_parameters(timeout_min=10)
+    grid = {"lr": [0.01, 0.05], "model": ["mlp1x128"]}
+    rep = rethink.zoo(grid, seeds=(0,), out_dir=tmp_path / "z", executor=ex, device="cpu", progress=False,
+                      measure_settings={"measures": ["l2"]}, **TINY)
+    assert [r.status for r in rep.results] == ["completed", "completed"]
+    single = rethink.fit_random("mlp1x128", lr=0.05, seed=0, device="cpu", progress=False, **TINY)
+    assert [h["train_loss"] for h in rep.results[1].history] == pytest.approx(
+        [h["train_loss"] for h in single.history], rel=1e-6)
+    assert set(rep.measures) == {r.run_name for r in rep.results}
