@@ -13,6 +13,8 @@ from .results import Result
 
 # Theorem 1: finite-sample expressivity
 from .expressivity import InterpolatingNet, interpolate  # isort: skip
+from .depth import DeepInterpolatingNet  # isort: skip
+from .slabs import SlabNet  # isort: skip
 
 # the data path: datasets, corruptions, the fused loader
 from . import datasets  # isort: skip
@@ -38,6 +40,7 @@ from .zoo import ZooReport, zoo  # isort: skip
 
 __all__ = [
     "Corruption",
+    "DeepInterpolatingNet",
     "InterpolatingNet",
     "MemorizationReport",
     "ZooReport",
@@ -46,6 +49,7 @@ __all__ = [
     "RandomizedLoader",
     "Result",
     "RunSpec",
+    "SlabNet",
     "__version__",
     "build_info",
     "corrupt",

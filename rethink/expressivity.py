@@ -28,6 +28,8 @@ direction per pass, redrawn (up to 4 passes) only when it does not qualify.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -53,28 +55,84 @@ def _project(X: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     return torch.ops.rethink.interp_project(X, A)
 
 
+# The fake (meta) kernels check what the real kernels check without reading data: ranks,
+# dtypes, sizes and devices (a call mixing a meta tensor with a real one lands here).
+def _require(cond, msg: str) -> None:
+    torch._check(cond, lambda: msg)
+
+
+def _same_device(op: str, **tensors: torch.Tensor) -> None:
+    (first, t0), *rest = tensors.items()
+    for name, t in rest:
+        _require(t.device == t0.device, f"{op}: {name} is on {t.device} but {first} is on {t0.device}")
+
+
+def _float64(op: str, **tensors: torch.Tensor) -> None:
+    for name, t in tensors.items():
+        _require(t.dtype == torch.float64, f"{op}: {name} must be float64, got {t.dtype}")
+
+
 @torch.library.register_fake("rethink::interp_project")
 def _(X, A):
+    _require(X.dim() == 2, f"interp_project: X must be 2-D (n, d), got {X.dim()}-D")
+    _require(A.dim() == 2, f"interp_project: A must be 2-D (C, d), got {A.dim()}-D")
+    _float64("interp_project", A=A)
+    _require(
+        X.dtype in _FLOAT_DTYPES,
+        f"interp_project: X must be float16, bfloat16, float32 or float64, got {X.dtype}",
+    )
+    _require(X.shape[1] == A.shape[1], f"interp_project: X has {X.shape[1]} columns but A has {A.shape[1]}")
+    _same_device("interp_project", X=X, A=A)
     return X.new_empty((X.shape[0], A.shape[0]), dtype=torch.float64)
 
 
 @torch.library.register_fake("rethink::interp_sort")
 def _(z):
+    _require(z.dim() == 2, f"interp_sort: z must be 2-D (C, n), got {z.dim()}-D")
+    _float64("interp_sort", z=z)
     return z.new_empty(z.shape), z.new_empty(z.shape, dtype=torch.int64)
 
 
 @torch.library.register_fake("rethink::interp_weights")
 def _(z, y, t):
+    _require(z.dim() == 1, f"interp_weights: z must be 1-D (m,), got {z.dim()}-D")
+    _require(y.dim() == 2, f"interp_weights: y must be 2-D (m, k), got {y.dim()}-D")
+    _float64("interp_weights", z=z, y=y)
+    _require(
+        y.shape[0] == z.shape[0], f"interp_weights: z has {z.shape[0]} nodes but y has {y.shape[0]} rows"
+    )
+    _same_device("interp_weights", z=z, y=y)
+    _require(0.0 < t < 1.0, f"interp_weights: t must lie in (0, 1), got {t}")
     return z.new_empty(z.shape), y.new_empty(y.shape)
 
 
 @torch.library.register_fake("rethink::interp_score")
 def _(zs, order, y, t):
+    _require(zs.dim() == 2 and order.dim() == 2, "interp_score: zs and order must be 2-D (R, n)")
+    _require(zs.shape == order.shape, "interp_score: zs and order must have the same shape")
+    _float64("interp_score", zs=zs, y=y)
+    _require(order.dtype == torch.int64, f"interp_score: order must be int64, got {order.dtype}")
+    _require(
+        y.dim() == 1 and y.shape[0] == zs.shape[1],
+        f"interp_score: y must be 1-D with n = {zs.shape[1]} values",
+    )
+    _same_device("interp_score", zs=zs, order=order, y=y)
+    _require(0.0 < t < 1.0, f"interp_score: t must lie in (0, 1), got {t}")
     return zs.new_empty(zs.shape[:1])
 
 
 @torch.library.register_fake("rethink::interp_eval")
 def _(zq, b, z, y, s):
+    _require(zq.dim() == 1 and b.dim() == 1 and z.dim() == 1, "interp_eval: zq, b and z must be 1-D")
+    _require(y.dim() == 2 and s.dim() == 2, "interp_eval: y and s must be 2-D (m, k)")
+    _float64("interp_eval", zq=zq, b=b, z=z, y=y, s=s)
+    _same_device("interp_eval", zq=zq, b=b, z=z, y=y, s=s)
+    m = b.shape[0]
+    _require(
+        z.shape[0] == m and y.shape[0] == m and s.shape[0] == m,
+        "interp_eval: b, z, y and s must have the same number of nodes",
+    )
+    _require(s.shape[1] == y.shape[1], "interp_eval: y and s must have the same number of columns")
     return zq.new_empty((zq.shape[0], y.shape[1]))
 
 
@@ -272,36 +330,107 @@ def _nonfinite_message(X: torch.Tensor, Z: torch.Tensor) -> str:
 
 
 def interpolate(
-    X: torch.Tensor, Y: torch.Tensor, *, num_classes: int | None = None, seed: int = 0
-) -> InterpolatingNet:
-    """Build the network of Theorem 1 that reproduces the sample (X, Y) exactly.
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    *,
+    num_classes: int | None = None,
+    seed: int = 0,
+    depth: int = 1,
+    method: str = "projection",
+) -> nn.Module:
+    """Build a ReLU network that reproduces the sample (X, Y) exactly.
+
+    Three constructions (docs/CONSTRUCTIONS.md compares them):
+
+    - ``method="projection", depth=1`` (default): the network of Theorem 1,
+      :class:`InterpolatingNet`, 2n + d weights.
+    - ``method="projection", depth=k > 1``: the paper's depth-k network of width O(n/k),
+      :class:`rethink.depth.DeepInterpolatingNet` (the same function, split into k hidden
+      layers).
+    - ``method="slabs"``: Baum's construction in ReLU form (Bubeck, Eldan, Lee, Mikulincer
+      2020), :class:`rethink.slabs.SlabNet`, two layers with about 4 ceil(n / d) neurons.
 
     Args:
-        X: (n, d) float16/bfloat16/float32/float64 tensor on CPU or CUDA. Read once, in its
-            own dtype; never copied to float64.
+        X: (n, d) float16/bfloat16/float32/float64 tensor on CPU or CUDA. The projection
+            constructions read it once, in its own dtype (never copied to float64); the slab
+            construction copies it to float64.
         Y: (n,) or (n, k) floating targets (regression), or (n,) integer class labels
             (classification: one-hot targets with ``num_classes`` columns). Moved to X's
             device.
         num_classes: number of classes for integer labels; default max(label) + 1.
-        seed: seeds the candidate directions ``a`` (same seed, same net).
+        seed: seeds the random choices (the direction ``a``; the slabs' grouping): same seed,
+            same net.
+        depth: number of hidden layers (``method="projection"`` only; 1 for slabs).
+        method: ``"projection"`` or ``"slabs"``.
 
     Returns:
-        :class:`InterpolatingNet` with float64 weights on X's device; ``net(X)`` equals
-        the targets at every training point (exactly at the nodes of the segment form).
+        an ``nn.Module`` with float64 weights on X's device whose ``forward`` reproduces the
+        targets at every training point (for depth 1: exactly at the nodes of the segment form).
 
-    Cost: O(n d) for the projection, O(n log n) for the sort, O(n k) for the weights.
+    Cost (depth 1): O(n d) for the projection, O(n log n) for the sort, O(n k) for the weights.
 
     Raises:
         ValueError: X is not a 2-D floating tensor, n = 0 or d = 0, Y's length differs from
             n, X or Y holds NaN or inf, labels are negative or exceed ``num_classes``, two
-            identical rows of X have different targets (both row indices are named), or two
-            distinct rows are so close that no float64 projection separates them.
+            identical rows of X have different targets (both row indices are named), two
+            distinct rows are so close that no float64 projection separates them, a slope or
+            weight of the network would overflow float64 (the rows are named), or ``depth`` /
+            ``method`` is invalid (and what :func:`rethink.depth.interpolate_deep` and
+            :func:`rethink.slabs.interpolate_slabs` raise).
     """
+    if method not in ("projection", "slabs"):
+        raise ValueError(f"method must be 'projection' or 'slabs', got {method!r}")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be an int >= 1 (the number of hidden layers), got {depth!r}")
+    if method == "slabs":
+        if depth != 1:
+            raise ValueError(f"method='slabs' builds one hidden layer: depth must be 1, got {depth}")
+        from .slabs import interpolate_slabs
+
+        return interpolate_slabs(X, Y, num_classes=num_classes, seed=seed)
+    if depth > 1:
+        from .depth import interpolate_deep
+
+        return interpolate_deep(X, Y, depth, num_classes=num_classes, seed=seed)
+    return _theorem1(X, Y, num_classes=num_classes, seed=seed)
+
+
+def _theorem1(
+    X: torch.Tensor, Y: torch.Tensor, *, num_classes: int | None = None, seed: int = 0
+) -> InterpolatingNet:
+    """The network of Theorem 1 (``interpolate(X, Y)`` with the defaults): same arguments,
+    returns, cost and errors as :func:`interpolate`."""
     X = _check_X(X)
     n, d = X.shape
     T, num_classes, scalar = _targets(Y, n, X.device, num_classes)
-
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    a, z_sorted, idx, duplicates = _choose_direction(X, Y, T, num_classes, scalar, gen)
+    k = T.shape[1]
+    if not duplicates:
+        node_z, node_y, rows = z_sorted.contiguous(), T[idx].contiguous(), idx
+        node_b, node_s = torch.ops.rethink.interp_weights(node_z, node_y, BREAKPOINT_T)
+        b, w = node_b, torch.diff(node_s, dim=0, prepend=torch.zeros_like(node_s[:1]))
+        w_nodes = w
+    else:  # identical rows share one node; their copies get w = 0
+        first = torch.ones(n, dtype=torch.bool, device=X.device)
+        first[1:] = z_sorted[1:] != z_sorted[:-1]
+        node_z, rows = z_sorted[first].contiguous(), idx[first]
+        node_y = T[rows].contiguous()
+        node_b, node_s = torch.ops.rethink.interp_weights(node_z, node_y, BREAKPOINT_T)
+        b = node_b[torch.cumsum(first.to(torch.int64), 0) - 1]
+        w_nodes = torch.diff(node_s, dim=0, prepend=torch.zeros_like(node_s[:1]))
+        w = torch.zeros(n, k, dtype=torch.float64, device=X.device)
+        w[first] = w_nodes
+    _check_no_overflow(node_z, node_y, node_b, node_s, w_nodes, rows)
+    if scalar:
+        w = w.squeeze(1)
+    return InterpolatingNet(a.clone(), b, w, node_z, node_b, node_y, node_s, num_classes=num_classes)
+
+
+def _choose_direction(X, Y, T, num_classes, scalar, gen):
+    """The direction ``a`` (see the module docstring), its sorted projections, the sorting
+    order and whether X holds identical rows."""
+    n, d = X.shape
     # Candidates are ranked on one combination of the target columns (exact for k = 1).
     k = T.shape[1]
     # (elementwise, in a fixed order: the same bits on every device)
@@ -346,6 +475,7 @@ def interpolate(
             rows = torch.tensor(valid, device=X.device)
             scores = torch.ops.rethink.interp_score(zs[rows], order[rows], y_rank, BREAKPOINT_T).tolist()
             for c, score in zip(valid, scores):
+                score = score if math.isfinite(score) else math.inf  # overflowing weights rank last
                 if best is None or score < best[0]:
                     best = (score, A[c], zs[c], order[c])
         # Another pass over X only where the literal network is practical and would lose
@@ -353,23 +483,39 @@ def interpolate(
         if best is not None and (n > EXTRA_ROUNDS_MAX_N or 2 * _EPS * best[0] <= 1e-7 * y_scale):
             break
     _, a, z_sorted, idx = best
+    return a, z_sorted, idx, duplicates
 
-    if not duplicates:
-        node_z, node_y = z_sorted.contiguous(), T[idx].contiguous()
-        node_b, node_s = torch.ops.rethink.interp_weights(node_z, node_y, BREAKPOINT_T)
-        b, w = node_b, torch.diff(node_s, dim=0, prepend=torch.zeros_like(node_s[:1]))
-    else:  # identical rows share one node; their copies get w = 0
-        first = torch.ones(n, dtype=torch.bool, device=X.device)
-        first[1:] = z_sorted[1:] != z_sorted[:-1]
-        node_z = z_sorted[first].contiguous()
-        node_y = T[idx[first]].contiguous()
-        node_b, node_s = torch.ops.rethink.interp_weights(node_z, node_y, BREAKPOINT_T)
-        b = node_b[torch.cumsum(first.to(torch.int64), 0) - 1]
-        w = torch.zeros(n, k, dtype=torch.float64, device=X.device)
-        w[first] = torch.diff(node_s, dim=0, prepend=torch.zeros_like(node_s[:1]))
-    if scalar:
-        w = w.squeeze(1)
-    return InterpolatingNet(a.clone(), b, w, node_z, node_b, node_y, node_s, num_classes=num_classes)
+
+def _check_no_overflow(node_z, node_y, node_b, node_s, w, rows) -> None:
+    """Raise when a breakpoint, slope or output weight is not finite (the net would output
+    NaN); ``rows[j]`` is the row of X at node j."""
+    bad_b = ~torch.isfinite(node_b)
+    if bool(bad_b.any()):
+        j = int(bad_b.nonzero()[0])
+        raise ValueError(
+            f"the projections of X span {float(node_z[-1] - node_z[0]):.3g} (from {float(node_z[0]):.3g}): "
+            f"breakpoint {j} (row {int(rows[j])} of X) overflows float64; scale X down"
+        )
+    for name, v in (("slope", node_s), ("output weight", w)):
+        bad = ~torch.isfinite(v).all(dim=1)
+        if bool(bad.any()):
+            j = int(bad.nonzero()[0])
+            i = int(rows[j])
+            if j == 0:
+                raise ValueError(
+                    f"the {name} at row {i} of X overflows float64 (target {_fmt_row(node_y[0])}); "
+                    "scale the targets down"
+                )
+            p = int(rows[j - 1])
+            raise ValueError(
+                f"the {name} between rows {p} and {i} of X overflows float64: their targets "
+                f"{_fmt_row(node_y[j - 1])} and {_fmt_row(node_y[j])} differ over a projection gap of "
+                f"{float(node_z[j] - node_z[j - 1]):.3g}; scale the targets down or separate the points"
+            )
+
+
+def _fmt_row(t: torch.Tensor) -> str:
+    return repr(float(t[0])) if t.numel() == 1 else str([float(v) for v in t])
 
 
 def _check_duplicate_targets(T, ties, scalar, num_classes) -> None:

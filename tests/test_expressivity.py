@@ -4,6 +4,8 @@ Every op is checked against one plain-PyTorch reference (the dense lower-triangu
 system of the paper for the weights), on CPU and, when present, CUDA.
 """
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -219,6 +221,160 @@ def test_ops_reject_bad_arguments_without_crashing():
         ops.interp_eval(
             z, z, z[:2], torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64)
         )
+
+
+def _valid_op_args(device):
+    """Valid arguments of every op (sorted nodes, finite values), for the precondition tests."""
+    f64 = dict(dtype=torch.float64, device=device)
+    z = torch.tensor([-1.0, 0.5, 2.0], **f64)
+    y = torch.tensor([[1.0], [-2.0], [0.5]], **f64)
+    b, s = ops.interp_weights(z, y, BREAKPOINT_T)
+    return z, y, b, s
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_raw_ops_check_the_preconditions_they_rely_on(device):
+    z, y, b, s = _valid_op_args(device)
+    bad = z.clone()
+    bad[2] = bad[1]
+    with pytest.raises(RuntimeError, match=r"interp_weights: z must be strictly increasing, but z\[2\]"):
+        ops.interp_weights(bad, y, BREAKPOINT_T)
+    for name, value in [("z", float("nan")), ("y", float("inf"))]:
+        args = {"z": z.clone(), "y": y.clone()}
+        args[name].view(-1)[1] = value
+        with pytest.raises(RuntimeError, match=rf"interp_weights: {name} must be finite"):
+            ops.interp_weights(args["z"], args["y"], BREAKPOINT_T)
+    zq = torch.linspace(-3, 3, 7, dtype=torch.float64, device=device)
+    with pytest.raises(RuntimeError, match=r"interp_eval: b must be strictly increasing"):
+        ops.interp_eval(zq, b.flip(0), z, y, s)
+    with pytest.raises(RuntimeError, match=r"interp_eval: z must be strictly increasing"):
+        ops.interp_eval(zq, b, z.flip(0), y, s)
+    s_bad = s.clone()
+    s_bad[0, 0] = float("inf")
+    with pytest.raises(RuntimeError, match=r"interp_eval: s must be finite"):
+        ops.interp_eval(zq, b, z, y, s_bad)
+    order = torch.arange(3, device=device)[None]
+    with pytest.raises(RuntimeError, match=r"interp_score: zs must be sorted ascending"):
+        ops.interp_score(z.flip(0)[None], order, y[:, 0], BREAKPOINT_T)
+    with pytest.raises(RuntimeError, match=r"interp_score: zs must be finite"):
+        ops.interp_score(
+            torch.full((1, 3), float("nan"), dtype=torch.float64, device=device), order, y[:, 0], 0.25
+        )
+    with pytest.raises(RuntimeError, match=r"interp_sort: z must be finite"):
+        ops.interp_sort(torch.tensor([[0.0, float("nan")]], dtype=torch.float64, device=device))
+    # NaN queries are allowed: they propagate
+    assert bool(
+        ops.interp_eval(torch.tensor([float("nan")], dtype=torch.float64, device=device), b, z, y, s)
+        .isnan()
+        .all()
+    )
+
+
+def test_ops_with_a_meta_argument_raise_instead_of_returning_garbage():
+    """A meta tensor among real ones dispatches to the fake kernel: it must check devices
+    (and everything else the real kernel checks without reading data)."""
+    z, y, b, s = _valid_op_args("cpu")
+    X, A = torch.randn(4, 3), torch.randn(2, 3, dtype=torch.float64)
+    meta = lambda t: t.to("meta")  # noqa: E731
+    cases = [
+        ("interp_project", (X, meta(A))),
+        ("interp_project", (meta(X), A)),
+        ("interp_weights", (z, meta(y), BREAKPOINT_T)),
+        ("interp_score", (z[None], meta(torch.arange(3)[None]), y[:, 0], BREAKPOINT_T)),
+        ("interp_eval", (z, b, z, y, meta(s))),
+        ("interp_eval", (meta(z), b, z, y, s)),
+    ]
+    for name, args in cases:
+        with pytest.raises(RuntimeError, match=r"is on (meta|cpu) but \w+ is on (cpu|meta)"):
+            getattr(ops, name)(*args)
+
+
+@pytest.mark.parametrize(
+    "name,args,match",
+    [
+        ("interp_project", lambda m: (m(4, 3), m(2, 5, f64=True)), "X has 3 columns but A has 5"),
+        ("interp_project", lambda m: (m(4, 3), m(2, 3)), "A must be float64"),
+        (
+            "interp_weights",
+            lambda m: (m(3, f64=True), m(4, 1, f64=True), 0.1),
+            "z has 3 nodes but y has 4 rows",
+        ),
+        ("interp_weights", lambda m: (m(3, f64=True), m(3, 1, f64=True), 1.5), "t must lie in"),
+        ("interp_sort", lambda m: (m(3, f64=True),), "z must be 2-D"),
+        (
+            "interp_score",
+            lambda m: (m(2, 3, f64=True), m(2, 4, f64=True), m(3, f64=True), 0.25),
+            "same shape",
+        ),
+        (
+            "interp_eval",
+            lambda m: (m(5, f64=True), m(3, f64=True), m(2, f64=True), m(3, 1, f64=True), m(3, 1, f64=True)),
+            "same number of nodes",
+        ),
+    ],
+)
+def test_fake_kernels_check_shapes_like_the_real_ones(name, args, match):
+    def on(device):
+        def make(*shape, f64=False):
+            return torch.zeros(*shape, dtype=torch.float64 if f64 else torch.float32, device=device)
+
+        return make
+
+    for device in ["cpu", "meta"]:  # the real kernel, then the fake one
+        with pytest.raises(RuntimeError, match=match):
+            getattr(ops, name)(*args(on(device)))
+
+
+def test_fake_kernels_give_shapes_on_meta():
+    f64 = dict(dtype=torch.float64, device="meta")
+    Z = ops.interp_project(torch.empty(7, 3, device="meta"), torch.empty(2, 3, **f64))
+    assert Z.shape == (7, 2) and Z.dtype == torch.float64 and Z.device.type == "meta"
+    b, s = ops.interp_weights(torch.empty(5, **f64), torch.empty(5, 2, **f64), BREAKPOINT_T)
+    assert b.shape == (5,) and s.shape == (5, 2)
+    out = ops.interp_eval(torch.empty(9, **f64), b, torch.empty(5, **f64), s, s)
+    assert out.shape == (9, 2)
+
+
+# --- rethink.interpolate: extreme targets and scales --------------------------
+
+
+def test_overflowing_slope_raises_naming_the_rows():
+    X = torch.tensor([[0.0], [1e-10], [1.0]], dtype=torch.float64)
+    Y = torch.tensor([1e300, -1e300, 1e300], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"slope between rows [01] and [01] of X overflows float64"):
+        rethink.interpolate(X, Y)
+    # the same gap with moderate targets is fine, and exact
+    Y = torch.tensor([1e3, -1e3, 1e3], dtype=torch.float64)
+    assert torch.equal(rethink.interpolate(X, Y)(X), Y)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(2, 12),
+    st.integers(1, 3),
+    st.sampled_from([-300, -150, -10, 0, 10, 150, 290, 300]),
+    st.sampled_from([-300, -100, -12, 0, 12, 100, 300, 306]),
+    st.integers(0, 2**32 - 1),
+)
+def test_property_extreme_scales_reproduce_or_raise(n, d, x_exp, y_exp, seed):
+    """Finite X and Y at any scale: the net reproduces its targets or raises a ValueError that
+    names the reason; it never outputs NaN or inf."""
+    rng = np.random.default_rng(seed)
+    pts = rng.standard_normal((n, d))
+    pts[1] = pts[0] + 1e-9 * rng.standard_normal(d)  # a tiny gap
+    X = torch.tensor(pts * 10.0**x_exp)
+    assume(bool(torch.isfinite(X).all()) and torch.unique(X, dim=0).shape[0] == n)
+    Y = torch.tensor(rng.choice([-1.0, 1.0], size=n) * 10.0**y_exp * rng.uniform(0.5, 1.0, size=n))
+    try:
+        net = rethink.interpolate(X, Y)
+    except ValueError as e:
+        assert re.search(r"overflow|too close|too large", str(e)), str(e)
+        return
+    out = net(X)
+    assert bool(torch.isfinite(out).all())
+    assert float((out - Y).abs().max()) <= 1e-9 * float(Y.abs().max())
+    for t in (net.b, net.w, net.node_s):
+        assert bool(torch.isfinite(t).all())
 
 
 # --- rethink.interpolate: properties -----------------------------------------

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <sstream>
 #include <tuple>
 #include <vector>
 
@@ -87,6 +88,94 @@ void check_eval_args(const at::Tensor& zq, const at::Tensor& b, const at::Tensor
   TORCH_CHECK(z.size(0) == m && y.size(0) == m && s.size(0) == m,
               "interp_eval: b, z, y and s must have the same number of nodes");
   TORCH_CHECK(s.size(1) == y.size(1), "interp_eval: y and s must have the same number of columns");
+}
+
+// Data-dependent preconditions, shared with the CUDA kernels. On the CPU they are one plain
+// pass over the data; on CUDA tensor ops that read back one flag each (a host sync). The
+// index of the first offending element is looked up only to word the error.
+namespace {
+// Flat index of the first non-finite element, or -1.
+int64_t first_nonfinite(const at::Tensor& t) {
+  if (t.device().is_cpu() && t.scalar_type() == at::kDouble) {
+    const at::Tensor c = t.contiguous();
+    const double* p = c.data_ptr<double>();
+    const int64_t n = c.numel();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) return i;
+    return -1;
+  }
+  const at::Tensor bad = at::isfinite(t).logical_not().reshape({-1});
+  if (!bad.any().item<bool>()) return -1;
+  return bad.nonzero()[0][0].item<int64_t>();
+}
+
+// Flat index f (row r = f / (n - 1), position i = f % (n - 1)) of the first pair of v[.., i],
+// v[.., i + 1] out of order along the last dimension, or -1.
+int64_t first_unordered(const at::Tensor& v, bool strict) {
+  const int64_t n = v.size(-1);
+  if (v.device().is_cpu() && v.scalar_type() == at::kDouble) {
+    const at::Tensor c = v.contiguous();
+    const double* p = c.data_ptr<double>();
+    const int64_t rows = c.numel() / n;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i + 1 < n; ++i) {
+        const double lo = p[r * n + i], hi = p[r * n + i + 1];
+        if (strict ? !(lo < hi) : !(lo <= hi)) return r * (n - 1) + i;
+      }
+    return -1;
+  }
+  const at::Tensor lo = v.narrow(-1, 0, n - 1), hi = v.narrow(-1, 1, n - 1);
+  const at::Tensor bad = (strict ? lo.ge(hi) : lo.gt(hi)).reshape({-1});
+  if (!bad.any().item<bool>()) return -1;
+  return bad.nonzero()[0][0].item<int64_t>();
+}
+}  // namespace
+
+void check_finite(const at::Tensor& t, const char* op, const char* name) {
+  if (t.numel() == 0) return;
+  const int64_t i = first_nonfinite(t);
+  if (i < 0) return;
+  TORCH_CHECK(false, op, ": ", name, " must be finite, but ", name, " holds ", t.reshape({-1})[i].item<double>(),
+              " at flat index ", i);
+}
+
+// Each row of v (1-D: v itself) must increase along its last dimension: strictly
+// (v[i] < v[i + 1]) or not (v[i] <= v[i + 1]). Call after check_finite.
+void check_increasing(const at::Tensor& v, const char* op, const char* name, bool strict) {
+  const int64_t n = v.dim() == 0 ? 0 : v.size(-1);
+  if (n < 2 || v.numel() == 0) return;
+  const int64_t f = first_unordered(v, strict);
+  if (f < 0) return;
+  const int64_t r = f / (n - 1), i = f % (n - 1);
+  const at::Tensor row = v.reshape({-1, n})[r];
+  std::ostringstream at_row;
+  if (v.dim() > 1) at_row << " in row " << r;
+  TORCH_CHECK(false, op, ": ", name, strict ? " must be strictly increasing" : " must be sorted ascending",
+              ", but ", name, "[", i + 1, "] = ", row[i + 1].item<double>(), strict ? " <= " : " < ", name, "[", i,
+              "] = ", row[i].item<double>(), at_row.str());
+}
+
+void check_weights_values(const at::Tensor& z, const at::Tensor& y) {
+  check_finite(z, "interp_weights", "z");
+  check_finite(y, "interp_weights", "y");
+  check_increasing(z, "interp_weights", "z", /*strict=*/true);
+}
+
+void check_sort_values(const at::Tensor& z) { check_finite(z, "interp_sort", "z"); }
+
+void check_score_values(const at::Tensor& zs, const at::Tensor& y) {
+  check_finite(zs, "interp_score", "zs");
+  check_finite(y, "interp_score", "y");
+  check_increasing(zs, "interp_score", "zs", /*strict=*/false);
+}
+
+void check_eval_values(const at::Tensor& b, const at::Tensor& z, const at::Tensor& y, const at::Tensor& s) {
+  check_finite(b, "interp_eval", "b");
+  check_finite(z, "interp_eval", "z");
+  check_finite(y, "interp_eval", "y");
+  check_finite(s, "interp_eval", "s");
+  check_increasing(b, "interp_eval", "b", /*strict=*/true);
+  check_increasing(z, "interp_eval", "z", /*strict=*/true);
 }
 }  // namespace interp
 
@@ -390,6 +479,7 @@ at::Tensor interp_project_cpu(const at::Tensor& X, const at::Tensor& A) {
 std::tuple<at::Tensor, at::Tensor> interp_weights_cpu(const at::Tensor& z, const at::Tensor& y, double t) {
   interp::check_weights_args(z, y, t);
   TORCH_CHECK(z.device().is_cpu(), "interp_weights (CPU kernel): z must be on the CPU");
+  interp::check_weights_values(z, y);
   const at::Tensor zc = z.contiguous();
   const at::Tensor yc = y.contiguous();
   const int64_t m = zc.size(0), k = yc.size(1);
@@ -421,6 +511,7 @@ at::Tensor interp_eval_cpu(const at::Tensor& zq, const at::Tensor& b, const at::
                            const at::Tensor& y, const at::Tensor& s) {
   interp::check_eval_args(zq, b, z, y, s);
   TORCH_CHECK(zq.device().is_cpu(), "interp_eval (CPU kernel): inputs must be on the CPU");
+  interp::check_eval_values(b, z, y, s);
   const at::Tensor zqc = zq.contiguous(), bc = b.contiguous(), zc = z.contiguous();
   const at::Tensor yc = y.contiguous(), sc = s.contiguous();
   const int64_t q = zqc.size(0), m = bc.size(0), k = yc.size(1);
@@ -442,6 +533,7 @@ at::Tensor interp_eval_cpu(const at::Tensor& zq, const at::Tensor& b, const at::
 at::Tensor interp_score_cpu(const at::Tensor& zs, const at::Tensor& order, const at::Tensor& y, double t) {
   interp::check_score_args(zs, order, y, t);
   TORCH_CHECK(zs.device().is_cpu(), "interp_score (CPU kernel): inputs must be on the CPU");
+  interp::check_score_values(zs, y);
   const at::Tensor zc = zs.contiguous(), oc = order.contiguous(), yc = y.contiguous();
   const int64_t R = zc.size(0), n = zc.size(1);
   at::Tensor out = at::zeros({R}, zc.options());
@@ -504,6 +596,7 @@ void radix_sort_row(const double* z, int64_t n, double* vals, int64_t* idx) {
 std::tuple<at::Tensor, at::Tensor> interp_sort_cpu(const at::Tensor& z) {
   interp::check_sort_args(z);
   TORCH_CHECK(z.device().is_cpu(), "interp_sort (CPU kernel): z must be on the CPU");
+  interp::check_sort_values(z);
   const at::Tensor zc = z.contiguous();
   const int64_t C = zc.size(0), n = zc.size(1);
   at::Tensor vals = at::empty({C, n}, zc.options());

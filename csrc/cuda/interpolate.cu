@@ -23,6 +23,10 @@ void check_sort_args(const at::Tensor& z);
 void check_score_args(const at::Tensor& zs, const at::Tensor& order, const at::Tensor& y, double t);
 void check_eval_args(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z, const at::Tensor& y,
                      const at::Tensor& s);
+void check_weights_values(const at::Tensor& z, const at::Tensor& y);
+void check_sort_values(const at::Tensor& z);
+void check_score_values(const at::Tensor& zs, const at::Tensor& y);
+void check_eval_values(const at::Tensor& b, const at::Tensor& z, const at::Tensor& y, const at::Tensor& s);
 }  // namespace interp
 
 namespace {
@@ -86,6 +90,7 @@ std::tuple<at::Tensor, at::Tensor> interp_sort_cuda(const at::Tensor& z) {
   interp::check_sort_args(z);
   TORCH_CHECK(z.is_cuda(), "interp_sort (CUDA kernel): z must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(z.device());
+  interp::check_sort_values(z);
   // +0.0 turns -0.0 into +0.0 (equal keys, as on the CPU); values come back unchanged.
   auto sorted = at::sort(z.contiguous() + 0.0, /*stable=*/true, /*dim=*/1, /*descending=*/false);
   at::Tensor idx = std::get<1>(sorted);
@@ -132,6 +137,7 @@ std::tuple<at::Tensor, at::Tensor> interp_weights_cuda(const at::Tensor& z, cons
   interp::check_weights_args(z, y, t);
   TORCH_CHECK(z.is_cuda(), "interp_weights (CUDA kernel): z must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(z.device());
+  interp::check_weights_values(z, y);
   const at::Tensor zc = z.contiguous();
   const at::Tensor yc = y.contiguous();
   const int64_t m = zc.size(0), k = yc.size(1);
@@ -177,6 +183,7 @@ at::Tensor interp_score_cuda(const at::Tensor& zs, const at::Tensor& order, cons
   interp::check_score_args(zs, order, y, t);
   TORCH_CHECK(zs.is_cuda(), "interp_score (CUDA kernel): inputs must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(zs.device());
+  interp::check_score_values(zs, y);
   const at::Tensor zc = zs.contiguous(), oc = order.contiguous(), yc = y.contiguous();
   const int64_t R = zc.size(0), n = zc.size(1);
   at::Tensor out = at::zeros({R}, zc.options());
@@ -203,6 +210,7 @@ at::Tensor interp_eval_cuda(const at::Tensor& zq, const at::Tensor& b, const at:
   interp::check_eval_args(zq, b, z, y, s);
   TORCH_CHECK(zq.is_cuda(), "interp_eval (CUDA kernel): inputs must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(zq.device());
+  interp::check_eval_values(b, z, y, s);
   const at::Tensor zqc = zq.contiguous(), bc = b.contiguous(), zc = z.contiguous();
   const at::Tensor yc = y.contiguous(), sc = s.contiguous();
   const int64_t q = zqc.size(0), m = bc.size(0), k = yc.size(1);

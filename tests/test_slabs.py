@@ -1,0 +1,212 @@
+"""Baum's construction in ReLU form (rethink.slabs): fits, sizes, degenerate data, errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import DEVICES, requires_cuda
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import rethink
+from rethink.slabs import SLAB_TOLERANCE, SlabNet
+
+
+def targets_of(net, Y):
+    if not Y.is_floating_point():
+        return torch.nn.functional.one_hot(Y.long(), net.num_classes).double()
+    return Y.double()
+
+
+def check_net(net, X, Y):
+    """The fit within the stated tolerance and the size formulas."""
+    T = targets_of(net, Y)
+    out = net(X)
+    assert out.dtype == torch.float64 and out.shape == T.shape
+    assert float((out - T).abs().max()) <= SLAB_TOLERANCE * float(T.abs().max())
+    if not Y.is_floating_point():
+        assert torch.equal(net.predict(X), Y)
+    K = 1 if T.dim() == 1 else T.shape[1]
+    distinct = torch.unique(X.double(), dim=0)
+    d_eff = int((distinct != distinct[:1]).any(dim=0).sum())
+    G = net.num_groups
+    assert net.d_eff == d_eff and int(net.group_sizes.sum()) == distinct.shape[0]
+    if distinct.shape[0] == 1:
+        assert net.hidden_widths == [1]
+        return
+    per, entries = (4, 4) if (not Y.is_floating_point() or K == 1) else (2 + 2 * K, 4 * K)
+    assert net.hidden_widths == [per * G]
+    assert net.num_weights == per * G * (d_eff + 1) + entries * G
+    assert int(net.group_sizes.max()) <= d_eff
+    # the first round groups ceil(n' / d') points per group at most d' each
+    if Y.is_floating_point():
+        assert G >= math.ceil(distinct.shape[0] / d_eff)
+
+
+@st.composite
+def samples(draw):
+    """(X, Y) in and out of general position: Gaussian, integer grid, collinear, on a low-
+    dimensional affine subspace, with constant columns, with duplicate rows sharing targets."""
+    n = draw(st.integers(1, 40))
+    d = draw(st.integers(1, 6))
+    kind = draw(st.sampled_from(["gaussian", "grid", "line", "subspace", "constant_columns", "duplicates"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if kind == "grid":
+        pts = np.unique(rng.integers(-3, 4, size=(4 * n, d)).astype(np.float64), axis=0)[:n]
+    elif kind == "line":
+        t = rng.choice(10 * n, size=n, replace=False).astype(np.float64)
+        pts = rng.standard_normal(d) + t[:, None] * rng.standard_normal(d)
+    elif kind == "subspace":  # an affine plane of dimension <= 2 in R^d
+        pts = rng.standard_normal(d) + rng.standard_normal((n, 2)) @ rng.standard_normal((2, d))
+    else:
+        pts = rng.standard_normal((n, d))
+        if kind == "constant_columns":
+            pts[:, rng.random(d) < 0.5] = 0.25
+    X = torch.tensor(
+        pts * 10.0 ** draw(st.integers(-3, 3)), dtype=draw(st.sampled_from([torch.float64, torch.float32]))
+    )
+    n = X.shape[0]
+    target = draw(st.sampled_from(["scalar", "multi", "labels"]))
+    if target == "scalar":
+        Y = torch.tensor(rng.standard_normal(n) * 10.0 ** rng.integers(-3, 4))
+    elif target == "multi":
+        Y = torch.tensor(rng.standard_normal((n, int(rng.integers(1, 4)))))
+    else:
+        Y = torch.tensor(rng.integers(0, 4, size=n))
+    if kind == "duplicates":
+        src = rng.integers(0, n, size=3)
+        X, Y = torch.cat([X, X[src]]), torch.cat([Y, Y[src]])
+    else:
+        assume(torch.unique(X, dim=0).shape[0] == X.shape[0])
+    return X, Y
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
+@given(samples())
+def test_property_fits_any_targets(sample):
+    X, Y = sample
+    net = rethink.interpolate(X, Y, method="slabs")
+    assert isinstance(net, SlabNet)
+    check_net(net, X, Y)
+
+
+def test_general_position_uses_ceil_n_over_d_groups():
+    g = torch.Generator().manual_seed(0)
+    n, d = 1000, 20
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    Y = torch.randn(n, generator=g, dtype=torch.float64)
+    net = rethink.interpolate(X, Y, method="slabs")
+    check_net(net, X, Y)
+    assert net.num_groups == math.ceil(n / d) and net.hidden_widths == [4 * math.ceil(n / d)]
+    labels = torch.randint(0, 10, (n,), generator=g)
+    net = rethink.interpolate(X, labels, method="slabs")
+    check_net(net, X, labels)
+    counts = torch.bincount(labels, minlength=10).tolist()
+    assert net.num_groups == sum(math.ceil(c / d) for c in counts)  # groups hold one class
+
+
+def test_images_with_constant_border_and_duplicates():
+    """Fashion-MNIST's situation in small: constant border pixels, duplicate images, and
+    pixels that are constant within a group (rank-deficient groups of d images)."""
+    g = torch.Generator().manual_seed(1)
+    n = 600
+    img = torch.zeros(n, 8, 8)
+    img[:, 2:6, 2:6] = (torch.rand(n, 4, 4, generator=g) * 255).round() / 255
+    img[:, 1, 1] = (torch.rand(n, generator=g) < 0.02).float()  # rarely non-zero: constant in most groups
+    X = img.reshape(n, 64)
+    X = torch.cat([X, X[:7]])
+    labels = torch.randint(0, 10, (n,), generator=g)
+    labels = torch.cat([labels, labels[:7]])
+    net = rethink.interpolate(X, labels, method="slabs")
+    assert net.d_eff == 17  # 16 interior pixels and the rare one; 47 border columns dropped
+    assert bool((net.weight[:, (X != X[:1]).any(0).logical_not()] == 0).all())
+    assert net.report["duplicates_removed"] == 7 and net.report["constant_columns"] == 47
+    assert net.report["max_error"] <= SLAB_TOLERANCE
+    check_net(net, X, labels)
+    Y = torch.randn(n + 7, generator=g, dtype=torch.float64)
+    Y[n:] = Y[:7]
+    check_net(rethink.interpolate(X, Y, method="slabs"), X, Y)
+
+
+def test_conflicting_duplicates_name_both_rows():
+    X = torch.randn(10, 3, generator=torch.Generator().manual_seed(2))
+    X[7] = X[2]
+    Y = torch.arange(10.0)
+    with pytest.raises(ValueError, match=r"rows 2 and 7 of X are identical but their targets differ"):
+        rethink.interpolate(X, Y, method="slabs")
+
+
+def test_single_distinct_point():
+    X = torch.ones(3, 4)
+    net = rethink.interpolate(X, torch.tensor([2.5, 2.5, 2.5]), method="slabs")
+    assert torch.equal(net(X), torch.full((3,), 2.5, dtype=torch.float64)) and net.hidden_widths == [1]
+
+
+@pytest.mark.parametrize(
+    "X,Y,match",
+    [
+        (torch.tensor([[0.0, 1.0], [float("nan"), 2.0]]), torch.randn(2), r"NaN or inf value: X\[1, 0\]"),
+        (torch.randn(4, 3), torch.randn(5), "length mismatch"),
+        (torch.randn(4), torch.randn(4), "2-D"),
+        (torch.randn(4, 3), torch.tensor([0, 1, -1, 2]), "labels must be >= 0"),
+        (
+            torch.randn(4, 3),
+            torch.tensor([1.0, float("inf"), 0.0, 0.0]),
+            r"Y has a NaN or inf value \(row 1\)",
+        ),
+    ],
+)
+def test_bad_input_raises(X, Y, match):
+    with pytest.raises(ValueError, match=match):
+        rethink.interpolate(X, Y, method="slabs")
+
+
+def test_inseparable_and_overflowing_inputs_raise():
+    X = torch.zeros(2, 2, dtype=torch.float64)
+    X[1, 0] = 5e-324  # one subnormal apart: no float64 slab separates them
+    with pytest.raises(ValueError, match="not separable"):
+        rethink.interpolate(X, torch.tensor([0.0, 1.0]), method="slabs")
+    X = torch.randn(6, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    Y = torch.tensor([1e308, -1e308, 1e308, -1e308, 1e308, -1e308], dtype=torch.float64)
+    with pytest.raises(ValueError, match="too large"):
+        rethink.interpolate(X, Y, method="slabs")
+
+
+def test_to_sequential_is_the_same_arithmetic_and_seed_determinism():
+    g = torch.Generator().manual_seed(4)
+    X, Y = torch.randn(200, 5, generator=g), torch.randn(200, 3, generator=g)
+    net = rethink.interpolate(X, Y, method="slabs", seed=7)
+    seq = net.to_sequential()
+    assert [type(m) for m in seq] == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear] and seq[2].bias is None
+    Xq = torch.randn(100, 5, generator=g)
+    with torch.no_grad():
+        assert torch.equal(seq(Xq.double()), net(Xq))
+    again = rethink.interpolate(X, Y, method="slabs", seed=7)
+    for name in ["weight", "bias", "out_weight", "group_sizes"]:
+        assert torch.equal(getattr(net, name), getattr(again, name)), name
+    with pytest.raises(ValueError, match="X has 4 columns"):
+        net(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="scalar"):
+        rethink.interpolate(X, Y[:, 0], method="slabs").predict(X)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_runs_on_device(device):
+    g = torch.Generator().manual_seed(5)
+    X, Y = torch.randn(300, 12, generator=g).to(device), torch.randint(0, 5, (300,), generator=g).to(device)
+    net = rethink.interpolate(X, Y, method="slabs")
+    assert net.weight.device.type == torch.device(device).type
+    check_net(net, X, Y)
+
+
+@requires_cuda
+def test_cuda_fits_like_cpu():
+    g = torch.Generator().manual_seed(6)
+    X, Y = torch.randn(2000, 50, generator=g), torch.randn(2000, generator=g, dtype=torch.float64)
+    gpu = rethink.interpolate(X.cuda(), Y.cuda(), method="slabs")
+    cpu = rethink.interpolate(X, Y, method="slabs")
+    check_net(gpu, X.cuda(), Y.cuda())
+    assert gpu.num_groups == cpu.num_groups
