@@ -110,6 +110,7 @@ _RUN_OPTIONS = [
     ("--normalize", "normalize", str, False, "per_image (the paper's, default), per_channel or none"),
     ("--dropout", "dropout", float, True, "dropout probability in the model (default 0)"),
     ("--train-size", "train_size", _integer, True, "train on a random subset of this many training images"),
+    ("--test-size", "test_size", _integer, False, "measure test accuracy on the first N test images (default all)"),
     ("--dtype", "dtype", str, False, "float32 (default) or bfloat16 (autocast)"),
     ("--loss-window", "loss_window", _integer, False, "SGD steps per logged training-loss value (default 50)"),
 ]

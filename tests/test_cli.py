@@ -14,7 +14,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["fit-random", "--help"], ["sweep", "--help"],
-                                  ["randomization-test", "--help"], ["measures", "--help"]])
+                                  ["randomization-test", "--help"], ["measures", "--help"], ["zoo", "--help"],
+                                  ["memorization", "--help"]])
 def test_help(argv, capsys):
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
@@ -64,3 +65,32 @@ def test_errors_are_one_line_exit_1(argv, match, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith(match), err
+
+
+def test_help_lists_the_models(capsys):
+    assert cli.main(["randomization-test", "--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mlp1x512", "mlp3x512", "alexnet_small", "inception_small", "inception_small_nobn", "resnet18"):
+        assert name in out
+    for flag in ("--crop", "--augment", "--weight-decay", "--dropout", "--epochs-after-fit", "--seeds",
+                 "--stop-at-train-acc", "--normalize", "--regularized-random"):
+        assert flag in out
+
+
+def test_zoo_command_with_a_grid(tmp_path, capsys):
+    argv = ["zoo", "--grid", "lr=0.01,0.05", "model=mlp1x128", "--seeds", "0", "--dataset", "digits",
+            "--max-epochs", "1", "--train-size", "100", "--test-size", "100", "--out-dir", str(tmp_path), "--device", "cpu",
+            "--no-progress", "--no-measures"]
+    assert cli.main(argv) == 0
+    assert "zoo: 2 runs" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    assert cli.main(["zoo", "--grid", "learning_rate=1", "--out-dir", str(tmp_path / "x")]) == 1
+    assert "is not SETTING=v1,v2" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_list_flags_take_spaces_or_commas(tmp_path):
+    for seeds in (["0", "1"], ["0,1"]):
+        out = tmp_path / "-".join(seeds)
+        assert cli.main(["sweep", "--corruptions", "none", "--seeds", *seeds, "--max-epochs", "1", "--device", "cpu",
+                         "--out-dir", str(out), "--no-progress"]) == 0
+        assert len(list(out.glob("*.json"))) == 2
