@@ -15,6 +15,13 @@ Conv layers' spectral norms are computed by **power iteration** on the layer's a
 linear operator (its padding and stride, at the input size it sees in the network);
 :func:`conv_spectral_norm_fft` gives the exact value for stride-1 circular convolution
 (Sedghi et al. 2019) and is used to check the power iteration.
+
+The perturbation measures (:func:`pacbayes_sigma`, :func:`sharpness_alpha`) search for the
+largest perturbation that keeps the accuracy within ``deviation`` of the network's. Every
+comparison of an accuracy with that target visits the examples in a random order and stops
+as soon as the answer is decided (a sequential test that answers as the full evaluation
+would except with probability at most 1e-4 per look); the sharpness search starts from a
+search on a subset of the examples.
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .perturbation import _batches, _check_data, _check_model, _trace, pacbayes_sigma, sharpness_alpha
 
 __all__ = [
     "MEASURES",
@@ -111,25 +119,6 @@ class MeasureValues(dict):
 
 
 # ---------------------------------------------------------------------------- structure
-
-
-def _check_model(model) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if next(model.parameters(), None) is None:
-        raise ValueError(f"model {type(model).__name__} has no parameters: there is nothing to measure")
-
-
-def _trace(model: nn.Module, x: torch.Tensor, fn: Callable) -> None:
-    """Run ``model(x)`` with forward hook ``fn(name, module, inputs, output)`` on every module."""
-    handles = [m.register_forward_hook(lambda mod, inp, out, name=name: fn(name, mod, inp, out))
-               for name, m in model.named_modules()]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def fold_batchnorm(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
@@ -318,11 +307,6 @@ def path_norm(model: nn.Module, input_shape: Sequence[int]) -> float:
 # ---------------------------------------------------------------------------- data-dependent
 
 
-def _batches(n: int, size: int) -> Iterable[slice]:
-    for s in range(0, n, size):
-        yield slice(s, min(s + size, n))
-
-
 def margins(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Per-example margins ``f(x)[y] - max_{j != y} f(x)[j]`` (float64 (n,), CPU) of ``model``
     in eval mode on inputs ``x`` (n, ...) and int64 labels ``y`` (n,) (moved to the model's device)."""
@@ -346,172 +330,6 @@ def margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor, q: float = 0.1, b
     return float(torch.quantile(margins(model, x, y, batch_size), q))
 
 
-def _check_data(x, y) -> None:
-    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise TypeError(f"training data must be tensors, got {type(x).__name__} and {type(y).__name__}")
-    if len(x) == 0:
-        raise ValueError("no training data: the training set is empty")
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} examples but y has {len(y)} labels")
-
-
-class _Perturber:
-    """Accuracy and loss of a network at perturbed weights, batched over Monte-Carlo samples
-    with torch.func.vmap where memory allows."""
-
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, memory_budget: int, batch_size: int):
-        self.model = model.eval()
-        self.names = [n for n, _ in model.named_parameters()]
-        self.params = [p.detach() for _, p in model.named_parameters()]
-        self.dev = self.params[0].device
-        self.x, self.y = x.to(self.dev), y.to(self.dev)
-        self.batch = min(batch_size, len(x))
-        act = [0]
-
-        def hook(name, mod, inp, out):
-            if isinstance(out, torch.Tensor) and not list(mod.children()):
-                act[0] += out.numel() * out.element_size()
-
-        _trace(model, self.x[:1], hook)
-        self.act_bytes = max(act[0], 1) * 2
-        self.param_bytes = sum(p.numel() * p.element_size() for p in self.params) * 3
-        self.budget = memory_budget
-        self.use_vmap = True
-
-    def _call(self, params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return torch.func.functional_call(self.model, dict(zip(self.names, params)), (x,))
-
-    def accuracy(self, params: list[torch.Tensor]) -> float:
-        correct = 0
-        with torch.no_grad():
-            for s in _batches(len(self.x), self.batch):
-                correct += int((self._call(params, self.x[s]).argmax(1) == self.y[s]).sum())
-        return correct / len(self.x)
-
-    def samples_per_chunk(self, samples: int) -> int:
-        return int(max(1, min(samples, self.budget // (self.param_bytes + self.batch * self.act_bytes))))
-
-    def mean_noisy_accuracy(self, std: list[torch.Tensor], samples: int, seed: int) -> float:
-        """Mean over ``samples`` draws j of acc(w + std * z_j), z_j ~ N(0, I) drawn from seed (seed, j):
-        the same z_j at every call (common random numbers)."""
-        total = 0.0
-        chunk = self.samples_per_chunk(samples)
-        for s0 in range(0, samples, chunk):
-            ids = range(s0, min(s0 + chunk, samples))
-            stacked = []
-            gens = [torch.Generator().manual_seed(seed * 1_000_003 + j) for j in ids]
-            for p, sd in zip(self.params, std):
-                z = torch.stack([torch.randn(p.shape, generator=g, dtype=torch.float32) for g in gens])
-                stacked.append(p.unsqueeze(0) + sd.unsqueeze(0) * z.to(device=self.dev, dtype=p.dtype))
-            total += sum(self._accuracy_stacked(stacked, len(ids)))
-        return total / samples
-
-    def _accuracy_stacked(self, stacked: list[torch.Tensor], m: int) -> list[float]:
-        if self.use_vmap and m > 1:
-            try:
-                correct = torch.zeros(m, device=self.dev)
-                f = torch.func.vmap(self._call, in_dims=(0, None))
-                with torch.no_grad():
-                    for s in _batches(len(self.x), self.batch):
-                        correct += (f(stacked, self.x[s]).argmax(2) == self.y[s]).sum(1)
-                return (correct / len(self.x)).tolist()
-            except Exception:  # noqa: BLE001 - an op without a batching rule: fall back to a loop
-                self.use_vmap = False
-        return [self.accuracy([t[i] for t in stacked]) for i in range(m)]
-
-    def loss_grad(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Gradient of the mean cross-entropy over the examples at ``params``."""
-        ps = [p.detach().requires_grad_(True) for p in params]
-        grads = [torch.zeros_like(p) for p in ps]
-        with torch.enable_grad():
-            for s in _batches(len(self.x), self.batch):
-                loss = F.cross_entropy(self._call(ps, self.x[s]), self.y[s], reduction="sum") / len(self.x)
-                for g, d in zip(grads, torch.autograd.grad(loss, ps)):
-                    g += d
-        return grads
-
-
-def _bisect(ok: Callable[[float], bool], start: float, tol: float, max_evals: int, cap: float = 1e6) -> float:
-    """Largest s with ok(s), assuming ok is (roughly) monotone decreasing: grow ``start`` by 2
-    while ok, then bisect geometrically until hi / lo <= 1 + tol. Returns lo (0.0 if even a
-    tiny s fails; inf if ok still holds beyond ``cap`` or after ``max_evals`` doublings)."""
-    lo, hi, evals = 0.0, start, 0
-    while ok(hi):
-        evals += 1
-        lo, hi = hi, hi * 2
-        if hi > cap or evals >= max_evals:
-            return math.inf
-    floor = start * 1e-6
-    while evals < max_evals:
-        evals += 1
-        mid = math.sqrt(lo * hi) if lo > 0 else hi / 4
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid
-        if lo > 0 and hi / lo <= 1 + tol:
-            break
-        if lo == 0 and hi < floor:
-            break
-    return lo
-
-
-def pacbayes_sigma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, magnitude_aware: bool = False,
-                   deviation: float = 0.1, samples: int = 8, seed: int = 0, tol: float = 0.05,
-                   max_evals: int = 24, epsilon: float = 1e-3, memory_budget: int = 1 << 30,
-                   batch_size: int = 1024) -> float:
-    """PAC-Bayes flatness (Jiang et al. 2020, Dziugaite et al. 2020).
-
-    Plain: the largest ``sigma`` with ``E_u acc(w + u) >= acc(w) - deviation``, u ~ N(0, sigma^2 I)
-    on every parameter. Magnitude-aware: the largest ``a`` with the same condition for
-    ``u_i ~ N(0, a^2 w_i^2 + epsilon^2)``. The expectation is a Monte-Carlo mean over
-    ``samples`` draws (seeded by ``seed``; the same standard-normal draws are reused at every
-    sigma), batched with torch.func.vmap within ``memory_budget`` bytes; sigma is found by
-    doubling from 1e-2 then geometric bisection to relative precision ``tol``. Returns inf when
-    no noise lowers the accuracy by ``deviation`` (a network at chance level: then
-    ``acc(w) - deviation`` is below what noise can reach).
-    Accuracy is on ``x`` (n, ...), ``y`` (n,) int64; the network is taken as given (fold
-    batch norm first)."""
-    _check_model(model)
-    _check_data(x, y)
-    pert = _Perturber(model, x, y, memory_budget, batch_size)
-    target = pert.accuracy(pert.params) - deviation
-    if magnitude_aware:
-        def std(a):
-            return [torch.sqrt(a * a * p * p + epsilon * epsilon) for p in pert.params]
-    else:
-        def std(a):
-            return [torch.full_like(p, a) for p in pert.params]
-    return _bisect(lambda a: pert.mean_noisy_accuracy(std(a), samples, seed) >= target, 1e-2, tol, max_evals)
-
-
-def sharpness_alpha(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, magnitude_aware: bool = False,
-                    deviation: float = 0.1, steps: int = 10, seed: int = 0, tol: float = 0.05,
-                    max_evals: int = 20, epsilon: float = 1e-3, batch_size: int = 1024) -> float:
-    """Sharpness (worst-case flatness, Jiang et al. 2020): the largest ``a`` such that the
-    perturbation ``u*`` that (approximately) maximizes the training cross-entropy within the box
-    ``|u_i| <= r_i`` lowers accuracy by at most ``deviation``: ``acc(w + u*) >= acc(w) - deviation``.
-    ``r_i = a`` (plain) or ``r_i = a |w_i| + epsilon`` (magnitude-aware). ``u*`` is found by
-    ``steps`` steps of projected sign-gradient ascent of step ``r / 4`` from a seeded uniform
-    start in the box; ``a`` by the same search as :func:`pacbayes_sigma`."""
-    _check_model(model)
-    _check_data(x, y)
-    pert = _Perturber(model, x, y, 0, batch_size)
-    target = pert.accuracy(pert.params) - deviation
-
-    def ok(a: float) -> bool:
-        r = [a * p.abs() + epsilon if magnitude_aware else torch.full_like(p, a) for p in pert.params]
-        g = torch.Generator().manual_seed(seed)
-        u = [(torch.rand(p.shape, generator=g, dtype=torch.float64).to(p) * 2 - 1) * ri
-             for p, ri in zip(pert.params, r)]
-        for _ in range(steps):
-            grads = pert.loss_grad([p + ui for p, ui in zip(pert.params, u)])
-            u = [torch.maximum(torch.minimum(ui + ri / 4 * gi.sign(), ri), -ri) for ui, ri, gi in zip(u, r, grads)]
-        return pert.accuracy([p + ui for p, ui in zip(pert.params, u)]) >= target
-
-    return _bisect(ok, 1e-2, tol, max_evals)
-
-
 def steps_to_loss(history: Sequence[dict], threshold: float = 0.1) -> float:
     """Optimization speed: the ``step`` of the first history entry (one per epoch) whose
     ``train_loss`` is <= ``threshold`` (cross-entropy 0.1 by default); NaN if none is."""
@@ -523,12 +341,6 @@ def steps_to_loss(history: Sequence[dict], threshold: float = 0.1) -> float:
 
 
 # ---------------------------------------------------------------------------- compute
-
-
-def _resolve_device(device) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _select(measures) -> tuple[list[str], bool]:
@@ -547,61 +359,44 @@ def _select(measures) -> tuple[list[str], bool]:
     return groups, True
 
 
-def _resolve_run(model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit):
-    """Unpack a Result or a result JSON path into (model, dataset, corruption, init_state,
-    history, normalize, crop, steps_to_fit)."""
+def _resolve_run(model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit) -> dict:
+    """What ``compute`` needs, from a network and data given separately, or from a Result (or
+    the path of its JSON), whose spec supplies the dataset, corruption, training subset,
+    crop, normalization, initial weights and history unless given."""
     import os
 
-    from .results import Result
+    from .results import Result, load_model
 
-    path = None
+    info = dict(model=model, dataset=dataset, corruption=corruption, init_state=init_state, history=history,
+                normalize=normalize, crop=crop, steps_to_fit=steps_to_fit, spec=None)
     if isinstance(model, (str, os.PathLike)):
-        path = str(model)
-        model = Result.load(path)
-    if isinstance(model, Result):
-        res = model
-        if res.model is None:
-            if path is None:
-                raise ValueError("the Result holds no model in memory; pass the path of its JSON file instead")
-            from .train import load_model
-
-            m, init = load_model(path)
-        else:
-            m, init = res.model, res.init_state
-        cfg = res.config
-        if dataset is None:
-            dataset = cfg.get("dataset")
-        if corruption is None and not isinstance(dataset, (tuple, list)):
-            corruption = _corruption_of(cfg)
-        if init_state is None:
-            init_state = init
-        if history is None:
-            history = res.history
-        if steps_to_fit is None:
-            steps_to_fit = res.steps_to_fit if res.steps_to_fit is not None else math.nan
-        normalize = cfg.get("normalize", normalize)
-        crop = cfg.get("crop", crop)
-        model = m
-    return model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit
+        model = Result.load(model)
+    if not isinstance(model, Result):
+        return info
+    res, spec = model, model.spec
+    if res.model is None and res.path is None:
+        raise ValueError("the Result holds no model in memory; pass the path of its JSON file instead")
+    net, init = load_model(res)
+    info.update(model=net, spec=spec, normalize=spec.normalize, crop=spec.crop)
+    if dataset is None:
+        info["dataset"] = spec.dataset
+    if corruption is None and not isinstance(info["dataset"], (tuple, list)):
+        info["corruption"] = spec.corruption_object()
+    info["init_state"] = init if init_state is None else init_state
+    info["history"] = res.history if history is None else history
+    if steps_to_fit is None:
+        info["steps_to_fit"] = res.steps_to_fit if res.steps_to_fit is not None else math.nan
+    return info
 
 
-def _corruption_of(cfg: dict):
-    """The Corruption a run was trained with: config["corruption"] seeded as fit_random seeds it."""
-    import dataclasses
-
-    from . import Corruption
-
-    c = Corruption.parse(cfg.get("corruption", "none"))
-    return dataclasses.replace(c, seed=int(cfg.get("corruption_seed", cfg.get("seed", 0))))
-
-
-def training_tensors(dataset, corruption=None, normalize="per_image", crop=None, device="cpu"):
-    """The training split as the network saw it: ``(x, y)`` with x float32 (N, C, H', W') after
+def training_tensors(dataset, corruption=None, normalize="per_image", crop=None, device="cpu", subset=None):
+    """The training set as the network saw it: ``(x, y)`` with x float32 (N, C, H', W') after
     the corruption, crop and normalization of the loader, and y the (corrupted) int64 labels.
 
     ``dataset`` is a ``rethink.datasets`` name or Dataset, or a pair ``(x, y)`` of tensors
-    returned as they are (then ``corruption`` must be None). Raises ValueError for an empty
-    training split."""
+    returned as they are (then ``corruption`` must be None). ``subset``: int64 indices of the
+    training images the run used (None: all). Prepared by the loader's fused op on the CPU,
+    then moved to ``device``. Raises ValueError for an empty training set."""
     if isinstance(dataset, (tuple, list)):
         if corruption not in (None, "none"):
             raise ValueError("a corruption applies to a Dataset, not to (x, y) tensors")
@@ -610,27 +405,95 @@ def training_tensors(dataset, corruption=None, normalize="per_image", crop=None,
         return x.to(device), y.to(device).long()
     if dataset is None:
         raise ValueError("no training data: pass dataset (a name, a Dataset or an (x, y) pair)")
-    from . import RandomizedLoader, datasets
+    from .datasets import load
+    from .loader import RandomizedLoader
 
-    ds = datasets.load(dataset) if isinstance(dataset, str) else dataset
+    ds = load(dataset) if isinstance(dataset, str) else dataset
     if len(ds.train.labels) == 0:
         raise ValueError(f"no training data: dataset {ds.name!r} has an empty training split")
-    # prepared once on the CPU (the same fused kernel as training), then moved
-    loader = RandomizedLoader(ds, corruption if corruption is not None else "none", split="train",
-                              batch_size=1024, shuffle=False, crop=crop, normalize=normalize, device="cpu")
-    xs, ys = zip(*loader)
-    return torch.cat(xs).to(device), torch.cat(ys).long().to(device)
+    loader = RandomizedLoader(ds, corruption if corruption is not None else "none", split="train", batch_size=1024,
+                              shuffle=False, crop=crop, normalize=normalize, device="cpu", subset=subset)
+    x, y = loader.materialize()
+    return x.to(device), y.long().to(device)
+
+
+def _data(info: dict, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training tensors of a resolved run: its own subset when a spec says it used one."""
+    subset, dataset = None, info["dataset"]
+    spec = info["spec"]
+    if spec is not None and not isinstance(dataset, (tuple, list)) and (spec.train_size or spec.train_pool):
+        from .datasets import load
+        from .runs import subset_indices
+
+        dataset = load(dataset) if isinstance(dataset, str) else dataset
+        subset = subset_indices(len(dataset.train), spec.train_size, spec.subset_seed, spec.train_pool)
+    return training_tensors(dataset, info["corruption"], normalize=info["normalize"], crop=info["crop"], device=dev,
+                            subset=subset)
+
+
+def _products(prefix: str, norms: list[float], g2: float) -> dict[str, float]:
+    logp = sum(2 * math.log(v) if v > 0 else -math.inf for v in norms)
+    s = sum(v * v for v in norms)
+    return {f"log_prod_{prefix}": logp, f"sum_{prefix}": s,
+            f"log_prod_{prefix}_over_margin": logp - math.log(g2) if g2 == g2 else math.nan,
+            f"sum_{prefix}_over_margin": s / g2}
+
+
+def _inverse_square(v: float) -> float:
+    """1 / v^2 for a largest perturbation v: inf when nothing was tolerated, 0 when everything was."""
+    if v == math.inf:
+        return 0.0
+    return 1.0 / v**2 if v > 0 else math.inf
+
+
+def _group(g: str, c: dict) -> dict[str, float]:
+    """The values of measure group ``g`` from the context ``c`` that :func:`compute` builds."""
+    folded, x = c["folded"], c["x"]
+    if g == "params":
+        return {"params": float(param_count(c["net"]))}
+    if g == "l2":
+        return {"l2": l2_norm(folded)}
+    if g == "dist_init":
+        if c["init_state"] is None:
+            return {"dist_init": math.nan}
+        init = copy.deepcopy(c["model"])
+        init.load_state_dict(c["init_state"])
+        return {"dist_init": distance_from_init(folded, fold_batchnorm(init.to(c["dev"]), x[:1]))}
+    if g == "margin":
+        gamma = c["gamma"]
+        return {"margin": gamma, "inverse_margin": 1.0 / gamma**2 if gamma > 0 else math.nan}
+    if g == "spectral":
+        return _products("spec", spectral_norms(folded, x[:1], seed=c["seed"]), c["g2"])
+    if g == "frobenius":
+        return _products("fro", frobenius_norms(folded), c["g2"])
+    if g == "path_norm":
+        pn = path_norm(folded, tuple(x.shape[1:]))
+        return {"path_norm": pn, "path_norm_over_margin": pn * pn / c["g2"]}
+    if g in ("pacbayes", "pacbayes_mag"):
+        s = pacbayes_sigma(folded, c["xs"], c["ys"], magnitude_aware=g == "pacbayes_mag", samples=c["samples"],
+                           seed=c["seed"], memory_budget=c["memory_budget"], batch_size=c["batch_size"])
+        return {f"{g}_sigma": s, f"{g}_flatness": _inverse_square(s)}
+    if g in ("sharpness", "sharpness_mag"):
+        a = sharpness_alpha(folded, c["xs"], c["ys"], magnitude_aware=g == "sharpness_mag", seed=c["seed"],
+                            batch_size=c["batch_size"], steps=c["sharpness_steps"])
+        return {f"{g}_alpha": a, g: _inverse_square(a)}
+    if g == "optimization":
+        h, fit = c["history"], c["steps_to_fit"]
+        return {"steps_to_loss": steps_to_loss(h) if h is not None else math.nan,
+                "steps_to_fit": float(fit) if fit is not None else math.nan}
+    raise ValueError(f"unknown measure group {g!r}")
 
 
 def compute(model, dataset=None, corruption=None, init_state=None, measures="all", device="auto", seed=0, *,
-            history=None, steps_to_fit=None, normalize="per_image", crop=None, max_examples: int = 2048, samples: int = 8,
-            memory_budget: int | None = None, batch_size: int = 1024, sharpness_steps: int = 5) -> MeasureValues:
+            history=None, steps_to_fit=None, normalize="per_image", crop=None, max_examples: int = 2048,
+            samples: int = 8, memory_budget: int | None = None, batch_size: int = 1024,
+            sharpness_steps: int = 5) -> MeasureValues:
     """Complexity measures of a trained network on its training set.
 
     Args:
-        model: an ``nn.Module``, or a ``rethink.Result`` with its model in memory, or the path
-            of a result JSON (model rebuilt by ``rethink.train.load_model``); a Result supplies
-            dataset, corruption, init_state, history, normalize and crop unless given.
+        model: an ``nn.Module``, or a ``rethink.Result`` (with its model in memory, or read from
+            a file), or the path of a result JSON; a Result's spec supplies the dataset,
+            corruption, training subset, init_state, history, normalize and crop unless given.
         dataset: training data: a dataset name, a Dataset, or ``(x, y)`` tensors already
             preprocessed as the model expects.
         corruption: the corruption the model was trained with (labels as trained on).
@@ -651,113 +514,52 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
         :class:`MeasureValues`: measure name -> float (the definitions are in :data:`DOCS` and
         in each function's docstring), with ``.seconds`` (group -> wall seconds). Under
         ``measures="all"``, ``dist_init`` without ``init_state`` and ``steps_to_loss`` without
-        ``history`` are NaN (and ``steps_to_fit`` is NaN for a run that did not fit); ``*_over_margin`` and ``inverse_margin`` are NaN when the margin
-        is <= 0.
+        ``history`` are NaN (and ``steps_to_fit`` is NaN for a run that did not fit);
+        ``*_over_margin`` and ``inverse_margin`` are NaN when the margin is <= 0.
 
     Raises:
         TypeError/ValueError: not a module, a model without parameters, no training data,
             an unknown measure, a named measure whose input (init_state, history) is missing.
     """
-    model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit = _resolve_run(
-        model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit)
-    _check_model(model)
+    from ._build import resolve_device
+
+    info = _resolve_run(model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit)
+    _check_model(info["model"])
     groups, explicit = _select(measures)
-    if explicit and "dist_init" in groups and init_state is None:
+    if explicit and "dist_init" in groups and info["init_state"] is None:
         raise ValueError("measure dist_init needs init_state (the model's state_dict at initialization)")
-    if explicit and "optimization" in groups and history is None:
+    if explicit and "optimization" in groups and info["history"] is None:
         raise ValueError("measure steps_to_loss needs history (per-epoch dicts with step and train_loss)")
-    dev = _resolve_device(device)
+    dev = resolve_device(device, kernels=False)
     if memory_budget is None:
         memory_budget = (torch.cuda.mem_get_info(dev)[0] // 4) if dev.type == "cuda" else 1 << 30
-    x, y = training_tensors(dataset, corruption, normalize=normalize, crop=crop, device=dev)
-    net = copy.deepcopy(model).to(dev).eval()
-    folded = fold_batchnorm(net, x[:1])
-    out = MeasureValues()
-
-    def timed(group, fn):
-        t0 = time.perf_counter()
-        fn()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        out.seconds[group] = out.seconds.get(group, 0.0) + time.perf_counter() - t0
-
-    needs_margin = any(g in groups for g in ("margin", "spectral", "frobenius", "path_norm"))
-    gamma = math.nan
-    if needs_margin:
-        def do_margin():
-            nonlocal gamma
-            gamma = margin(folded, x, y, batch_size=batch_size)
-            if "margin" in groups:
-                out["margin"] = gamma
-                out["inverse_margin"] = 1.0 / gamma**2 if gamma > 0 else math.nan
-        timed("margin", do_margin)
-    g2 = gamma**2 if gamma > 0 else math.nan
-
-    def products(prefix, norms):
-        logp = sum(2 * math.log(v) if v > 0 else -math.inf for v in norms)
-        s = sum(v * v for v in norms)
-        out[f"log_prod_{prefix}"] = logp
-        out[f"sum_{prefix}"] = s
-        out[f"log_prod_{prefix}_over_margin"] = logp - math.log(g2) if g2 == g2 else math.nan
-        out[f"sum_{prefix}_over_margin"] = s / g2
-
+    x, y = _data(info, dev)
     if x.dim() < 2:
         raise ValueError(f"training inputs must be (N, ...) with N examples, got shape {tuple(x.shape)}")
-    perturb_idx = None
-    if any(g in groups for g in ("pacbayes", "pacbayes_mag", "sharpness", "sharpness_mag")) and len(x) > max_examples:
-        perturb_idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_examples].to(dev)
-    xs, ys = (x, y) if perturb_idx is None else (x[perturb_idx], y[perturb_idx])
-
-    for g in groups:
-        if g == "params":
-            timed(g, lambda: out.__setitem__("params", float(param_count(net))))
-        elif g == "l2":
-            timed(g, lambda: out.__setitem__("l2", l2_norm(folded)))
-        elif g == "dist_init":
-            if init_state is None:
-                out["dist_init"] = math.nan
-                continue
-
-            def do_init():
-                init = copy.deepcopy(model)
-                init.load_state_dict(init_state)
-                init = fold_batchnorm(init.to(dev), x[:1])
-                out["dist_init"] = distance_from_init(folded, init)
-            timed(g, do_init)
-        elif g == "spectral":
-            timed(g, lambda: products("spec", spectral_norms(folded, x[:1], seed=seed)))
-        elif g == "frobenius":
-            timed(g, lambda: products("fro", frobenius_norms(folded)))
-        elif g == "path_norm":
-            def do_path():
-                pn = path_norm(folded, tuple(x.shape[1:]))
-                out["path_norm"] = pn
-                out["path_norm_over_margin"] = pn * pn / g2
-            timed(g, do_path)
-        elif g in ("pacbayes", "pacbayes_mag"):
-            mag = g == "pacbayes_mag"
-            key = "pacbayes_mag" if mag else "pacbayes"
-
-            def do_pb(mag=mag, key=key):
-                s = pacbayes_sigma(folded, xs, ys, magnitude_aware=mag, samples=samples, seed=seed,
-                                   memory_budget=memory_budget, batch_size=batch_size)
-                out[f"{key}_sigma"] = s
-                out[f"{key}_flatness"] = (1.0 / s**2 if s > 0 else math.inf) if s != math.inf else 0.0
-            timed(g, do_pb)
-        elif g in ("sharpness", "sharpness_mag"):
-            mag = g == "sharpness_mag"
-
-            def do_sh(mag=mag, g=g):
-                a = sharpness_alpha(folded, xs, ys, magnitude_aware=mag, seed=seed, batch_size=batch_size,
-                                    steps=sharpness_steps)
-                out[f"{g}_alpha"] = a
-                out[g] = (1.0 / a**2 if a > 0 else math.inf) if a != math.inf else 0.0
-            timed(g, do_sh)
-        elif g == "optimization":
-            def do_opt():
-                out["steps_to_loss"] = steps_to_loss(history) if history is not None else math.nan
-                out["steps_to_fit"] = float(steps_to_fit) if steps_to_fit is not None else math.nan
-            timed(g, do_opt)
+    net = copy.deepcopy(info["model"]).to(dev).eval()
+    c = dict(info, net=net, folded=fold_batchnorm(net, x[:1]), x=x, y=y, dev=dev, seed=seed, samples=samples,
+             memory_budget=memory_budget, batch_size=batch_size, sharpness_steps=sharpness_steps, xs=x, ys=y,
+             gamma=math.nan, g2=math.nan)
+    if any(g.startswith(("pacbayes", "sharpness")) for g in groups) and len(x) > max_examples:
+        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_examples].to(dev)
+        c["xs"], c["ys"] = x[idx], y[idx]
+    out = MeasureValues()
+    order = list(groups)
+    if any(g in groups for g in ("spectral", "frobenius", "path_norm")) and "margin" not in groups:
+        order.insert(0, "margin")  # the margin enters the *_over_margin values
+    elif "margin" in order:
+        order.insert(0, order.pop(order.index("margin")))
+    for g in order:
+        t0 = time.perf_counter()
+        if g == "margin":
+            c["gamma"] = margin(c["folded"], x, y, batch_size=batch_size)
+            c["g2"] = c["gamma"] ** 2 if c["gamma"] > 0 else math.nan
+        values = _group(g, c)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        out.seconds[g] = out.seconds.get(g, 0.0) + time.perf_counter() - t0
+        if g in groups:
+            out.update(values)
     ordered = MeasureValues({k: out[k] for k in MEASURES if k in out})
     ordered.seconds = out.seconds
     return ordered

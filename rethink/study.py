@@ -2,21 +2,38 @@
 over many runs (Jiang et al. 2020, "Fantastic generalization measures and where to find
 them"; Dziugaite et al. 2020, "In search of robust measures of generalization").
 
-The measures themselves live in :mod:`rethink.measures`; this module scores them.
+The measures themselves live in :mod:`rethink.measures`; this module scores them the ways
+the field does: Kendall's tau and the granulated tau (:func:`kendall_tau`,
+:func:`granulated_tau`), the conditional mutual information of the NeurIPS 2020 PGDL
+competition (:func:`cmi`, :func:`cmi_table`) and the sign-error over environments of
+Dziugaite et al. (:func:`sign_error`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from .measures import DOCS, GROUPS, MEASURES, compute
+from .measures import DOCS, GROUPS, MEASURES, MeasureValues, compute
 
-#: Result.config keys that can be the hyper-parameters of a sweep (those that vary are used).
-HYPERPARAMETERS = ("model", "dataset", "corruption", "weight_decay", "augment", "crop", "lr", "momentum",
-                   "batch_size", "max_epochs", "stop_at_train_acc", "normalize", "lr_decay", "seed")
+
+def _hyperparameters() -> tuple[str, ...]:
+    from dataclasses import fields
+
+    from .runs import RunSpec
+
+    skip = {"model_fingerprint", "dataset_fingerprint", "corruption_seed", "subset_seed", "loss_window"}
+    return tuple(f.name for f in fields(RunSpec) if f.name not in skip)
+
+
+#: The settings of a run (rethink.runs.RunSpec fields) that can be the hyper-parameters of a
+#: study; those that vary across the runs are used.
+HYPERPARAMETERS = _hyperparameters()
 
 
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
@@ -65,10 +82,230 @@ def granulated_tau(values: Sequence[float], gaps: Sequence[float], configs: Sequ
     return (sum(valid) / len(valid) if valid else math.nan), per
 
 
+# ---------------------------------------------------------------------------- pairwise scores
+
+
+def _check_scores_input(values, gaps, hparams) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """(values, gaps) as float64 arrays, the hyper-parameter names, and an int code per run and
+    name (equal codes <=> equal values, compared by repr). Raises ValueError on bad input."""
+    values, gaps, hparams = list(values), list(gaps), list(hparams)
+    if not (len(values) == len(gaps) == len(hparams)):
+        raise ValueError(f"values, gaps and hparams must have one entry per run: got {len(values)}, "
+                         f"{len(gaps)} and {len(hparams)}")
+    if not values:
+        raise ValueError("no runs: values, gaps and hparams are empty")
+    out = []
+    for label, seq in (("values", values), ("gaps", gaps)):
+        arr = np.empty(len(seq))
+        for i, v in enumerate(seq):
+            try:
+                arr[i] = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"{label}[{i}] = {v!r} is not a number") from None
+        out.append(arr)
+    for i, h in enumerate(hparams):
+        if not isinstance(h, Mapping):
+            raise ValueError(f"hparams[{i}] must be a dict of hyper-parameter name -> value, got {type(h).__name__}")
+    names = list(hparams[0])
+    for i, h in enumerate(hparams):
+        if set(h) != set(names):
+            raise ValueError(f"hparams[{i}] has hyper-parameters {sorted(map(str, h))}, "
+                             f"but hparams[0] has {sorted(map(str, names))}")
+    codes = np.zeros((len(hparams), len(names)), dtype=np.int64)
+    for k, name in enumerate(names):
+        seen: dict[str, int] = {}
+        for i, h in enumerate(hparams):
+            codes[i, k] = seen.setdefault(repr(_hp_value(h, name)), len(seen))
+    return out[0], out[1], names, codes
+
+
+def _normalized_cmi(v: np.ndarray, g: np.ndarray, cell: np.ndarray) -> float:
+    """I(V_mu; V_g | cell) / H(V_g | cell) over all ordered pairs (i, j), i == j included, with
+    V = [x_i > x_j] and cell the conditioning value of the pair (``cell`` (n, n) int)."""
+    vg = (g[:, None] > g[None, :]).ravel().astype(np.int64)
+    vm = (v[:, None] > v[None, :]).ravel().astype(np.int64)
+    cell = cell.ravel()
+    cells = int(cell.max()) + 1
+    counts = np.bincount(cell * 4 + vg * 2 + vm, minlength=cells * 4).reshape(cells, 2, 2).astype(np.float64)
+    total = counts.sum((1, 2))
+    counts, total = counts[total > 0], total[total > 0]
+    weight = total / total.sum()  # p(cell)
+    joint = counts / total[:, None, None]
+    pg, pm = joint.sum(2), joint.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(joint > 0, joint * np.log2(joint / (pg[:, :, None] * pm[:, None, :])), 0.0)
+        ent = np.where(pg > 0, -pg * np.log2(pg), 0.0)
+    mi, h = float((weight * terms.sum((1, 2))).sum()), float((weight * ent.sum(1)).sum())
+    return mi / h if h > 0 else math.nan
+
+
+def cmi_table(values: Sequence[float], gaps: Sequence[float], hparams: Sequence[Mapping],
+              set_sizes: Sequence[int] | None = None) -> dict[tuple[str, ...], float]:
+    """Conditional mutual information between a measure and the generalization gap, per
+    conditioning set of hyper-parameters (Jiang et al. 2020, Section 4; the NeurIPS 2020 PGDL
+    competition's ``scoring_program/mutual_information.py``, which this follows, as read in a
+    copy of the competition's starting kit on GitHub, cadurosar/pgdl).
+
+    Over all ordered pairs of runs (i, j), as the competition's double loop takes them (i == j
+    included), ``V_g = [gap_i > gap_j]`` and ``V_mu = [value_i > value_j]`` (ties count as "not
+    greater", as there). A conditioning set S of hyper-parameters puts a pair in the cell given
+    by the values of S of *both* runs (the competition's key ``str(v_i) + str(v_j)`` per
+    hyper-parameter). The score of S is ``I(V_mu; V_g | cell) / H(V_g | cell)`` (base 2), each
+    term an average over cells weighted by their share of the pairs; the competition averages
+    its cells unweighted, which is the same on the complete grids with one run per combination
+    that it requires.
+
+    Args:
+        values, gaps: one float per run (the measure, the gap); runs where either is NaN are left
+            out; +-inf compare as ordered.
+        hparams: one dict per run, hyper-parameter name -> value (compared by ``repr``), every
+            dict with the same names.
+        set_sizes: sizes of the conditioning sets. Default: the competition's, every pair of
+            distinct hyper-parameters (``(2,)``; its code also has a table for the empty set but
+            never uses it), when at least three hyper-parameters are given;
+            with k < 3, sets of size k - 1 (conditioning on all k would leave only runs that differ
+            in nothing in each cell; with one, the empty set: plain normalized mutual
+            information). Jiang et al.'s text takes ``|S| <= 2``: ``(0, 1, 2)``.
+
+    Returns:
+        {tuple of hyper-parameter names (sorted as given): score in [0, 1]}; a score is NaN when
+        the gap's sign is constant within every cell (nothing to predict), e.g. fewer than two
+        runs left. 0: the measure's order tells nothing about the gap's within the cells; 1: it
+        determines it.
+
+    Raises:
+        ValueError: lengths that differ, no runs, a value that is not a number, dicts with
+            different hyper-parameter names, or set sizes that are negative or all larger than
+            the number of hyper-parameters.
+    """
+    hparams = list(hparams)
+    v, g, names, codes = _check_scores_input(values, gaps, hparams)
+    if set_sizes is None:
+        sizes = [min(2, max(len(names) - 1, 0))]
+    else:
+        sizes = sorted({int(s) for s in set_sizes})
+        if not sizes or sizes[0] < 0:
+            raise ValueError(f"set_sizes must be non-negative integers, got {set_sizes!r}")
+        if sizes[0] > len(names):
+            raise ValueError(f"set_sizes {set_sizes!r}: there are only {len(names)} hyper-parameters ({names})")
+    keep = ~(np.isnan(v) | np.isnan(g))
+    v, g, codes = v[keep], g[keep], codes[keep]
+    table: dict[tuple[str, ...], float] = {}
+    for size in sizes:
+        for subset in itertools.combinations(range(len(names)), size):
+            if len(v) < 2:
+                table[tuple(names[k] for k in subset)] = math.nan
+                continue
+            cid = np.unique(codes[:, list(subset)], axis=0, return_inverse=True)[1].reshape(-1) if subset \
+                else np.zeros(len(v), dtype=np.int64)
+            ncell = int(cid.max()) + 1
+            table[tuple(names[k] for k in subset)] = _normalized_cmi(v, g, cid[:, None] * ncell + cid[None, :])
+    return table
+
+
+def cmi(values: Sequence[float], gaps: Sequence[float], hparams: Sequence[Mapping],
+        set_sizes: Sequence[int] | None = None) -> float:
+    """The PGDL competition's score of a measure: the minimum over conditioning sets of
+    :func:`cmi_table` (sets whose score is NaN left out; NaN if all are). Same arguments and
+    errors as :func:`cmi_table`."""
+    scores = [s for s in cmi_table(values, gaps, hparams, set_sizes).values() if not math.isnan(s)]
+    return min(scores) if scores else math.nan
+
+
+@dataclass(frozen=True)
+class SignError:
+    """What :func:`sign_error` returns.
+
+    ``worst``/``mean``: the largest / the average sign-error over environments (NaN when there
+    is no environment); ``environments``: how many; ``pairs``: pairs of runs compared in them;
+    ``noise``: the gap difference at or below which a pair was dropped; ``per_environment``: one
+    ``(hyper-parameter varied, ((name, value), ...) held fixed, (value_a, value_b), error, pairs)``
+    per environment."""
+
+    worst: float
+    mean: float
+    environments: int
+    pairs: int
+    noise: float
+    per_environment: tuple = ()
+
+
+def _sign(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a > b).astype(np.int64) - (a < b).astype(np.int64)
+
+
+def sign_error(values: Sequence[float], gaps: Sequence[float], hparams: Sequence[Mapping], *,
+               noise: float | None = None, seed_key: str = "seed", min_pairs: int = 1) -> SignError:
+    """Dziugaite et al. 2020's sign-error of a measure over environments ("In search of robust
+    measures of generalization"; their code, nitarshan/robust-generalization-measures on GitHub,
+    ``experiments/coupled_networks/create_environments.py`` and ``common.py``, which this follows).
+
+    Hyper-parameters are the names in ``hparams`` other than ``seed_key``. A pair of runs (i, j)
+    is compared when they differ in exactly one hyper-parameter h (their seeds may differ); its
+    environment is (h, the values of the other hyper-parameters, the two values of h). Its
+    error is ``(1 - sign(value_i - value_j) * sign(gap_i - gap_j)) / 2``: 0 when the measure
+    orders the two runs as their gaps, 1 when it orders them the other way, 1/2 when the
+    measure ties. A pair whose ``|gap_i - gap_j| <= noise`` is dropped: its gaps differ by no
+    more than seed-to-seed noise (Dziugaite et al. weight pairs by a Hoeffding bound instead;
+    this is the hard-threshold form). An environment's sign-error is the mean over its pairs;
+    environments with fewer than ``min_pairs`` pairs are left out. The result's ``worst`` is the
+    maximum over environments (their robustness criterion), ``mean`` the average.
+
+    Args:
+        values, gaps: one float per run; runs where either is NaN are left out.
+        hparams: one dict per run, name -> value (compared by ``repr``), all with the same names.
+        noise: the gap-difference threshold. None: the mean ``|gap_i - gap_j|`` over pairs of runs
+            that differ only in ``seed_key`` (0.0 when there is no such pair or no ``seed_key``).
+        min_pairs: fewest pairs for an environment to count (>= 1). Dziugaite et al. keep
+            environments whose effective number of weighted pairs is at least 12, over many
+            seeds; with one seed per configuration, as in most studies here, an environment
+            has one pair.
+
+    Returns:
+        :class:`SignError`. With no environment left (no two runs differing in exactly one
+        hyper-parameter by more than ``noise`` in gap), ``worst`` and ``mean`` are NaN.
+
+    Raises:
+        ValueError: as :func:`cmi_table`, and for a negative or non-finite ``noise`` or
+            ``min_pairs < 1``.
+    """
+    hparams = list(hparams)
+    v, g, names, codes = _check_scores_input(values, gaps, hparams)
+    if noise is not None and not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    if not (isinstance(min_pairs, int) and min_pairs >= 1):
+        raise ValueError(f"min_pairs must be an integer >= 1, got {min_pairs!r}")
+    hp = [k for k, name in enumerate(names) if name != seed_key]
+    i, j = np.triu_indices(len(v), 1)
+    differ = codes[i][:, hp] != codes[j][:, hp]
+    if noise is None:
+        noise = 0.0
+        if seed_key in names:
+            s = names.index(seed_key)
+            same = ~differ.any(1) & (codes[i, s] != codes[j, s]) & ~np.isnan(g[i]) & ~np.isnan(g[j])
+            noise = float(np.abs(g[i] - g[j])[same].mean()) if same.any() else 0.0
+    ok = (differ.sum(1) == 1) & ~np.isnan(v[i]) & ~np.isnan(v[j]) & ~np.isnan(g[i]) & ~np.isnan(g[j])
+    ok &= np.abs(g[i] - g[j]) > noise
+    i, j, differ = i[ok], j[ok], differ[ok]
+    err = (1 - _sign(v[i], v[j]) * _sign(g[i], g[j])) / 2
+    envs: dict[tuple, list[float]] = {}
+    for n, (a, b) in enumerate(zip(i, j)):
+        h = hp[int(np.argmax(differ[n]))]
+        fixed = tuple((names[k], _hp_value(hparams[a], names[k])) for k in hp if k != h)
+        pair = tuple(sorted((_hp_value(hparams[a], names[h]), _hp_value(hparams[b], names[h])), key=repr))
+        envs.setdefault((names[h], fixed, pair), []).append(float(err[n]))
+    rows = tuple((*key, sum(e) / len(e), len(e)) for key, e in envs.items() if len(e) >= min_pairs)
+    errs = [r[3] for r in rows]
+    return SignError(max(errs) if errs else math.nan, sum(errs) / len(errs) if errs else math.nan, len(rows),
+                     sum(r[4] for r in rows), noise, rows)
+
+
 class StudyReport:
     """What :func:`study` produced: ``rows`` (one dict per run: run_name, hyper-parameters,
     train_acc, test_acc, gap and every measure), ``ranking`` (one dict per measure: measure,
-    tau, granulated, per-hyper-parameter psi, seconds per run), ``hyperparameters`` (the
+    tau, granulated, cmi (:func:`cmi` over the hyper-parameters that vary, seed excluded),
+    sign_error_worst, sign_error_mean, sign_error_envs (:func:`sign_error`, seed as the noise
+    key), runs, per-hyper-parameter psi, seconds per run), ``hyperparameters`` (the
     config keys that vary), ``seconds`` (group -> total seconds), ``skipped`` (run -> reason),
     ``paths`` (csv, md, png)."""
 
@@ -80,124 +317,154 @@ class StudyReport:
         return f"StudyReport({len(self.rows)} runs, {len(self.ranking)} measures, paths={self.paths})"
 
 
-def _load_runs(results_or_dir):
-    import os
+def _measure_runs(runs, measures, device, devices, executor, seed, dataset, progress, compute_kwargs):
+    """(result, measure values or an exception) per run. Runs read from a folder go through the
+    runner as cached ``MeasureJob``s (in parallel with ``devices``/``executor``); runs held in
+    memory, or measured on other data (``dataset``), are measured here, uncached."""
     from pathlib import Path
 
-    from .results import Result
+    from .runner import run_jobs
+    from .zoo import MeasureJob
 
-    if isinstance(results_or_dir, (str, os.PathLike)):
-        d = Path(results_or_dir)
-        if not d.is_dir():
-            raise ValueError(f"{d} is not a directory of results")
-        runs = []
-        for p in sorted(d.glob("*.json")):
-            try:
-                runs.append((Result.load(p), str(p)))
-            except (ValueError, KeyError):
-                continue  # not a result file
-        return runs, d
-    runs = []
-    for r in results_or_dir:
-        if isinstance(r, Result):
-            runs.append((r, None))
-        elif isinstance(r, (str, os.PathLike)):
-            runs.append((Result.load(r), str(r)))
-        else:
-            raise TypeError(f"expected Results or result paths, got {type(r).__name__}")
-    return runs, None
+    out = {}
+    settings = dict(compute_kwargs, measures=measures, seed=seed)
+    cached = [r for r in runs if r.path is not None and dataset is None and r.model is None]
+    for folder in sorted({Path(r.path).parent for r in cached}):
+        here = [r for r in cached if Path(r.path).parent == folder]
+        key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in settings.items()))
+        jobs = [MeasureJob(Path(r.path).stem, key) for r in here]
+        try:
+            values = run_jobs(jobs, folder, device=device, devices=devices, executor=executor, progress=progress,
+                              desc="measures")
+            for r, v in zip(here, values):
+                mv = MeasureValues(v["values"])
+                mv.seconds = dict(v.get("seconds", {}))
+                out[id(r)] = mv
+        except RuntimeError:  # a job failed in a worker: measure the rest here, keeping each error
+            for r in here:
+                try:
+                    out[id(r)] = compute(str(r.path), device=device, **settings)
+                except (ValueError, RuntimeError, FileNotFoundError) as e:
+                    out[id(r)] = e
+    for r in runs:
+        if id(r) in out:
+            continue
+        data = dataset(r) if callable(dataset) else dataset
+        target = r if (r.model is not None or r.path is None) else str(r.path)
+        try:
+            out[id(r)] = compute(target, data, device=device, **settings)
+        except (ValueError, RuntimeError, FileNotFoundError) as e:
+            out[id(r)] = e
+    return out
 
 
 def study(results_or_dir, out_dir=None, *, measures="all", device="auto", seed=0, dataset=None,
-          progress: bool = False, **compute_kwargs) -> StudyReport:
+          progress: bool = False, devices=None, executor=None, **compute_kwargs) -> StudyReport:
     """Rank complexity measures by how well they predict the generalization gap across runs.
 
-    For every completed run (a directory of result JSONs written by ``fit_random``/``sweep``,
-    or a list of Results / result paths), computes :func:`compute` and the gap
-    ``train_acc - test_acc`` of the last epoch. Then, per measure, Kendall's tau with the gap
-    over all runs and the granulated tau (:func:`granulated_tau`) over the config keys in
-    :data:`HYPERPARAMETERS` that vary. Writes into ``out_dir`` (default: the results directory):
-    ``measures.csv`` (one row per run), ``measures.md`` (the ranking and the time per measure)
-    and ``measures.png`` (each measure against the gap).
+    For every completed run (a folder of result JSONs, e.g. written by ``sweep`` or ``zoo``,
+    or a list of Results / result paths), the measures of :func:`rethink.measures.compute`
+    and the gap ``train_acc - test_acc`` of the last epoch. Measures of runs read from files
+    are computed by the one runner, cached per run beside the result
+    (``<run_name>.measures.json``) and spread over ``devices`` or an ``executor`` like any
+    sweep. Then, per measure: Kendall's tau with the gap over all runs and per seed (their
+    spread is the seed-to-seed variation of the score), the granulated tau
+    (:func:`granulated_tau`), the conditional mutual information (:func:`cmi`) and the
+    sign-error (:func:`sign_error`) over the run settings (:data:`HYPERPARAMETERS`) that vary.
+    Writes into ``out_dir`` (default: the results folder): ``measures.csv`` (one row per
+    run), ``measures.md`` (the ranking and the time per measure) and ``measures.png``.
 
-    ``dataset``: optional training data instead of the dataset named in each run's config:
-    a Dataset (the run's corruption is applied), an ``(x, y)`` pair used as is, or a callable
-    ``result -> either``. Other keyword arguments go to :func:`compute`.
+    ``dataset``: optional training data instead of each run's own: a Dataset (the run's
+    corruption is applied), an ``(x, y)`` pair used as is, or a callable ``result -> either``.
+    Other keyword arguments go to :func:`compute`.
 
     Raises:
         ValueError: no results, no completed run, or a list given without ``out_dir``.
     """
     import csv
+    import io
+    import os
     from pathlib import Path
 
     from ._io import atomic_write_text
+    from .runs import load_runs
 
-    runs, d = _load_runs(results_or_dir)
+    folder = Path(results_or_dir) if isinstance(results_or_dir, (str, os.PathLike)) else None
+    runs = load_runs(results_or_dir)
     if out_dir is None:
-        if d is None:
+        if folder is None:
             raise ValueError("study of a list of results needs out_dir")
-        out_dir = d
+        out_dir = folder
     out_dir = Path(out_dir)
     if not runs:
         raise ValueError(f"no results found in {results_or_dir}")
-    rows, skipped, configs = [], {}, []
-    seconds: dict[str, float] = {}
-    it = runs
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(runs, desc="measures")
-    for res, path in it:
-        name = res.config.get("run_name") or (Path(path).stem if path else f"run{len(rows) + len(skipped)}")
-        if res.status != "completed" or not res.history:
-            skipped[name] = f"status {res.status}" + (f": {res.error}" if res.error else "")
-            continue
-        data = dataset(res) if callable(dataset) else dataset
-        target = res if (res.model is not None or path is None) else path
-        try:
-            m = compute(target, data, measures=measures, device=device, seed=seed, **compute_kwargs)
-        except (ValueError, RuntimeError, FileNotFoundError) as e:
-            skipped[name] = f"{type(e).__name__}: {e}"
+    skipped = {}
+    done = []
+    for i, r in enumerate(runs):
+        name = r.config.get("run_name") or (Path(r.path).stem if r.path is not None else f"run{i}")
+        if r.status != "completed" or not r.history:
+            skipped[name] = f"status {r.status}" + (f": {r.error}" if r.error else "")
+        else:
+            done.append((name, r))
+    values = _measure_runs([r for _, r in done], measures, device, devices, executor, seed, dataset, progress,
+                           compute_kwargs)
+    rows, configs, seconds = [], [], {}
+    for name, res in done:
+        m = values[id(res)]
+        if isinstance(m, Exception):
+            skipped[name] = f"{type(m).__name__}: {m}"
             continue
         fin = res.final
-        row = {"run_name": name}
-        row.update({k: _hp_value(res.config, k) for k in HYPERPARAMETERS})
-        row.update({"train_acc": fin.get("train_acc"), "test_acc": fin.get("test_acc"), "gap": fin.get("gap")})
-        row.update(m)
+        row = {"run_name": name, **{k: _hp_value(res.config, k) for k in HYPERPARAMETERS},
+               "train_acc": fin.get("train_acc"), "test_acc": fin.get("test_acc"), "gap": fin.get("gap"), **m}
         rows.append(row)
         configs.append(res.config)
-        for g, s in m.seconds.items():
-            seconds[g] = seconds.get(g, 0.0) + s
+        for g, sec in getattr(m, "seconds", {}).items():
+            seconds[g] = seconds.get(g, 0.0) + sec
     if not rows:
         raise ValueError(f"no completed run could be measured ({len(skipped)} skipped: {skipped})")
     names = [k for k in MEASURES if k in rows[0]]
     hps = [h for h in HYPERPARAMETERS if len({repr(_hp_value(c, h)) for c in configs}) > 1]
-    gaps = [r["gap"] for r in rows]
-    group_of = {m: g for g, ms in GROUPS.items() for m in ms}
-    ranking = []
-    for k in names:
-        vals = [r[k] for r in rows]
-        gran, per = granulated_tau(vals, gaps, configs, hps)
-        finite = sum(1 for v in vals if not math.isnan(v))
-        ranking.append({"measure": k, "tau": kendall_tau(vals, gaps), "granulated": gran, "runs": finite,
-                        **{f"psi_{h}": per[h] for h in hps},
-                        "seconds_per_run": seconds.get(group_of[k], 0.0) / len(rows)})
-    ranking.sort(key=lambda r: -abs(r["tau"]) if not math.isnan(r["tau"]) else math.inf)
-
+    ranking, noise = _rank(rows, names, configs, hps, seconds)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "measures.csv", "md": out_dir / "measures.md", "png": out_dir / "measures.png"}
-    import io
-
     buf = io.StringIO()
-    cols = ["run_name", *HYPERPARAMETERS, "train_acc", "test_acc", "gap", *names]
+    cols = ["run_name", *hps, "train_acc", "test_acc", "gap", *names]
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
     for r in rows:
         w.writerow({c: r.get(c) for c in cols})
     atomic_write_text(paths["csv"], buf.getvalue())
-    atomic_write_text(paths["md"], _markdown(rows, ranking, hps, seconds, skipped))
+    atomic_write_text(paths["md"], _markdown(rows, ranking, hps, seconds, skipped, noise))
     _plot(rows, names, paths["png"])
     return StudyReport(rows, ranking, hps, seconds, skipped, {k: str(v) for k, v in paths.items()})
+
+
+def _rank(rows, names, configs, hps, seconds) -> tuple[list[dict], float]:
+    """One ranking entry per measure (see :class:`StudyReport`), sorted by |tau|."""
+    gaps = [r["gap"] for r in rows]
+    gaps_f = [math.nan if v is None else v for v in gaps]
+    group_of = {m: g for g, ms in GROUPS.items() for m in ms}
+    hp_runs = [{h: _hp_value(c, h) for h in hps} for c in configs]  # seed included: sign_error's noise
+    cmi_runs = [{h: v for h, v in d.items() if h != "seed"} for d in hp_runs]  # seed is not a design choice
+    seeds = sorted({c.get("seed") for c in configs}, key=repr)
+    ranking, noise = [], math.nan
+    for k in names:
+        vals = [r[k] for r in rows]
+        gran, per = granulated_tau(vals, gaps, configs, hps)
+        se = sign_error(vals, gaps_f, hp_runs)
+        noise = se.noise
+        by_seed = [kendall_tau([v for v, c in zip(vals, configs) if c.get("seed") == s],
+                               [g for g, c in zip(gaps, configs) if c.get("seed") == s]) for s in seeds]
+        by_seed = [t for t in by_seed if not math.isnan(t)]
+        spread = float(np.std(by_seed, ddof=1)) if len(by_seed) > 1 else math.nan
+        ranking.append({"measure": k, "tau": kendall_tau(vals, gaps), "tau_by_seed": by_seed, "tau_spread": spread,
+                        "granulated": gran, "cmi": cmi(vals, gaps_f, cmi_runs), "sign_error_worst": se.worst,
+                        "sign_error_mean": se.mean, "sign_error_envs": se.environments,
+                        "runs": sum(1 for v in vals if not math.isnan(v)), **{f"psi_{h}": per[h] for h in hps},
+                        "seconds_per_run": seconds.get(group_of[k], 0.0) / len(rows)})
+    ranking.sort(key=lambda r: -abs(r["tau"]) if not math.isnan(r["tau"]) else math.inf)
+    return ranking, noise
 
 
 def _fmt(v) -> str:
@@ -208,25 +475,38 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _markdown(rows, ranking, hps, seconds, skipped) -> str:
+def _markdown(rows, ranking, hps, seconds, skipped, noise=math.nan) -> str:
     n = len(rows)
     gaps = [r["gap"] for r in rows]
+    envs = max((r["sign_error_envs"] for r in ranking), default=0)
     lines = [
         "# Complexity measures against the generalization gap",
         "",
         f"{n} runs; gap = train accuracy - test accuracy (from {min(gaps):.3f} to {max(gaps):.3f}). "
         f"Hyper-parameters that vary: {', '.join(hps) if hps else 'none'}.",
         "tau: Kendall's tau-b between the measure and the gap over all runs (+1: the measure orders the "
-        "runs exactly as their gaps). Granulated: Jiang et al.'s average of tau within groups of runs that "
+        "runs exactly as their gaps), with its spread over seeds (sample standard deviation of tau computed on "
+        "each seed's runs alone) where there are several seeds. Granulated: Jiang et al.'s average of tau within groups of runs that "
         "differ in one hyper-parameter (psi_h per hyper-parameter h). Margin, sigma and alpha are expected "
         "to fall as the gap grows (negative tau). runs: runs where the measure is defined (not NaN).",
+        "CMI: the PGDL competition's score, the minimum over pairs of hyper-parameters (single ones when "
+        "fewer than three vary; seed excluded) of the mutual information between the order of two runs by the "
+        "measure and by the gap, given both runs' values of those hyper-parameters, over the entropy of the "
+        "gap's order (0: no information, 1: determines it; blind to the measure's direction).",
+        "Sign err: Dziugaite et al.'s sign-error over pairs of runs that differ in one hyper-parameter, worst "
+        "and mean over environments (0: the measure orders every pair as the gap, 0.5: chance, 1: always "
+        "reversed, so near 1 for a margin, sigma or alpha that works); pairs whose gaps differ by at most "
+        f"{noise:.3g} dropped (the mean gap difference of runs that differ only in seed; 0 without seeds); "
+        f"{envs} environments.",
         "",
-        "| rank | measure | tau | granulated | " + " | ".join(f"psi {h}" for h in hps) + (" | " if hps else "")
-        + "runs | s / run | definition |",
-        "| --- | --- | --- | --- | " + "--- | " * len(hps) + "--- | --- | --- |",
+        "| rank | measure | tau | granulated | CMI | sign err worst | sign err mean | "
+        + " | ".join(f"psi {h}" for h in hps) + (" | " if hps else "") + "runs | s / run | definition |",
+        "| --- | --- | --- | --- | --- | --- | --- | " + "--- | " * len(hps) + "--- | --- | --- |",
     ]
     for i, r in enumerate(ranking, 1):
-        cells = [str(i), r["measure"], _fmt(r["tau"]), _fmt(r["granulated"]), *(_fmt(r[f"psi_{h}"]) for h in hps),
+        tau = _fmt(r["tau"]) + (f" ± {r['tau_spread']:.3f}" if not math.isnan(r["tau_spread"]) else "")
+        cells = [str(i), r["measure"], tau, _fmt(r["granulated"]), _fmt(r["cmi"]),
+                 _fmt(r["sign_error_worst"]), _fmt(r["sign_error_mean"]), *(_fmt(r[f"psi_{h}"]) for h in hps),
                  str(r["runs"]), f"{r['seconds_per_run']:.3g}", DOCS.get(r["measure"], "").replace("|", "\\|")]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Time per measure group", "", "| group | total s | s / run |", "| --- | --- | --- |"]
@@ -271,33 +551,3 @@ def _plot(rows, names, path) -> None:
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
-
-
-
-def add_cli(subparsers) -> None:
-    """Register ``rethink measures DIR``."""
-    p = subparsers.add_parser("measures", help="rank complexity measures by how well they predict the generalization gap",
-                              description="Compute complexity measures for every run in a results directory and rank "
-                              "them by Kendall's tau with the generalization gap; writes measures.csv, measures.md "
-                              "and measures.png.")
-    p.add_argument("results", help="directory of result JSONs (from fit-random or sweep)")
-    p.add_argument("--out", default=None, help="output directory (default: the results directory)")
-    p.add_argument("--measures", default="all", help="comma-separated measure or group names (default: all)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samples", type=int, default=8, help="Monte-Carlo draws per PAC-Bayes evaluation")
-    p.add_argument("--max-examples", type=int, default=2048, help="training examples for PAC-Bayes and sharpness")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args) -> int:
-    import sys
-
-    sel = "all" if args.measures == "all" else [s.strip() for s in args.measures.split(",") if s.strip()]
-    rep = study(args.results, args.out, measures=sel, device=args.device, seed=args.seed, samples=args.samples,
-                max_examples=args.max_examples, progress=not args.no_progress)
-    print(f"measured {len(rep.rows)} runs ({len(rep.skipped)} skipped); ranking in {rep.paths['md']}", file=sys.stderr)
-    for r in rep.ranking[:5]:
-        print(f"{r['measure']:28s} tau={_fmt(r['tau'])} granulated={_fmt(r['granulated'])}")
-    return 0

@@ -94,3 +94,15 @@ def test_list_flags_take_spaces_or_commas(tmp_path):
         assert cli.main(["sweep", "--corruptions", "none", "--seeds", *seeds, "--max-epochs", "1", "--device", "cpu",
                          "--out-dir", str(out), "--no-progress"]) == 0
         assert len(list(out.glob("*.json"))) == 2
+
+
+def test_measures_command(tmp_path, capsys):
+    assert cli.main(["sweep", "--corruptions", "none", "random_labels", "--max-epochs", "2", "--train-size", "200",
+                     "--device", "cpu", "--out-dir", str(tmp_path), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["measures", str(tmp_path), "--measures", "l2", "margin", "--device", "cpu", "--no-progress",
+                     "--out-dir", str(tmp_path / "study")]) == 0
+    out = capsys.readouterr()
+    assert "measured 2 runs (0 skipped)" in out.err
+    assert "margin" in out.out and (tmp_path / "study" / "measures.md").exists()
+    assert len(list(tmp_path.glob("*.measures.json"))) == 2

@@ -35,6 +35,156 @@ def test_granulated_tau_by_hand():
     assert total == pytest.approx(0.5)
 
 
+
+# ---------------------------------------------------------------------------- CMI and sign-error
+
+
+def _h(p):
+    return -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+def test_cmi_empty_set_by_hand():
+    # ordered pairs (i, j), i == j included: (V_gap, V_measure) counts (0,0): 5, (0,1): 1, (1,0): 1, (1,1): 2
+    # of 9; p(V_gap = 1) = p(V_measure = 1) = 1/3, so MI = 5/9 log2(1.25) (the off-diagonal terms cancel)
+    table = S.cmi_table([1, 3, 2], [0.1, 0.2, 0.3], [{}, {}, {}])
+    assert table == {(): pytest.approx(5 / 9 * math.log2(1.25) / _h(1 / 3))}
+    assert S.cmi([1, 3, 2], [0.1, 0.2, 0.3], [{"c": 0}] * 3) == pytest.approx(5 / 9 * math.log2(1.25) / _h(1 / 3))
+
+
+def test_cmi_conditioned_on_one_hyperparameter_by_hand():
+    hp = [{"c": "x"}, {"c": "x"}, {"c": "y"}, {"c": "y"}]
+    gaps = [0.1, 0.2, 0.5, 0.3]
+    assert S.cmi(gaps, gaps, hp, set_sizes=(1,)) == pytest.approx(1.0)  # the gap predicts itself
+    # cells (x,x), (x,y), (y,x), (y,y) of 4 pairs each; in (x,x) the measure agrees with the gap
+    # (MI = H = H(1/4)); in (y,y) it is reversed: joint (0,0) 1/2, (1,0) 1/4, (0,1) 1/4, so MI =
+    # 1/2 log2(32/27); in (x,y) and (y,x) the gap's sign is constant (H = MI = 0)
+    want = (_h(1 / 4) + 0.5 * math.log2(32 / 27)) / (2 * _h(1 / 4))
+    assert S.cmi_table([1, 2, 3, 4], gaps, hp, set_sizes=(1,)) == {("c",): pytest.approx(want)}
+    # with one hyper-parameter the default conditions on nothing
+    assert list(S.cmi_table([1, 2, 3, 4], gaps, hp)) == [()]
+    both = S.cmi_table([1, 2, 3, 4], gaps, hp, set_sizes=(0, 1))
+    assert set(both) == {(), ("c",)}
+    assert S.cmi([1, 2, 3, 4], gaps, hp, set_sizes=(0, 1)) == pytest.approx(min(both.values()))
+
+
+def _pgdl_cmi(prediction, gaps, hparams):
+    """The competition's scoring_program/mutual_information.py, transcribed loop for loop:
+    ordered pairs of models (i == j included), cells keyed by str(value_i) + str(value_j) per
+    conditioning hyper-parameter, every cell of the full grid averaged unweighted, entropies with
+    log2(p + 1e-12), minimum over ordered pairs of distinct hyper-parameters."""
+    names = list(hparams[0])
+    possible = {h: sorted({hp[h] for hp in hparams}) for h in names}
+
+    def entropy(p):
+        p = p / p.sum()
+        return -np.sum(p * np.log2(p + 1e-12))
+
+    best = math.inf
+    for h1 in names:
+        for h2 in names:
+            if h1 == h2:
+                continue
+            keys = [str(a) + str(b) + str(c) + str(d) for a in possible[h1] for b in possible[h1]
+                    for c in possible[h2] for d in possible[h2]]
+            table = np.zeros((2, 2, len(keys)))
+            for i in range(len(gaps)):
+                for j in range(len(gaps)):
+                    k = str(hparams[i][h1]) + str(hparams[j][h1]) + str(hparams[i][h2]) + str(hparams[j][h2])
+                    table[0 if gaps[i] > gaps[j] else 1, 0 if prediction[i] > prediction[j] else 1, keys.index(k)] += 1
+            mi = ce = 0.0
+            for c in range(len(keys)):
+                t = table[:, :, c]
+                n, a0, a1 = t.sum(), t.sum(1), t.sum(0)
+                for x in range(2):
+                    for y in range(2):
+                        if t[x, y]:
+                            mi += t[x, y] / n * np.log2((t[x, y] / n) / (a0[x] / n * a1[y] / n))
+                ce += entropy(a0)
+            best = min(best, (mi / len(keys)) / (ce / len(keys)))
+    return best
+
+
+def test_cmi_matches_the_competition_code_on_a_complete_grid():
+    g = np.random.default_rng(0)
+    hparams = [{"depth": d, "width": w, "lr": lr} for d in (1, 2) for w in (8, 16, 32) for lr in (0.1, 0.01)]
+    for _ in range(5):
+        gaps = g.normal(size=len(hparams))
+        values = gaps + g.normal(size=len(hparams))  # a noisy predictor
+        assert S.cmi(values, gaps, hparams) == pytest.approx(_pgdl_cmi(values, gaps, hparams), rel=1e-9)
+    assert len(S.cmi_table(values, gaps, hparams)) == 3  # the three pairs of hyper-parameters
+
+
+def test_cmi_edge_cases():
+    hp = [{"c": "x"}, {"c": "x"}, {"c": "y"}, {"c": "y"}]
+    gaps = [0.1, 0.2, 0.5, 0.3]
+    assert S.cmi([7.0] * 4, gaps, hp) == 0.0  # a constant measure tells nothing about the gap
+    assert math.isnan(S.cmi([1, 2, 3, 4], [0.2] * 4, hp))  # a constant gap: nothing to predict
+    assert math.isnan(S.cmi([1.0], [0.2], [{"c": "x"}]))  # one run: no pair
+    # NaN runs are left out; infinities are ordered
+    assert S.cmi([1, float("nan"), 2, 3], [0.1, 5.0, 0.2, 0.3], [{}] * 4) == pytest.approx(1.0)
+    assert S.cmi([1, 2, float("inf")], [0.1, 0.2, 0.3], [{}] * 3) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="one entry per run: got 2, 3 and 3"):
+        S.cmi([1, 2], [1, 2, 3], [{}] * 3)
+    with pytest.raises(ValueError, match="no runs"):
+        S.cmi([], [], [])
+    with pytest.raises(ValueError, match=r"values\[1\] = 'high' is not a number"):
+        S.cmi([1, "high"], [1, 2], [{}, {}])
+    with pytest.raises(ValueError, match=r"hparams\[1\] has hyper-parameters \['lr'\]"):
+        S.cmi([1, 2], [1, 2], [{"wd": 0}, {"lr": 1}])
+    with pytest.raises(ValueError, match="dict of hyper-parameter"):
+        S.cmi([1, 2], [1, 2], [{"wd": 0}, 3])
+    with pytest.raises(ValueError, match="only 1 hyper-parameters"):
+        S.cmi([1, 2], [1, 2], [{"wd": 0}, {"wd": 1}], set_sizes=(2,))
+
+
+# runs: lr, wd, seed, gap, measure. Runs 0 and 1 differ only in seed: noise = |0.10 - 0.12| = 0.02.
+_SIGN_RUNS = [("a", 0, 0, 0.10, 1.0), ("a", 0, 1, 0.12, 2.0), ("b", 0, 0, 0.30, 3.0), ("a", 1, 0, 0.20, 1.0),
+              ("b", 1, 0, 0.21, 4.0)]
+
+
+def _sign_args(runs=_SIGN_RUNS):
+    return ([r[4] for r in runs], [r[3] for r in runs], [{"lr": r[0], "wd": r[1], "seed": r[2]} for r in runs])
+
+
+def test_sign_error_by_hand():
+    # pairs differing in exactly one of lr, wd (seed may differ too):
+    # (0,2) lr, wd=0: measure and gap both rise -> 0;  (1,2) lr, wd=0 -> 0
+    # (0,3) wd, lr=a: measure ties -> 1/2;  (1,3) wd, lr=a: measure falls, gap rises -> 1
+    # (2,4) wd, lr=b: measure rises, gap falls -> 1;  (3,4) lr, wd=1: gaps differ by 0.01 <= 0.02: dropped
+    se = S.sign_error(*_sign_args())
+    assert se.noise == pytest.approx(0.02)
+    assert (se.environments, se.pairs) == (3, 5)
+    assert se.worst == 1.0 and se.mean == pytest.approx((0 + 0.75 + 1) / 3)
+    envs = {(h, fixed, pair): (err, n) for h, fixed, pair, err, n in se.per_environment}
+    assert envs == {("lr", (("wd", 0),), ("a", "b")): (0.0, 2), ("wd", (("lr", "a"),), (0, 1)): (0.75, 2),
+                    ("wd", (("lr", "b"),), (0, 1)): (1.0, 1)}
+    # environments need two pairs: only (lr, wd=0) and (wd, lr=a) are left
+    se2 = S.sign_error(*_sign_args(), min_pairs=2)
+    assert (se2.worst, se2.mean, se2.environments, se2.pairs) == (0.75, 0.375, 2, 4)
+    # no noise filter: (3,4) is kept and agrees (both fall) -> a fourth environment at 0
+    se0 = S.sign_error(*_sign_args(), noise=0.0)
+    assert (se0.environments, se0.pairs) == (4, 6) and se0.mean == pytest.approx((0 + 0.75 + 1 + 0) / 4)
+
+
+def test_sign_error_edge_cases():
+    values, gaps, hp = _sign_args()
+    const = S.sign_error([5.0] * 5, gaps, hp)
+    assert const.worst == 0.5 and const.mean == 0.5  # ties everywhere: chance
+    # every pair differs in both hyper-parameters: no environment
+    none = S.sign_error([1, 2], [0.1, 0.5], [{"lr": "a", "wd": 0}, {"lr": "b", "wd": 1}])
+    assert math.isnan(none.worst) and math.isnan(none.mean) and none.environments == 0 and none.pairs == 0
+    # no seed key: no noise estimate
+    assert S.sign_error([1, 2], [0.1, 0.5], [{"lr": "a"}, {"lr": "b"}]).noise == 0.0
+    nan_run = S.sign_error([float("nan"), *values[1:]], gaps, hp)
+    assert nan_run.pairs == 3  # the pairs with run 0 are gone
+    with pytest.raises(ValueError, match="noise must be a finite number >= 0, got -1"):
+        S.sign_error(values, gaps, hp, noise=-1)
+    with pytest.raises(ValueError, match="min_pairs must be an integer >= 1, got 0"):
+        S.sign_error(values, gaps, hp, min_pairs=0)
+    with pytest.raises(ValueError, match="one entry per run"):
+        S.sign_error(values[:2], gaps, hp)
+
+
 @pytest.fixture(scope="module")
 def local_runs():
     """Results of a tiny local training loop on synthetic data: label noise x weight decay."""
@@ -91,13 +241,24 @@ def test_study_on_local_runs(tmp_path, local_runs):
     by = {r["measure"]: r for r in rep.ranking}
     assert by["params"]["tau"] != by["params"]["tau"]  # constant across runs: NaN
     assert by["dist_init"]["tau"] > 0  # fitting noisier labels moves the weights further
+    # a constant measure: no information (CMI 0) and a tie in every pair (sign-error 1/2)
+    assert by["params"]["cmi"] == 0.0 and by["params"]["sign_error_worst"] == 0.5
+    hp = [{"corruption": r["corruption"], "weight_decay": r["weight_decay"]} for r in rep.rows]
+    for k in ("dist_init", "margin", "pacbayes_sigma"):
+        vals = [r[k] for r in rep.rows]
+        assert by[k]["cmi"] == S.cmi(vals, list(gaps.values()), hp)
+        se = S.sign_error(vals, list(gaps.values()), hp)
+        assert (by[k]["sign_error_worst"], by[k]["sign_error_mean"]) == (se.worst, se.mean)
+        # the 2 x 2 grid has 4 pairs that differ in one hyper-parameter (fewer when two gaps are equal)
+        assert by[k]["sign_error_envs"] == se.environments and 1 <= se.environments <= 4
     import csv
 
     with open(rep.paths["csv"]) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and "path_norm" in rows[0] and "gap" in rows[0]
     md = open(rep.paths["md"]).read()
-    assert "| rank | measure | tau | granulated |" in md and "Time per measure group" in md
+    assert "| rank | measure | tau | granulated | CMI | sign err worst | sign err mean |" in md
+    assert "Time per measure group" in md
     assert "broken: status failed: NaN loss" in md
     assert open(rep.paths["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -105,7 +266,7 @@ def test_study_on_local_runs(tmp_path, local_runs):
 def test_study_bad_input(tmp_path):
     with pytest.raises(ValueError, match="no results"):
         S.study(tmp_path)
-    with pytest.raises(ValueError, match="not a directory"):
+    with pytest.raises(ValueError, match="does not exist"):
         S.study(tmp_path / "missing")
     with pytest.raises(ValueError, match="out_dir"):
         S.study([Result(history=[{"train_acc": 1.0, "test_acc": 0.5}])])
@@ -115,43 +276,33 @@ def test_study_bad_input(tmp_path):
 def test_study_of_a_sweep_directory(tmp_path):
     import rethink
 
-    ds = rethink.datasets.load("digits")
-    small = rethink.datasets.from_tensors(ds.train.images[:128], ds.train.labels[:128], ds.test.images[:100],
-                                          ds.test.labels[:100], num_classes=10, name="digits128")
-    rethink.sweep(models=["mlp1x512"], corruptions=["none", "random_labels"], seeds=[0],
-                  out_dir=tmp_path, dataset=small, weight_decay=[0.0, 1e-3], max_epochs=60, batch_size=32,
-                  lr=0.05, device="cpu", progress=False)
-    rep = S.study(tmp_path, dataset=small, device="cpu", samples=2, max_examples=64)
-    assert len(rep.rows) == 4 and not rep.skipped
-    assert rep.hyperparameters == ["corruption", "weight_decay"]
-    gaps = {r["corruption"]: r["gap"] for r in rep.rows if r["weight_decay"] == 0.0}
-    assert gaps["random_labels"] > gaps["none"]
+    rethink.sweep(models=["mlp1x512"], corruptions=["none", "random_labels"], seeds=[0, 1], out_dir=tmp_path,
+                  dataset="digits", train_size=128, test_size=100, weight_decay=[0.0, 1e-3], max_epochs=60,
+                  batch_size=32, lr=0.05, device="cpu", progress=False)
+    rep = S.study(tmp_path, device="cpu", samples=2, max_examples=64)
+    assert len(rep.rows) == 8 and not rep.skipped
+    assert rep.hyperparameters == ["corruption", "seed", "weight_decay"]
+    gaps = {(r["corruption"], r["seed"]): r["gap"] for r in rep.rows if r["weight_decay"] == 0.0}
+    assert all(gaps[("random_labels", s)] > gaps[("none", s)] for s in (0, 1))
     for r in rep.rows:  # init_state from the .pt files, history from the JSON
         assert math.isfinite(r["dist_init"]) and r["dist_init"] > 0
         assert math.isfinite(r["steps_to_fit"]) and r["steps_to_fit"] > 0
         assert math.isnan(r["steps_to_loss"]) or r["steps_to_loss"] > 0
         assert math.isfinite(r["pacbayes_sigma"]) and r["margin"] > 0
-    # the same measures from the in-memory model and from the files
-    res = rethink.train.load_results(tmp_path)[0]
-    path = tmp_path / f"{res.config['run_name']}.json"
-    a = M.compute(str(path), small, measures=["margin", "l2", "dist_init"], device="cpu")
+    for entry in rep.ranking:  # tau on each seed's 4 runs, and their spread
+        assert len(entry["tau_by_seed"]) <= 2
+    # measured on the run's own 128 training images (its subset), cached beside each result
+    res = rethink.load_runs(tmp_path)[0]
+    cached = tmp_path / f"{res.config['run_name']}.measures.json"
+    assert cached.exists()
+    a = M.compute(str(res.path), measures=["margin", "l2", "dist_init"], device="cpu")
     row = next(r for r in rep.rows if r["run_name"] == res.config["run_name"])
     assert a["margin"] == pytest.approx(row["margin"]) and a["dist_init"] == pytest.approx(row["dist_init"])
-
-
-@pytest.mark.slow
-def test_cli_measures(tmp_path, capsys):
-    import rethink
-    from rethink.cli import main
-
-    rethink.sweep(models=["mlp1x512"], corruptions=["none", "random_labels"], seeds=[0], out_dir=tmp_path,
-                  dataset="digits", max_epochs=2, device="cpu", progress=False)
-    out = tmp_path / "report"
-    code = main(["measures", str(tmp_path), "--out", str(out), "--measures", "margin,l2,spectral,path_norm",
-                 "--device", "cpu", "--no-progress"])
-    assert code == 0
-    md = (out / "measures.md").read_text()
-    assert "path_norm" in md and "2 runs" in md
-    assert (out / "measures.png").exists() and (out / "measures.csv").exists()
-    assert main(["measures", str(tmp_path / "nothing")]) == 1
-    assert "rethink: error:" in capsys.readouterr().err
+    x, _ = M.training_tensors("digits", res.spec.corruption_object(), crop=None,
+                              subset=rethink.runs.subset_indices(1437, 128, res.spec.resolved().subset_seed))
+    assert len(x) == 128
+    # a second study reads every measure from the cache
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.measures.json")}
+    again = S.study(tmp_path, device="cpu", samples=2, max_examples=64)
+    assert [r["run_name"] for r in again.rows] == [r["run_name"] for r in rep.rows]
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.measures.json")} == stamps
