@@ -331,8 +331,7 @@ def _measure_runs(runs, measures, device, devices, executor, seed, dataset, prog
     cached = [r for r in runs if r.path is not None and dataset is None and r.model is None]
     for folder in sorted({Path(r.path).parent for r in cached}):
         here = [r for r in cached if Path(r.path).parent == folder]
-        key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in settings.items()))
-        jobs = [MeasureJob(Path(r.path).stem, key) for r in here]
+        jobs = [MeasureJob.make(Path(r.path).stem, settings) for r in here]
         try:
             values = run_jobs(jobs, folder, device=device, devices=devices, executor=executor, progress=progress,
                               desc="measures")

@@ -70,6 +70,23 @@ class MeasureJob:
     run_name: str
     settings: tuple = ()  # sorted (key, value) pairs for rethink.measures.compute
 
+    @classmethod
+    def make(cls, run_name: str, settings: dict | None = None) -> MeasureJob:
+        """The job for ``run_name`` with ``settings`` for :func:`rethink.measures.compute` completed
+        by compute's defaults, so equal settings given differently share one cache entry."""
+        import inspect
+
+        from .measures import compute
+
+        params = inspect.signature(compute).parameters
+        full = {k: p.default for k, p in params.items()
+                if k in ("measures", "seed", "max_examples", "samples", "batch_size", "sharpness_steps")}
+        full.update(settings or {})
+        full.pop("memory_budget", None)  # how the work is chunked, not what is computed
+        if isinstance(full.get("measures"), (list, tuple)):
+            full["measures"] = tuple(full["measures"])
+        return cls(run_name, tuple(sorted(full.items())))
+
     @property
     def name(self) -> str:
         return f"{self.run_name}.measures"
@@ -91,7 +108,10 @@ class MeasureJob:
         from ._io import atomic_write_json
         from .measures import compute
 
-        values = compute(str(out_dir / f"{self.run_name}.json"), device=device, **dict(self.settings))
+        settings = dict(self.settings)
+        if isinstance(settings.get("measures"), tuple):
+            settings["measures"] = list(settings["measures"])
+        values = compute(str(out_dir / f"{self.run_name}.json"), device=device, **settings)
         out = {"settings": self._key(), "values": dict(values), "seconds": dict(values.seconds)}
         atomic_write_json(out_dir / f"{self.run_name}.measures.json", out)
         return out
@@ -126,8 +146,7 @@ def zoo(grid: dict[str, list] | None = None, seeds=(0, 1), out_dir: str | os.Pat
     report = ZooReport(results=results, out_dir=Path(out_dir))
     if measures:
         done = [r for r in results if r.status == "completed"]
-        key = tuple(sorted((measure_settings or {}).items()))
-        jobs = [MeasureJob(r.run_name, key) for r in done]
+        jobs = [MeasureJob.make(r.run_name, measure_settings) for r in done]
         outs = run_jobs(jobs, Path(out_dir), device=device, devices=devices, executor=executor, progress=progress,
                         desc="measures")
         report.measures = {j.run_name: o["values"] for j, o in zip(jobs, outs)}

@@ -42,13 +42,16 @@ def collect(src: Path, dst: Path) -> int:
     """Copy every result JSON under ``src`` to the same relative path under ``dst``, compact."""
     n = 0
     for path in sorted(src.rglob("*.json")):
-        if path.name.endswith((".measures.json",)):
+        out = dst / path.relative_to(src)
+        if path.name.endswith(".measures.json") or path.name == "memorization.json":  # caches and reports: as is
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(path.read_text())
+            n += 1
             continue
         try:
             r = Result.load(path)
         except ValueError:
             continue
-        out = dst / path.relative_to(src)
         out.parent.mkdir(parents=True, exist_ok=True)
         d = r.to_dict()
         d["loss_log"] = [[int(s), round(v, 6)] for s, v in d["loss_log"]]

@@ -48,8 +48,9 @@ def test_zoo_trains_measures_and_caches(tmp_path):
     assert all(_same(again.measures[k], rep.measures[k]) for k in rep.measures)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.json")} == stamps
     # other measure settings are a different cache entry
-    job = MeasureJob(rep.results[0].run_name, (("measures", ["l2"]),))
-    assert job.finished(tmp_path) is None
+    assert MeasureJob.make(rep.results[0].run_name, {"measures": ["l2"]}).finished(tmp_path) is None
+    same = MeasureJob.make(rep.results[0].run_name, {"measures": ("l2", "margin", "params"), "seed": 0})
+    assert same.finished(tmp_path) is not None  # the defaults spelled out: the same cache entry
 
 
 @pytest.mark.slow
