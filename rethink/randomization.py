@@ -28,6 +28,7 @@ from typing import Any
 
 from . import plots
 from ._io import atomic_write_text
+from .augment import parse_augment
 from .corruption import Corruption
 from .results import Result
 from .runs import RunSpec
@@ -256,7 +257,7 @@ def plan_runs(corruptions: Sequence[Any] = DEFAULT_CORRUPTIONS, label_noise: Seq
     base_wd = float(settings.pop("weight_decay", 0.0) or 0.0)
     base = RunSpec(**settings)
     base_aug = base.augment
-    g_aug = RunSpec(augment=grid_augment).augment if grid_augment is not None else None
+    g_aug = parse_augment(grid_augment)
     g_wd = float(grid_weight_decay or 0.0)
     combos = []
     if g_wd:

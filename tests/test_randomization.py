@@ -296,3 +296,14 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, extra, message):
     assert rc == 1
     assert err.startswith("rethink: error:") and message in err and err.count("\n") == 1
     assert not out.exists()  # nothing written, no folder made, for a bad name or value
+
+
+def test_plan_with_the_papers_random_crop_on_real_images():
+    plan = rz.plan_runs(["true", "random_labels"], [0, 1], grid_augment="crop", regularized_random=True,
+                        dataset="fashion_mnist", crop=24)
+    grid = [(r.corruption, r.weight_decay, r.augment) for r in plan if r.purpose in ("grid", "regularized_random")]
+    assert grid == [("none", 5e-4, None), ("none", 0.0, "crop"), ("none", 5e-4, "crop"),
+                    ("random_labels", 5e-4, None), ("random_labels", 0.0, "crop"), ("random_labels", 5e-4, "crop")]
+    assert all(r.crop == 24 and r.dataset == "fashion_mnist" for r in plan)
+    with pytest.raises(ValueError, match="crop window"):
+        rz.plan_runs(grid_augment="crop", dataset="fashion_mnist")  # a random crop needs a window size
