@@ -168,6 +168,85 @@ void feistel_fill(const FeistelPerm& p, uint32_t* out) {
   }
 }
 
+// The values (0..1 scale) of one output image, C x OH x OW, into vals: the mapping of
+// source_pixel() (csrc/randomized_batch.h). `cv` is the corrupted image (C*H*W floats) for
+// value-unit permutations and Gaussian noise, else null: values are then gathered from the
+// uint8 image, through the pixel permutation `pix` when there is one. A rotated image uses a
+// per-pixel source table; otherwise each output row reads a contiguous (or, flipped, reversed)
+// run of a source row, and the identity view is a plain copy.
+void gather_image(const BatchArgs& p, const ImageAugment& a, const uint8_t* img, const float* cv,
+                  const uint32_t* pix, const float* lut, float* vals, std::vector<int64_t>& src) {
+  const int64_t C = p.C, H = p.H, W = p.W, HW = H * W, OH = p.OH, OW = p.OW, OHW = OH * OW;
+  if (p.max_rotation > 0 && a.rot != p.max_rotation) {
+    src.resize(OHW);
+    for (int32_t oy = 0, q = 0; oy < p.OH; ++oy)
+      for (int32_t ox = 0; ox < p.OW; ++ox, ++q) {
+        const int64_t s = source_pixel(p, a, oy, ox);
+        src[q] = (s >= 0 && pix != nullptr) ? pix[s] : s;
+      }
+    for (int64_t c = 0; c < C; ++c) {
+      float* vc = vals + c * OHW;
+      if (cv != nullptr) {
+        const float* cc = cv + c * HW;
+        for (int64_t q = 0; q < OHW; ++q) vc[q] = src[q] >= 0 ? cc[src[q]] : 0.f;
+      } else {
+        const uint8_t* ic = img + c * HW;
+        for (int64_t q = 0; q < OHW; ++q) vc[q] = src[q] >= 0 ? lut[ic[src[q]]] : 0.f;
+      }
+    }
+    return;
+  }
+  const int64_t shift_y = a.off_y - p.pad, shift_x = a.off_x - p.pad;
+  if (!a.flip && shift_y == 0 && shift_x == 0 && OH == H && OW == W) {  // the image itself
+    for (int64_t c = 0; c < C; ++c) {
+      float* vc = vals + c * HW;
+      const uint8_t* ic = img + c * HW;
+      if (cv != nullptr) {
+        std::copy(cv + c * HW, cv + (c + 1) * HW, vc);
+      } else if (pix != nullptr) {
+        for (int64_t k = 0; k < HW; ++k) vc[k] = lut[ic[pix[k]]];
+      } else {
+        for (int64_t k = 0; k < HW; ++k) vc[k] = lut[ic[k]];
+      }
+    }
+    return;
+  }
+  // Output columns [lo, hi) read source columns inside the image; the rest is zero padding.
+  int64_t lo, hi;
+  if (!a.flip) {  // x = ox + shift_x
+    lo = std::max<int64_t>(0, -shift_x);
+    hi = std::min<int64_t>(OW, W - shift_x);
+  } else {  // x = OW - 1 - ox + shift_x
+    lo = std::max<int64_t>(0, OW - W + shift_x);
+    hi = std::min<int64_t>(OW, OW + shift_x);
+  }
+  lo = std::min(lo, OW);
+  hi = std::max(hi, lo);
+  const int64_t step = a.flip ? -1 : 1;
+  for (int64_t c = 0; c < C; ++c) {
+    const uint8_t* ic = img + c * HW;
+    const float* cc = cv != nullptr ? cv + c * HW : nullptr;
+    for (int64_t oy = 0; oy < OH; ++oy) {
+      float* dst = vals + c * OHW + oy * OW;
+      const int64_t sy = oy + shift_y;
+      if (sy < 0 || sy >= H) {
+        std::fill(dst, dst + OW, 0.f);
+        continue;
+      }
+      std::fill(dst, dst + lo, 0.f);
+      std::fill(dst + hi, dst + OW, 0.f);
+      const int64_t base = sy * W + shift_x + (a.flip ? OW - 1 : 0);
+      if (cc != nullptr) {
+        for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = cc[base + step * ox];
+      } else if (pix != nullptr) {
+        for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = lut[ic[pix[base + step * ox]]];
+      } else {
+        for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = lut[ic[base + step * ox]];
+      }
+    }
+  }
+}
+
 template <typename out_t>
 void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& indices, at::Tensor& x,
              at::Tensor& y, const BatchArgs& p) {
@@ -195,7 +274,7 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
 
   at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> corr(whole ? CHW : 0), vals(numel);
-    std::vector<int64_t> src(OHW);
+    std::vector<int64_t> src;
     std::vector<uint32_t> tab(permute && !shared ? p.perm_n : 0);
     const uint32_t* ptab = shared ? shared_tab.data() : tab.data();
     for (int64_t b = begin; b < end; ++b) {
@@ -204,43 +283,29 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
       const uint8_t* img = img_base + i * CHW;
       const uint32_t image = static_cast<uint32_t>(i);
       if (permute && !shared) feistel_fill(image_perm(p.perm_n, p.corruption_seed, image, p.split), tab.data());
-      // 1. Source pixel of every output position (crop, flip, rotation; then a pixel-unit permutation).
-      const ImageAugment a = image_augment(p, image);
-      for (int32_t oy = 0, q = 0; oy < p.OH; ++oy)
-        for (int32_t ox = 0; ox < p.OW; ++ox, ++q) {
-          int64_t s = source_pixel(p, a, oy, ox);
-          if (s >= 0 && (mode == kShuffledPixels || mode == kRandomPixels)) s = ptab[s];
-          src[q] = s;
-        }
-      // 2. Values on the 0..1 scale, C x OH x OW.
-      if (!whole) {
-        for (int64_t c = 0; c < C; ++c) {
-          const uint8_t* ic = img + c * HW;
-          float* vc = vals.data() + c * OHW;
-          for (int64_t q = 0; q < OHW; ++q) vc[q] = src[q] >= 0 ? lut[ic[src[q]]] : 0.f;
-        }
-      } else {
-        float* cv = corr.data();
+      // 1. The corrupted image, when its values are not a pixel-unit gather of the uint8 image.
+      const float* cv = nullptr;
+      if (whole) {
+        float* w = corr.data();
         if (mode == kGaussian) {
           for (int64_t k = 0; k < CHW; k += 2) {
             double z0, z1;
             gauss_pair(p.corruption_seed, image, static_cast<uint32_t>(k >> 1), p.split, &z0, &z1);
             const int64_t c0 = k / HW;
-            cv[k] = gauss_to_float(p.gauss_mean[c0], p.gauss_std[c0], z0);
+            w[k] = gauss_to_float(p.gauss_mean[c0], p.gauss_std[c0], z0);
             if (k + 1 < CHW) {
               const int64_t c1 = (k + 1) / HW;
-              cv[k + 1] = gauss_to_float(p.gauss_mean[c1], p.gauss_std[c1], z1);
+              w[k + 1] = gauss_to_float(p.gauss_mean[c1], p.gauss_std[c1], z1);
             }
           }
         } else {
-          for (int64_t k = 0; k < CHW; ++k) cv[k] = lut[img[ptab[k]]];
+          for (int64_t k = 0; k < CHW; ++k) w[k] = lut[img[ptab[k]]];
         }
-        for (int64_t c = 0; c < C; ++c) {
-          const float* cc = cv + c * HW;
-          float* vc = vals.data() + c * OHW;
-          for (int64_t q = 0; q < OHW; ++q) vc[q] = src[q] >= 0 ? cc[src[q]] : 0.f;
-        }
+        cv = w;
       }
+      // 2. Values on the 0..1 scale after rotation, crop and flip: C x OH x OW.
+      const uint32_t* pix = (mode == kShuffledPixels || mode == kRandomPixels) ? ptab : nullptr;
+      gather_image(p, image_augment(p, image), img, cv, pix, lut, vals.data(), src);
       // 3. Normalization and the cast.
       float shift_all = 0.f, scale_all = 1.f;
       if (p.normalize == Normalize::kPerImage) {
