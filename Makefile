@@ -17,8 +17,12 @@ FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 # The CUDA check: a CUDA build of torch and the toolkit whose nvcc compiles the kernels.
 CUDA_VENV ?= .venv-cu130
 CUDA_TORCH_SPEC ?= torch==2.14.1
-CUDA_HOME ?= $(shell d=$$(dirname $$(dirname $$(readlink -f $$(command -v nvcc) 2>/dev/null) 2>/dev/null) 2>/dev/null); \
-	[ -f "$$d/bin/nvcc" ] && echo $$d || ls -d /usr/local/cuda 2>/dev/null)
+# The toolkit root is the first candidate holding both nvcc and the runtime's headers and library
+# (an nvcc on PATH may be a wrapper script outside the toolkit, e.g. /usr/local/bin/nvcc).
+CUDA_HOME ?= $(shell for d in $$(dirname $$(dirname $$(readlink -f $$(command -v nvcc) 2>/dev/null) 2>/dev/null) 2>/dev/null) \
+	/usr/local/cuda /usr/local/cuda-13.0 /opt/cuda; do \
+	if [ -x "$$d/bin/nvcc" ] && [ -f "$$d/include/cuda_runtime.h" ] && ls "$$d"/lib*/libcudart.so >/dev/null 2>&1; \
+	then echo $$d; break; fi; done)
 
 .PHONY: install demo test data cuda-check bench lint clean
 

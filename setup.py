@@ -38,9 +38,13 @@ def _find_cuda_home() -> str | None:
     if nvcc:
         candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
     candidates += ["/usr/local/cuda"] + sorted(glob.glob("/usr/local/cuda-*"), reverse=True)
+    # nvcc on PATH may be a wrapper script outside the toolkit (e.g. /usr/local/bin/nvcc), so a
+    # root counts only when it holds nvcc, the runtime's header and the runtime library.
     for root in candidates:
-        if os.path.isfile(os.path.join(root, "bin", "nvcc")) and any(
-            os.path.isdir(os.path.join(root, lib)) for lib in ("lib64", "lib")
+        if (
+            os.path.isfile(os.path.join(root, "bin", "nvcc"))
+            and os.path.isfile(os.path.join(root, "include", "cuda_runtime.h"))
+            and glob.glob(os.path.join(root, "lib*", "libcudart.so*"))
         ):
             return root
     return None

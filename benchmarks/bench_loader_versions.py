@@ -60,9 +60,9 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from rethink._build import describe_machine
-
     import torch
+
+    from rethink._build import describe_machine
 
     torch.set_num_threads(args.threads)
     print(f"# bench_loader_versions: {describe_machine('cpu')}")

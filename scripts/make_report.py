@@ -39,7 +39,8 @@ SETTINGS = {"crop+wd": "random crop + weight decay", "crop": "random crop", "wd"
 
 
 def collect(src: Path, dst: Path) -> int:
-    """Copy every result JSON under ``src`` to the same relative path under ``dst``, compact."""
+    """Copy every finished result JSON under ``src`` to the same relative path under ``dst``, compact
+    (an unfinished run's JSON is not copied, and an earlier copy of it is removed)."""
     n = 0
     for path in sorted(src.rglob("*.json")):
         out = dst / path.relative_to(src)
@@ -51,6 +52,9 @@ def collect(src: Path, dst: Path) -> int:
         try:
             r = Result.load(path)
         except ValueError:
+            continue
+        if r.status != "completed":
+            out.unlink(missing_ok=True)
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
         d = r.to_dict()
@@ -137,10 +141,39 @@ def section_fashion(w, stage_dir: Path, models: list[str]) -> None:
     w(md(["model", "runs", "seeds", "training time", "parameters", "parameters per training image",
           "paper: per CIFAR-10 image"], rows))
     w("\n")
+    section_missing(w, stage_dir)
     section_table1(w, per_model)
     section_fit(w, per_model)
     section_figures(w, per_model, stage_dir.name)
     section_appendix_e(w, per_model)
+
+
+def _describe_spec(spec) -> str:
+    regs = [r for r, on in (("weight decay", spec.weight_decay), ("random crop", spec.augment)) if on]
+    return str(spec.corruption) + (f" + {' + '.join(regs)}" if regs else "")
+
+
+def section_missing(w, stage_dir: Path) -> None:
+    """Runs of the planned grid (scripts/reproduce_fashion.py) with no stored result, per model."""
+    from reproduce_fashion import MODELS, SEEDS, main_plan
+
+    w("### Runs not done\n\n")
+    rows = []
+    for m in MODELS:
+        rs = load(stage_dir / m)
+        epochs = rs[0].config["max_epochs"] if rs else None
+        have = {r.config["run_name"] for r in rs}
+        missing = [p.spec for p in main_plan(m, max_epochs=epochs or 50) if p.spec.run_name() not in have]
+        if missing:
+            seeds = sorted({s.seed for s in missing})
+            rows.append([model_label(m), f"{len(missing)} of {len(missing) + len(have)}", ", ".join(map(str, seeds)),
+                         "; ".join(dict.fromkeys(_describe_spec(s) for s in missing))])
+    if rows:
+        w(f"The grid of `scripts/reproduce_fashion.py` is {len(SEEDS)} seeds per model; these runs did not finish in "
+          "the time this version had (rerunning the script resumes them, skipping every finished run):\n\n")
+        w(md(["model", "runs missing", "seeds", "settings missing"], rows) + "\n")
+    else:
+        w(f"None: every run of the grid ({len(SEEDS)} seeds per model) is stored.\n\n")
 
 
 def section_table1(w, per_model) -> None:

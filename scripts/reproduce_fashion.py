@@ -36,6 +36,16 @@ MODELS = ("mlp1x512", "mlp3x512")
 COMMON = dict(dataset="fashion_mnist", crop=24, grid_weight_decay=5e-4, grid_augment="crop")
 
 
+SEEDS = (0, 1, 2)
+MAX_EPOCHS = 50
+
+
+def main_plan(model: str, seeds=SEEDS, max_epochs: int = MAX_EPOCHS) -> list:
+    """The runs of the ``main`` stage for one model (``rethink.randomization.PlannedRun`` list)."""
+    return rethink.randomization.plan_runs(seeds=list(seeds), regularized_random=True, model=model,
+                                           max_epochs=max_epochs, **COMMON)
+
+
 def stage_main(args, model: str, seeds: list[int]) -> None:
     rethink.randomization_test(
         model, seeds=seeds, out_dir=args.results / "main" / model, resume=True, progress=not args.quiet,
@@ -56,8 +66,8 @@ def main(argv=None) -> int:
     p.add_argument("--results", type=Path, default=ROOT / "results" / "fashion")
     p.add_argument("--stages", nargs="+", default=["main", "constant_lr"], choices=["main", "constant_lr"])
     p.add_argument("--models", nargs="+", default=list(MODELS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--max-epochs", type=int, default=50)
+    p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    p.add_argument("--max-epochs", type=int, default=MAX_EPOCHS)
     p.add_argument("--constant-lr-epochs", type=int, default=300)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
