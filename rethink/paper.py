@@ -13,6 +13,8 @@ __all__ = [
     "TABLE1",
     "TABLE1_COLUMNS",
     "FIGURE1_INCEPTION_STEPS",
+    "FIGURE1_CLAIMS",
+    "EARLY_STOPPING_CIFAR10",
     "APPENDIX_E_RANDOM_LABELS",
     "SECTION5",
     "CIFAR10_TRAIN_IMAGES",
@@ -62,6 +64,17 @@ TABLE1 = {
 #: variant, as measured by one independent reproduction of Figure 1a (not by the paper).
 FIGURE1_INCEPTION_STEPS = {"true": 5_700, "shuffled_pixels": 6_700, "gaussian": 9_900, "random_pixels": 13_000,
                            "random_labels": 17_700}
+
+#: Figure 1's claims, per panel, in the paper's words (paraphrased).
+FIGURE1_CLAIMS = {
+    "a": "every variant reaches a training loss of about 0; random pixels and Gaussian start converging "
+         "faster than random labels",
+    "b": "the time to fit grows only by a small constant factor as label corruption goes from 0 to 1",
+    "c": "test error grows steadily to 90% as label corruption goes to 1",
+}
+
+#: Section 3's remark on Figure 2: on CIFAR-10, early stopping gave no benefit.
+EARLY_STOPPING_CIFAR10 = "no benefit"
 
 #: Appendix E (secondary sources, unsure): train accuracy % on random labels with a regularizer.
 APPENDIX_E_RANDOM_LABELS = {

@@ -142,8 +142,9 @@ def section_fashion(w, stage_dir: Path, models: list[str]) -> None:
           "paper: per CIFAR-10 image"], rows))
     w("\n")
     section_missing(w, stage_dir)
+    cl_dir = stage_dir.parent / "constant_lr"
+    section_findings(w, per_model, {m: load(cl_dir / m) for m in per_model} if cl_dir.exists() else {})
     section_table1(w, per_model)
-    section_fit(w, per_model)
     section_figures(w, per_model, stage_dir.name)
     section_appendix_e(w, per_model)
 
@@ -176,6 +177,94 @@ def section_missing(w, stage_dir: Path) -> None:
         w(f"None: every run of the grid ({len(SEEDS)} seeds per model) is stored.\n\n")
 
 
+VARIANTS = (("true", "true labels"), ("random_labels", "random labels"), ("shuffled_pixels", "shuffled pixels"),
+            ("random_pixels", "random pixels"), ("gaussian", "Gaussian"))
+
+
+def _plain(ds: list[dict], variant: str) -> list[dict]:
+    """Runs of one variant without any regularizer."""
+    return [d for d in ds if d["variant"] == variant and not d["weight_decay"] and d["augment"] is None
+            and not d["dropout"]]
+
+
+def _fit_rows(ds: list[dict]) -> tuple[list[list], list[str], list[str]]:
+    rows, fitted, unfitted = [], [], []
+    for v, name in VARIANTS:
+        vs = _plain(ds, v)
+        if not vs:
+            continue
+        done = [d["epochs_to_fit"] for d in vs if d["epochs_to_fit"] is not None]
+        rows.append([name, f"{len(done)} of {len(vs)}", f"{sorted(done)[len(done) // 2]}" if done else "-",
+                     pm(d["train_acc"] for d in vs)])
+        (fitted if len(done) == len(vs) else unfitted).append(name)
+    return rows, fitted, unfitted
+
+
+def _label_noise_claim(c: dict) -> str:
+    errs, spreads, levels = c["test_error"], c["spread"], c["label_noise"]
+    steps = list(zip(errs, errs[1:], spreads, spreads[1:]))
+    head = (f"test error {100 * errs[0]:.1f}% at label noise {levels[0]:g} and {100 * errs[-1]:.1f}% at "
+            f"{levels[-1]:g} (chance: 90%); ")
+    if min(c["seeds"]) < 2:
+        rising = sum(b > a for a, b, _, _ in steps)
+        return head + f"it rises at {rising} of {len(steps)} steps (one seed at some level: no spread to compare with)"
+    rising = sum(b - a > sa + sb for a, b, sa, sb in steps)
+    return head + f"it rises by more than the spread over seeds at {rising} of {len(steps)} steps"
+
+
+def section_findings(w, per_model, constant_lr: dict) -> None:
+    """Where Fashion-MNIST agrees with the paper and where it does not, each claim from the numbers below."""
+    w("### Where these runs agree with the paper and where they do not\n\n")
+    w("The paper's statements are its CIFAR-10 results (`rethink.paper`); every other number is from the runs "
+      "of this report. 'Fit' means the stopping rule, 100% training accuracy, was reached within the budget.\n\n")
+    for m, rs in per_model.items():
+        ds = [r.summary() for r in rs]
+        cfg = rs[0].config
+        rows, fitted, unfitted = _fit_rows(ds)
+        w(f"**{model_label(m)}** ({cfg['num_parameters'] / cfg['num_train']:.1f} parameters per training image; "
+          f"the paper's {model_label(m)} has {paper.parameters_per_image(m):.1f} per CIFAR-10 image).\n\n")
+        w(md(["variant (no regularizer)", "runs that fit", "median epochs to fit", "final train accuracy %"], rows))
+        w(f"\n- Figure 1a (paper: {paper.FIGURE1_CLAIMS['a']}): within {cfg['max_epochs']} epochs, fit in every "
+          f"run: {', '.join(fitted) or 'none'}; not fit in every run: {', '.join(unfitted) or 'none'}"
+          + (" (the paper's models fit all five)" if unfitted else " (as the paper's models do)") + ".\n")
+        cl = [r.summary() for r in constant_lr.get(m, [])]
+        for d in sorted(cl, key=lambda d: str(d["corruption"])):
+            w(f"  With a constant learning rate ({d['epochs']} epochs), {d['corruption']}: "
+              f"{100 * d['train_acc']:.2f}% training accuracy, "
+              f"{'fit at epoch ' + str(d['epochs_to_fit']) if d['epochs_to_fit'] else 'not fit'}.\n")
+        data = plots.figure1_data(rs, model=m)
+        b = next(iter(data["b"].values()), None)
+        if b and sum(not math.isnan(x) for x in b["relative"][1:]):
+            w(f"- Figure 1b (paper: {paper.FIGURE1_CLAIMS['b']}): time to fit relative to true labels "
+              + ", ".join(f"{p:g}: {r:.2f}x" for p, r in zip(b["label_noise"], b["relative"]) if not math.isnan(r))
+              + ".\n")
+        else:
+            w(f"- Figure 1b (paper: {paper.FIGURE1_CLAIMS['b']}): cannot be compared: no run with label noise "
+              "above 0 fit within the budget.\n")
+        c = next(iter(data["c"].values()), None)
+        if c:
+            w(f"- Figure 1c (paper: {paper.FIGURE1_CLAIMS['c']}): {_label_noise_claim(c)}.\n")
+        by = defaultdict(list)
+        for d in ds:
+            if setting(d):
+                by[setting(d)].append(d["test_acc"])
+        ref = paper.TABLE1.get(m, {})
+        if by.get("wd") and by.get("none") and "wd" in ref and "none" in ref:
+            w(f"- Weight decay (paper, one run: {ref['wd'][1] - ref['none'][1]:+.2f} points of test accuracy): "
+              f"{effect(by['wd'], by['none'])}.\n")
+        gains = []
+        for name, curve in plots.figure2_data(rs, model=m)["regularizers"]["curves"].items():
+            gains.append((100 * (max(curve["best_so_far"]) - curve["test_acc"][-1]), name))
+        if gains:
+            g, name = max(gains)
+            sd = 100 * mean_spread(by.get("none", []))[1]
+            w(f"- Early stopping (paper, CIFAR-10: {paper.EARLY_STOPPING_CIFAR10}): the best test accuracy over the "
+              f"schedule exceeds the final one by at most {g:.2f} points ({name})"
+              + (f", against a seed-to-seed spread of {sd:.2f} points of the final accuracy on true labels"
+                 if not math.isnan(sd) and by.get("none") and len(by["none"]) > 1 else "") + ".\n")
+        w("\n")
+
+
 def section_table1(w, per_model) -> None:
     w("### Table 1: train / test accuracy (%)\n\n")
     w("rethink: Fashion-MNIST, mean ± spread (sample standard deviation) over seeds, number of seeds in "
@@ -199,24 +288,6 @@ def section_table1(w, per_model) -> None:
                 w(f"- {model_label(m)}, {SETTINGS[s]} against no regularizer, test accuracy: "
                   f"{effect([d['test_acc'] for d in by[s]], none)}.\n")
     w("\n" + md(["model", "setting", "paper (CIFAR-10)", "rethink (Fashion-MNIST)"], rows) + "\n")
-
-
-def section_fit(w, per_model) -> None:
-    w("### Does each model fit random labels within its budget?\n\n")
-    for m, rs in per_model.items():
-        ds = [r.summary() for r in rs]
-        rl = [d for d in ds if setting(d) == "random_labels"]
-        tl = [d for d in ds if setting(d) == "none"]
-        if not rl:
-            continue
-        fitted = sum(d["steps_to_fit"] is not None for d in rl)
-        w(f"- {model_label(m)}: random labels reach {pm(d['train_acc'] for d in rl)}% training accuracy after "
-          f"{max(d['epochs'] for d in rl)} epochs ({fitted} of {len(rl)} runs reached the target); true labels "
-          f"{pm(d['train_acc'] for d in tl)}% ({sum(d['steps_to_fit'] is not None for d in tl)} of {len(tl)} "
-          f"reached it). The paper's {model_label(m)} fits random labels on CIFAR-10 to "
-          f"{paper.TABLE1[m]['random_labels'][0]:.2f}% with about {paper.parameters_per_image(m):.0f} parameters "
-          f"per training image; here it has {rs[0].config['num_parameters'] / rs[0].config['num_train']:.1f}.\n")
-    w("\n")
 
 
 def section_figures(w, per_model, stage: str) -> None:
