@@ -227,9 +227,13 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
         w(f"\n- Figure 1a (paper: {paper.FIGURE1_CLAIMS['a']}): within {cfg['max_epochs']} epochs, fit in every "
           f"run: {', '.join(fitted) or 'none'}; not fit in every run: {', '.join(unfitted) or 'none'}"
           + (" (the paper's models fit all five)" if unfitted else " (as the paper's models do)") + ".\n")
-        cl = [r.summary() for r in constant_lr.get(m, [])]
-        for d in sorted(cl, key=lambda d: str(d["corruption"])):
-            w(f"  With a constant learning rate ({d['epochs']} epochs), {d['corruption']}: "
+        longest = {}  # per corruption, the constant-learning-rate run with the largest budget
+        for r in constant_lr.get(m, []):
+            d = r.summary() | {"budget": r.config["max_epochs"]}
+            if d["budget"] >= longest.get(d["corruption"], {"budget": -1})["budget"]:
+                longest[d["corruption"]] = d
+        for c, d in sorted(longest.items()):
+            w(f"  With a constant learning rate (budget {d['budget']} epochs, one seed), {c}: "
               f"{100 * d['train_acc']:.2f}% training accuracy, "
               f"{'fit at epoch ' + str(d['epochs_to_fit']) if d['epochs_to_fit'] else 'not fit'}.\n")
         data = plots.figure1_data(rs, model=m)
@@ -343,6 +347,28 @@ def section_appendix_e(w, per_model) -> None:
         w(md(["model", "regularizer", "paper train (CIFAR-10)", "rethink train", "rethink test"], rows) + "\n")
 
 
+def section_constant_lr(w, cl: Path) -> None:
+    from reproduce_fashion import MODELS, constant_lr_plan
+
+    for m in MODELS:
+        rs = load(cl / m)
+        have = {r.config["run_name"] for r in rs}
+        missing = [p.spec for p in constant_lr_plan(m) if p.spec.run_name() not in have]
+        ds = sorted((r.summary() | {"budget": r.config["max_epochs"]} for r in rs),
+                    key=lambda d: (d["budget"], str(d["corruption"])))
+        rows = [[d["corruption"], d["budget"], d["epochs"], "-" if d["epochs_to_fit"] is None else d["epochs_to_fit"],
+                 f"{100 * d['train_acc']:.2f}", f"{100 * d['test_acc']:.2f}",
+                 f"{100 * d['best_test_acc']:.2f} (epoch {d['best_test_epoch']})"] for d in ds]
+        w(f"{model_label(m)}:\n\n")
+        if rows:
+            w(md(["corruption", "budget (epochs)", "epochs run", "epochs to fit", "train %", "test % (final)",
+                  "best test % (epoch)"], rows) + "\n")
+        if missing:
+            w(f"Not done ({len(missing)} of {len(missing) + len(have & {p.spec.run_name() for p in constant_lr_plan(m)})}"
+              f" runs of the {constant_lr_plan(m)[0].spec.max_epochs}-epoch stage): "
+              + ", ".join(str(s.corruption) for s in missing) + ".\n\n")
+
+
 def section_digits(w) -> None:
     rs = load(STORE / "digits")
     if not rs:
@@ -380,11 +406,7 @@ def report(out: Path) -> Path:
         w("The same models on true labels, label noise and random labels, with the learning rate held at its "
           "initial value (lr_decay 1) and a larger budget: can they fit random labels at all when the learning "
           "rate does not vanish? One seed.\n\n")
-        for m in sorted(p.name for p in cl.glob("*") if p.is_dir()):
-            rs = load(cl / m)
-            rows = [[d["corruption"], d["epochs"], "-" if d["epochs_to_fit"] is None else d["epochs_to_fit"],
-                     f"{100 * d['train_acc']:.2f}", f"{100 * d['test_acc']:.2f}"] for d in (r.summary() for r in rs)]
-            w(f"{model_label(m)}:\n\n" + md(["corruption", "epochs", "epochs to fit", "train %", "test %"], rows) + "\n")
+        section_constant_lr(w, cl)
     section_digits(w)
     out.write_text("".join(lines))
     return out

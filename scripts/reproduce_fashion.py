@@ -53,12 +53,21 @@ def stage_main(args, model: str, seeds: list[int]) -> None:
         max_epochs=args.max_epochs, **COMMON)
 
 
+CONSTANT_LR = dict(corruptions=("none", "random_labels"), label_noise=(0.0, 0.4, 0.8, 1.0), grid=False, lr_decay=1.0)
+CONSTANT_LR_EPOCHS = 300
+
+
+def constant_lr_plan(model: str, seeds=SEEDS[:1], max_epochs: int = CONSTANT_LR_EPOCHS) -> list:
+    """The runs of the ``constant_lr`` stage for one model."""
+    return rethink.randomization.plan_runs(seeds=list(seeds), model=model, max_epochs=max_epochs,
+                                           **CONSTANT_LR, **COMMON)
+
+
 def stage_constant_lr(args, model: str, seeds: list[int]) -> None:
     rethink.randomization_test(
-        model, seeds=seeds, corruptions=("none", "random_labels"), label_noise=(0.0, 0.4, 0.8, 1.0),
-        out_dir=args.results / "constant_lr" / model, resume=True, progress=not args.quiet, device="cpu",
-        devices=["cpu"] * args.workers if args.workers > 1 else None, grid=False, lr_decay=1.0,
-        max_epochs=args.constant_lr_epochs, **COMMON)
+        model, seeds=seeds, out_dir=args.results / "constant_lr" / model, resume=True, progress=not args.quiet,
+        device="cpu", devices=["cpu"] * args.workers if args.workers > 1 else None,
+        max_epochs=args.constant_lr_epochs, **CONSTANT_LR, **COMMON)
 
 
 def main(argv=None) -> int:
@@ -68,7 +77,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     p.add_argument("--max-epochs", type=int, default=MAX_EPOCHS)
-    p.add_argument("--constant-lr-epochs", type=int, default=300)
+    p.add_argument("--constant-lr-epochs", type=int, default=CONSTANT_LR_EPOCHS)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quiet", action="store_true")
