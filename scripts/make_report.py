@@ -138,7 +138,7 @@ def section_fashion(w, stage_dir: Path, models: list[str]) -> None:
         rows.append([model_label(m), len(rs), ", ".join(map(str, seeds)), f"{hours(rs):.1f} h",
                      f"{rs[0].config['num_parameters']:,}", f"{rs[0].config['num_parameters'] / rs[0].config['num_train']:.1f}",
                      f"{paper.parameters_per_image(m):.1f}" if paper.parameters_per_image(m) else "-"])
-    w(md(["model", "runs", "seeds", "training time", "parameters", "parameters per training image",
+    w(md(["model", "runs", "seeds", "training time (sum over runs)", "parameters", "parameters per training image",
           "paper: per CIFAR-10 image"], rows))
     w("\n")
     section_missing(w, stage_dir)
@@ -226,13 +226,16 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
         w(md(["variant (no regularizer)", "runs that fit", "median epochs to fit", "final train accuracy %"], rows))
         w(f"\n- Figure 1a (paper: {paper.FIGURE1_CLAIMS['a']}): within {cfg['max_epochs']} epochs, fit in every "
           f"run: {', '.join(fitted) or 'none'}; not fit in every run: {', '.join(unfitted) or 'none'}"
-          + (" (the paper's models fit all five)" if unfitted else " (as the paper's models do)") + ".\n")
+          + (" (the paper's models fit all five)" if unfitted else " (as the paper's models do)") + "."
+          + (" Random pixels and Gaussian inputs fit before random labels, as in the paper."
+             if {"random pixels", "Gaussian"} <= set(fitted) and "random labels" in unfitted else "") + "\n")
         longest = {}  # per corruption, the constant-learning-rate run with the largest budget
         for r in constant_lr.get(m, []):
             d = r.summary() | {"budget": r.config["max_epochs"]}
             if d["budget"] >= longest.get(d["corruption"], {"budget": -1})["budget"]:
                 longest[d["corruption"]] = d
-        for c, d in sorted(longest.items()):
+        order = {"none": 0, "random_labels": 1}
+        for c, d in sorted(longest.items(), key=lambda kv: (order.get(kv[0], 2), kv[0])):
             w(f"  With a constant learning rate (budget {d['budget']} epochs, one seed), {c}: "
               f"{100 * d['train_acc']:.2f}% training accuracy, "
               f"{'fit at epoch ' + str(d['epochs_to_fit']) if d['epochs_to_fit'] else 'not fit'}.\n")
