@@ -161,7 +161,7 @@ def full(n: int, device: str) -> list[str]:
 def main() -> int:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2, help="torch threads (CPU)")
-    ap.add_argument("--n-compare", type=int, default=20000)
+    ap.add_argument("--n-compare", type=int, default=20000, help="size of the side-by-side run (0 skips it)")
     ap.add_argument("--n-full", type=int, default=60000,
                     help="size of the pcg-only run (0 skips it; scripts/section5_fashion.py times n = 60,000 too)")
     ap.add_argument("--out", default=None, help="write the markdown here")
@@ -173,7 +173,8 @@ def main() -> int:
     head = ["# Section 5: `rethink.min_norm.min_norm_fit` benchmark", "",
             f"Command: `{' '.join(['python benchmarks/bench_min_norm.py', *sys.argv[1:]])}`", "",
             f"machine: {machine(args.device)}", ""]
-    body = dense_rates(args.device) + compare(n_cmp, args.device) + (full(n_full, args.device) if n_full else [])
+    body = (dense_rates(args.device) + (compare(n_cmp, args.device) if n_cmp else [])
+            + (full(n_full, args.device) if n_full else []))
     tail = [f"Whole run: {time.perf_counter() - t0:.0f} s; load average (1 min) {load0[0]:.1f} at the start and "
             f"{os.getloadavg()[0]:.1f} at the end (2 cores: above 2, other jobs shared the CPU).", ""]
     text = "\n".join(head + body + tail)

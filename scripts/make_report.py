@@ -372,6 +372,38 @@ def section_constant_lr(w, cl: Path) -> None:
               + ", ".join(str(s.corruption) for s in missing) + ".\n\n")
 
 
+def section_misfits(w, path: Path) -> None:
+    """The training images nearly-fitted runs still get wrong (scripts/fashion_misfits.py)."""
+    if not path.exists():
+        return
+    d = json.loads(path.read_text())
+    nn = d["nearest_neighbour"]
+    runs = [r for r in d["runs"] if r["wrong"]]
+    if not runs:
+        return
+    w("### What the nearly-fitted runs still get wrong\n\n")
+    w(f"From `scripts/fashion_misfits.py` (`docs/results/fashion/misfits.json`): for each misclassified training "
+      f"image, its nearest other training image, distances between the images as the network saw them "
+      f"({nn['crop']}x{nn['crop']} crop, per-image whitening). For scale: over all {nn['images']:,} training "
+      f"images the nearest neighbour is at a median distance of {nn['median']:.2f}; 1% have one closer than "
+      f"{nn['p01']:.2f}, and {nn['below_1']} closer than 1.\n\n")
+    rows = []
+    for r in runs:
+        ws = r["wrong"]
+        rows.append([model_label(r["model"]), r["corruption"], len(ws), f"{max(x['distance'] for x in ws):.2f}",
+                     f"{sum(x['nearest_label'] != x['label'] for x in ws)} of {len(ws)}",
+                     f"{sum(x['predicted'] == x['nearest_label'] for x in ws)} of {len(ws)}"])
+    w(md(["model", "corruption", "images misclassified", "largest distance to the nearest image",
+          "nearest image has another label", "predicted as the nearest image's label"], rows) + "\n")
+    if all(max(x["distance"] for x in r["wrong"]) < 1 for r in runs):
+        n_wrong = sum(len(r["wrong"]) for r in runs)
+        n_conflict = sum(x["nearest_label"] != x["label"] for r in runs for x in r["wrong"])
+        w(f"Every image these runs still misclassify has another training image closer than 1, which only "
+          f"{nn['below_1']} of {nn['images']:,} images have; in {n_conflict} of these {n_wrong} cases that "
+          "near-duplicate carries a different label: what these runs leave unfitted is, but for "
+          f"{n_wrong - n_conflict}, one image of a nearly identical pair with conflicting labels.\n\n")
+
+
 def section_digits(w) -> None:
     rs = load(STORE / "digits")
     if not rs:
@@ -410,6 +442,7 @@ def report(out: Path) -> Path:
           "initial value (lr_decay 1) and a larger budget: can they fit random labels at all when the learning "
           "rate does not vanish? One seed.\n\n")
         section_constant_lr(w, cl)
+        section_misfits(w, STORE / "fashion" / "misfits.json")
     section_digits(w)
     out.write_text("".join(lines))
     return out

@@ -1,0 +1,116 @@
+"""Which training images a nearly-fitted Fashion-MNIST run still gets wrong, and their nearest neighbours.
+
+For every finished run under ``--results`` (default: results/fashion/constant_lr) that ends with
+at most ``--max-wrong`` training images misclassified, this rebuilds the trained network from its
+weights, prepares the training set as the run saw it (its corruption, crop and per-image
+whitening, ``rethink.measures.training_tensors``), and records for each misclassified image its
+(corrupted) label, the prediction, and its nearest other training image (Euclidean distance
+between the prepared images) with that image's label and prediction. For scale it also records
+the distribution of every training image's nearest-neighbour distance.
+
+    python scripts/fashion_misfits.py [--results results/fashion/constant_lr]
+                                      [--out docs/results/fashion/misfits.json]
+
+The output is one small JSON that ``scripts/make_report.py report`` reads (the weights it is
+computed from stay under results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from rethink.measures import training_tensors  # noqa: E402
+from rethink.results import Result, load_model  # noqa: E402
+
+BLOCK = 4096
+
+
+def nearest(xf: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distance, index) of the nearest other row of ``xf`` for each index in ``rows``."""
+    if len(rows) == 0:
+        return torch.empty(0, dtype=xf.dtype), torch.empty(0, dtype=torch.long)
+    sq = (xf * xf).sum(1)
+    dist, idx = [], []
+    for start in range(0, len(rows), BLOCK):
+        r = rows[start:start + BLOCK]
+        d2 = (sq[r, None] + sq[None] - 2 * xf[r] @ xf.T).clamp_min_(0)
+        d2[torch.arange(len(r)), r] = float("inf")
+        v, i = d2.min(1)
+        dist.append(v.sqrt())
+        idx.append(i)
+    return torch.cat(dist), torch.cat(idx)
+
+
+def analyse(path: Path, max_wrong: int) -> dict | None:
+    try:
+        r = Result.load(path)
+    except ValueError:  # not a run's result file
+        return None
+    if r.status != "completed":
+        return None
+    s = r.summary()
+    wrong_expected = round((1 - s["train_acc"]) * r.config["num_train"])
+    if wrong_expected > max_wrong:
+        return None
+    model, _ = load_model(path)
+    x, y = training_tensors(r.config["dataset"], r.config["corruption"], normalize=r.config["normalize"],
+                            crop=r.config["crop"])
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + 2048]).argmax(1) for i in range(0, len(x), 2048)])
+    wrong = (pred != y).nonzero().flatten()
+    xf = x.reshape(len(x), -1).double()
+    dist, idx = nearest(xf, wrong)
+    return {
+        "run_name": r.config["run_name"], "model": r.config["model"], "corruption": r.config["corruption"],
+        "train_acc": s["train_acc"], "wrong": [
+            {"index": int(i), "label": int(y[i]), "predicted": int(pred[i]), "nearest": int(j),
+             "distance": round(float(d), 4), "nearest_label": int(y[j]), "nearest_predicted": int(pred[j])}
+            for i, d, j in zip(wrong.tolist(), dist.tolist(), idx.tolist())],
+        "crop": r.config["crop"], "normalize": r.config["normalize"],
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", type=Path, default=ROOT / "results" / "fashion" / "constant_lr")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "fashion" / "misfits.json")
+    p.add_argument("--max-wrong", type=int, default=100)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.max_wrong < 0:
+        raise SystemExit(f"--max-wrong must be >= 0, got {args.max_wrong}")
+    torch.set_num_threads(args.threads)
+    runs = [a for a in (analyse(f, args.max_wrong) for f in sorted(args.results.rglob("*.json"))) if a]
+    if not runs:
+        raise SystemExit(f"no finished run under {args.results} ends with <= {args.max_wrong} images misclassified")
+    ref = runs[0]
+    x, _ = training_tensors("fashion_mnist", "none", normalize=ref["normalize"], crop=ref["crop"])
+    xf = x.reshape(len(x), -1).double()
+    dist, _ = nearest(xf, torch.arange(len(xf)))
+    q = torch.quantile(dist.float(), torch.tensor([0.01, 0.5]))
+    out = {"nearest_neighbour": {"images": len(xf), "crop": ref["crop"], "normalize": ref["normalize"],
+                                 "median": round(float(q[1]), 4), "p01": round(float(q[0]), 4),
+                                 "below_1": int((dist < 1).sum())},
+           "runs": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(out, f, indent=1)
+    os.replace(tmp, args.out)
+    os.chmod(args.out, 0o644)
+    print(f"wrote {args.out}: {len(runs)} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
