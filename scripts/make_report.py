@@ -362,7 +362,7 @@ def section_constant_lr(w, cl: Path) -> None:
         rows = [[d["corruption"], d["budget"], d["epochs"], "-" if d["epochs_to_fit"] is None else d["epochs_to_fit"],
                  f"{100 * d['train_acc']:.2f}", f"{100 * d['test_acc']:.2f}",
                  f"{100 * d['best_test_acc']:.2f} (epoch {d['best_test_epoch']})"] for d in ds]
-        w(f"{model_label(m)}:\n\n")
+        w(f"{model_label(m)}" + (f" (training time, summed over runs: {hours(rs):.1f} h)" if rs else "") + ":\n\n")
         if rows:
             w(md(["corruption", "budget (epochs)", "epochs run", "epochs to fit", "train %", "test % (final)",
                   "best test % (epoch)"], rows) + "\n")
