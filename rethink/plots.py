@@ -302,7 +302,9 @@ def figure1(results: Iterable[Result], path: str | os.PathLike, *, model: str | 
 # ----------------------------------------------------------------------------- Figure 2
 
 
-def _setting(d: dict[str, Any]) -> str:
+def regularizer_label(d: dict[str, Any]) -> str:
+    """The regularizers of a run summary (``augment``, ``weight_decay``, ``dropout``), e.g.
+    "crop + wd 0.0005", or "no regularizer"."""
     parts = []
     if d["augment"]:
         parts.append(d["augment"])
@@ -347,7 +349,7 @@ def figure2_data(results: Iterable[Result], model: str | None = None) -> dict[st
     groups: dict[str, list[Result]] = defaultdict(list)
     for r, d in true:
         if d["model"] == model:
-            groups[_setting(d)].append(r)
+            groups[regularizer_label(d)].append(r)
     order = sorted(groups, key=lambda s: (s != "no regularizer", s))
     bn = {}
     for name in ("inception_small", "inception_small_nobn"):
@@ -488,7 +490,7 @@ def _regularized_random(descs: list[dict[str, Any]], multi: bool) -> list[str]:
     groups: dict[tuple, list] = defaultdict(list)
     for d in descs:
         if d["variant"] != "true" and d["variant"] in VARIANTS and not _plain(d):
-            groups[(_key(d, multi), VARIANTS[d["variant"]], _setting(d))].append(d)
+            groups[(_key(d, multi), VARIANTS[d["variant"]], regularizer_label(d))].append(d)
     return [f"| {m} | {v} | {s} | {_cell(ds)} |" for (m, v, s), ds in groups.items()]
 
 

@@ -150,8 +150,9 @@ def section_fashion(w, stage_dir: Path, models: list[str]) -> None:
 
 
 def _describe_spec(spec) -> str:
-    regs = [r for r, on in (("weight decay", spec.weight_decay), ("random crop", spec.augment)) if on]
-    return str(spec.corruption) + (f" + {' + '.join(regs)}" if regs else "")
+    regs = plots.regularizer_label({"augment": spec.augment, "weight_decay": spec.weight_decay,
+                                    "dropout": spec.dropout})
+    return str(spec.corruption) + ("" if regs == "no regularizer" else f" + {regs}")
 
 
 def section_missing(w, stage_dir: Path) -> None:
@@ -177,10 +178,6 @@ def section_missing(w, stage_dir: Path) -> None:
         w(f"None: every run of the grid ({len(SEEDS)} seeds per model) is stored.\n\n")
 
 
-VARIANTS = (("true", "true labels"), ("random_labels", "random labels"), ("shuffled_pixels", "shuffled pixels"),
-            ("random_pixels", "random pixels"), ("gaussian", "Gaussian"))
-
-
 def _plain(ds: list[dict], variant: str) -> list[dict]:
     """Runs of one variant without any regularizer."""
     return [d for d in ds if d["variant"] == variant and not d["weight_decay"] and d["augment"] is None
@@ -189,7 +186,7 @@ def _plain(ds: list[dict], variant: str) -> list[dict]:
 
 def _fit_rows(ds: list[dict]) -> tuple[list[list], list[str], list[str]]:
     rows, fitted, unfitted = [], [], []
-    for v, name in VARIANTS:
+    for v, name in plots.VARIANTS.items():
         vs = _plain(ds, v)
         if not vs:
             continue

@@ -1,9 +1,8 @@
 """The depth-k network (rethink.depth): the same function as Theorem 1's, in k hidden layers."""
 
-import numpy as np
 import pytest
 import torch
-from conftest import DEVICES, requires_cuda
+from conftest import DEVICES, interpolation_samples, requires_cuda
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -42,31 +41,10 @@ def expected_sizes(m, k, K, d):
 
 @st.composite
 def samples(draw):
-    """(X, Y, depth): Gaussian, grid or collinear points, optionally with duplicate rows
-    sharing their targets; scalar, multi-column or class targets; 2 <= depth <= m."""
-    n = draw(st.integers(2, 40))
-    d = draw(st.integers(1, 5))
-    kind = draw(st.sampled_from(["gaussian", "grid", "line", "duplicates"]))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    if kind == "grid":
-        pts = np.unique(rng.integers(-4, 5, size=(4 * n, d)).astype(np.float64), axis=0)[:n]
-    elif kind == "line":
-        t = rng.choice(10 * n, size=n, replace=False).astype(np.float64)
-        pts = rng.standard_normal(d) + t[:, None] * rng.standard_normal(d)
-    else:
-        pts = rng.standard_normal((n, d))
-    X = torch.tensor(pts * 10.0 ** draw(st.integers(-3, 3)))
-    n = X.shape[0]
-    target = draw(st.sampled_from(["scalar", "multi", "labels"]))
-    if target == "scalar":
-        Y = torch.tensor(rng.standard_normal(n) * 10.0 ** rng.integers(-3, 4))
-    elif target == "multi":
-        Y = torch.tensor(rng.standard_normal((n, 3)))
-    else:
-        Y = torch.tensor(rng.integers(0, 4, size=n))
-    if kind == "duplicates":
-        src = rng.integers(0, n, size=3)
-        X, Y = torch.cat([X, X[src]]), torch.cat([Y, Y[src]])
+    """(X, Y, depth): Gaussian, grid or collinear points in float64, optionally with duplicate
+    rows sharing their targets; scalar, multi-column or class targets; 2 <= depth <= m."""
+    X, Y = draw(interpolation_samples(kinds=("gaussian", "grid", "line", "duplicates"), min_n=2, max_d=5,
+                                      dtypes=(torch.float64,)))
     m = torch.unique(X, dim=0).shape[0]
     assume(m >= 2)
     depth = draw(st.integers(2, min(m, 12)))

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import DEVICES, requires_cuda
+from conftest import DEVICES, interpolation_samples, requires_cuda
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -380,46 +380,10 @@ def test_property_extreme_scales_reproduce_or_raise(n, d, x_exp, y_exp, seed):
 # --- rethink.interpolate: properties -----------------------------------------
 
 
-@st.composite
-def samples(draw):
-    """(X, Y): n >= 1 distinct points (Gaussian, integer grid, on a line, with
-    near-duplicates, or with exact duplicates sharing a target) and any targets."""
-    n = draw(st.integers(1, 40))
-    d = draw(st.integers(1, 6))
-    kind = draw(st.sampled_from(["gaussian", "grid", "line", "near_duplicates", "duplicates"]))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    scale = 10.0 ** draw(st.integers(-3, 3))
-    if kind == "grid":
-        pts = rng.integers(-5, 6, size=(4 * n, d)).astype(np.float64)
-        pts = np.unique(pts, axis=0)
-        pts = pts[rng.permutation(len(pts))[:n]]
-    elif kind == "line":
-        p, v = rng.standard_normal(d), rng.standard_normal(d)
-        t = rng.choice(10 * n, size=n, replace=False).astype(np.float64)
-        pts = p + t[:, None] * v
-    else:
-        pts = rng.standard_normal((n, d))
-        if kind == "near_duplicates" and n > 1:
-            src = rng.integers(0, n, size=n // 2)
-            pts[1::2][: len(src)] = pts[src[: len(pts[1::2])]] + 1e-7 * (
-                1 + rng.random((len(pts[1::2][: len(src)]), d))
-            )
-    X = torch.tensor(pts * scale, dtype=draw(st.sampled_from([torch.float64, torch.float32])))
-    n = X.shape[0]
-    target = draw(st.sampled_from(["scalar", "multi", "labels"]))
-    if target == "scalar":
-        Y = torch.tensor(rng.standard_normal(n) * 10.0 ** rng.integers(-3, 4))
-    elif target == "multi":
-        Y = torch.tensor(rng.standard_normal((n, int(rng.integers(1, 4)))))
-    else:
-        Y = torch.tensor(rng.integers(0, 5, size=n))
-    if kind == "duplicates" and n > 1:
-        src = rng.integers(0, n, size=3)
-        X = torch.cat([X, X[src]])
-        Y = torch.cat([Y, Y[src]])
-    if kind != "duplicates":
-        assume(torch.unique(X, dim=0).shape[0] == X.shape[0])
-    return X, Y
+def samples():
+    """(X, Y): distinct points (Gaussian, integer grid, on a line, with near-duplicates) or
+    exact duplicates sharing a target, and any targets."""
+    return interpolation_samples(kinds=("gaussian", "grid", "line", "near_duplicates", "duplicates"))
 
 
 @settings(

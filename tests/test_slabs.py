@@ -2,12 +2,10 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
-from conftest import DEVICES, requires_cuda
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from conftest import DEVICES, interpolation_samples, requires_cuda
+from hypothesis import HealthCheck, given, settings
 
 import rethink
 from rethink.slabs import SLAB_TOLERANCE, SlabNet
@@ -44,42 +42,9 @@ def check_net(net, X, Y):
         assert G >= math.ceil(distinct.shape[0] / d_eff)
 
 
-@st.composite
-def samples(draw):
-    """(X, Y) in and out of general position: Gaussian, integer grid, collinear, on a low-
-    dimensional affine subspace, with constant columns, with duplicate rows sharing targets."""
-    n = draw(st.integers(1, 40))
-    d = draw(st.integers(1, 6))
-    kind = draw(st.sampled_from(["gaussian", "grid", "line", "subspace", "constant_columns", "duplicates"]))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    if kind == "grid":
-        pts = np.unique(rng.integers(-3, 4, size=(4 * n, d)).astype(np.float64), axis=0)[:n]
-    elif kind == "line":
-        t = rng.choice(10 * n, size=n, replace=False).astype(np.float64)
-        pts = rng.standard_normal(d) + t[:, None] * rng.standard_normal(d)
-    elif kind == "subspace":  # an affine plane of dimension <= 2 in R^d
-        pts = rng.standard_normal(d) + rng.standard_normal((n, 2)) @ rng.standard_normal((2, d))
-    else:
-        pts = rng.standard_normal((n, d))
-        if kind == "constant_columns":
-            pts[:, rng.random(d) < 0.5] = 0.25
-    X = torch.tensor(
-        pts * 10.0 ** draw(st.integers(-3, 3)), dtype=draw(st.sampled_from([torch.float64, torch.float32]))
-    )
-    n = X.shape[0]
-    target = draw(st.sampled_from(["scalar", "multi", "labels"]))
-    if target == "scalar":
-        Y = torch.tensor(rng.standard_normal(n) * 10.0 ** rng.integers(-3, 4))
-    elif target == "multi":
-        Y = torch.tensor(rng.standard_normal((n, int(rng.integers(1, 4)))))
-    else:
-        Y = torch.tensor(rng.integers(0, 4, size=n))
-    if kind == "duplicates":
-        src = rng.integers(0, n, size=3)
-        X, Y = torch.cat([X, X[src]]), torch.cat([Y, Y[src]])
-    else:
-        assume(torch.unique(X, dim=0).shape[0] == X.shape[0])
-    return X, Y
+def samples():
+    """(X, Y) in and out of general position (duplicate rows share their targets)."""
+    return interpolation_samples(kinds=("gaussian", "grid", "line", "subspace", "constant_columns", "duplicates"))
 
 
 @settings(
