@@ -50,6 +50,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from ._build import resolve_device
 from .features import (
     DISTANCE_KERNELS,
     KERNELS,  # noqa: F401  (re-exported as rethink.min_norm.KERNELS)
@@ -136,12 +137,6 @@ def _largest_n(method: str, d: int, k: int, budget: int, block: int) -> int:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if memory_estimate(mid, d, k, method, block) <= budget else (lo, mid)
     return lo
-
-
-def _resolve_device(device) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _as_matrix(X, name: str) -> torch.Tensor:
@@ -571,7 +566,7 @@ def min_norm_fit(X: torch.Tensor, Y: torch.Tensor, kernel: str = "rbf", gamma: f
     Xm = _as_matrix(X, "X")
     n, d = Xm.shape
     Yf, labels, k = _targets(Y, n, num_classes)
-    dev = Xm.device if device is None else _resolve_device(device)
+    dev = Xm.device if device is None else resolve_device(device, kernels=False)
 
     keep = rowmap = None
     if ridge == 0:

@@ -36,11 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from rethink import datasets  # noqa: E402
+from rethink import datasets, paper  # noqa: E402
 from rethink._build import describe_machine  # noqa: E402
 from rethink.corruption import Corruption, corrupted_labels  # noqa: E402
 from rethink.features import RandomConvFeatures  # noqa: E402
 from rethink.min_norm import min_norm_fit  # noqa: E402
+from rethink.plots import mean_spread  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = "/usr/share/datasets/fashion-mnist"
@@ -153,11 +154,14 @@ def _train_errors(pred, xtr, sets) -> list[float]:
 
 # --- the report: docs/SECTION5.md from the JSON files only ---------------------------------
 
-PAPER_ROWS = [  # the paper's Section 5 numbers (PAPER.md), shown as named comparison rows only
-    ("paper, MNIST, Gaussian kernel on pixels", "1.2%", "about 220"),
-    ("paper, MNIST, Gaussian kernel on Gabor wavelet features", "0.6%", "about 390"),
-    ("paper, CIFAR-10, Gaussian kernel on pixels", "46%", "-"),
-    ("paper, CIFAR-10, 32,000 random convolutional filters", "17%", "-"),
+_P = paper.SECTION5
+PAPER_ROWS = [  # the paper's Section 5 numbers (rethink.paper.SECTION5), shown as named comparison rows only
+    ("paper, MNIST, Gaussian kernel on pixels", f"{_P['mnist_gaussian_pixels_error']:g}%",
+     f"about {_P['mnist_norm_pixels']:g}"),
+    ("paper, MNIST, Gaussian kernel on Gabor wavelet features", f"{_P['mnist_gaussian_wavelets_error']:g}%",
+     f"about {_P['mnist_norm_wavelets']:g}"),
+    ("paper, CIFAR-10, Gaussian kernel on pixels", f"{_P['cifar10_gaussian_pixels_error']:g}%", "-"),
+    ("paper, CIFAR-10, 32,000 random convolutional filters", f"{_P['cifar10_random_conv_features_error']:g}%", "-"),
 ]
 
 
@@ -168,11 +172,6 @@ def _pct(x: float) -> str:
 def _se(err: float, m: int) -> float:
     """Binomial standard error of a test error measured on m points."""
     return math.sqrt(err * (1 - err) / m)
-
-
-def _mean_sd(xs: list[float]) -> tuple[float, float]:
-    m = sum(xs) / len(xs)
-    return m, (math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0)
 
 
 def _features_name(r: dict) -> str:
@@ -254,9 +253,9 @@ def _table_noise(runs: dict) -> list[str]:
         steps = []
         for p in sorted({s["p"] for s in r["label_sets"]}):
             sets = [s for s in r["label_sets"] if s["p"] == p]
-            nm, nsd = _mean_sd([s["norm"] for s in sets])
-            em, esd = _mean_sd([s["test_error"] for s in sets])
-            ch = _mean_sd([s["fraction_changed"] for s in sets])[0]
+            nm, nsd, _ = mean_spread([s["norm"] for s in sets])
+            em, esd, _ = mean_spread([s["test_error"] for s in sets])
+            ch = mean_spread([s["fraction_changed"] for s in sets])[0]
             steps.append((p, nm, nsd))
             sd = (lambda x, f: f" ± {f(x)}") if len(sets) > 1 else (lambda x, f: " (one fit)")
             lines.append(f"| {p:g} | {_pct(ch)} | {_pct(max(s['train_error'] for s in sets))} | "
