@@ -177,7 +177,7 @@ def handling(result: dict) -> str:
             s = r["slabs"]
             lines.append(
                 f"- slabs, {r['targets']}: {s['groups']} groups ({r['neurons']} neurons; 4 ceil(n/d) = "
-                f"{4 * -(-data['n'] // data['d'])}), d' = {s['d_eff']} non-constant columns, "
+                f"{4 * -(-data['n'] // data['d'])}, so {r['neurons'] / (4 * -(-data['n'] // data['d'])):.2f}x that), d' = {s['d_eff']} non-constant columns, "
                 f"{s['duplicates_removed']} duplicate rows removed, {s['rounds']} rounds with group sizes "
                 f"{s['group_sizes_tried']}; groups rejected: {s['rejected_singular']} rank-deficient or "
                 f"singular, {s['rejected_margin']} on the margin check, {s['rejected_rounding']} on the "
@@ -238,8 +238,9 @@ three ways. All are float64 on the device of X and all return the same interface
   Bubeck, Eldan, Lee and Mikulincer (2020). Groups of up to d points, a hyperplane through
   each group, and per group 4 ReLUs forming two thin tilted slabs that give the group's
   targets on its points and 0 at every other point (2 + 2K ReLUs for K real outputs; class
-  labels use one-class groups and a flat-top slab of 4 ReLUs). About 4 ceil(n/d) neurons in
-  one hidden layer. Every slab's margin to every other point and its output at every point
+  labels use one-class groups and a flat-top slab of 4 ReLUs). At least 4 ceil(n/d) neurons
+  in one hidden layer, more where groups fail a check and are split (the runs below give
+  the ratio). Every slab's margin to every other point and its output at every point
   are checked; failing groups are regrouped smaller. Duplicate rows are removed (conflicting
   targets raise), constant columns dropped; nothing is perturbed. Exact up to
   `SLAB_TOLERANCE` = 1e-7 max |y|, checked before returning.

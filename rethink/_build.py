@@ -71,25 +71,30 @@ def cuda_kernels_available() -> bool:
     return bool(_C.build_info()["cuda_kernels"]) and torch.cuda.is_available()
 
 
-def describe_machine(device: str | torch.device = "cpu") -> str:
-    """One line naming the machine that figures come from: the GPU for a CUDA device, else
-    the CPU model, core count and torch threads; with the torch (and CUDA) version."""
-    import os
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``'s "model name"), else the platform's processor
+    or machine string."""
     import platform
 
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__}, CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads (torch {torch.__version__})"
+    return platform.processor() or platform.machine()
+
+
+def describe_machine(device: str | torch.device = "cpu") -> str:
+    """One line naming the machine that figures come from: the GPU for a CUDA device, else
+    the CPU model, core count and torch threads; with the torch (and CUDA) version."""
+    import os
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__}, CUDA {torch.version.cuda})"
+    return f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads (torch {torch.__version__})"
 
 
 def resolve_device(device: str | torch.device = "auto", *, kernels: bool = True,

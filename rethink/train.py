@@ -249,8 +249,11 @@ def _dist_context() -> tuple[int, int, int, bool]:
 def _versions(device: torch.device) -> dict[str, Any]:
     from ._version import __version__
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    from ._build import cpu_model
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     return {"rethink": __version__, "torch": torch.__version__, "cuda": torch.version.cuda, "device_name": name,
+            "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "python": platform.python_version()}
 
 
