@@ -247,9 +247,8 @@ def _dist_context() -> tuple[int, int, int, bool]:
 
 
 def _versions(device: torch.device) -> dict[str, Any]:
-    from ._version import __version__
-
     from ._build import cpu_model
+    from ._version import __version__
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     return {"rethink": __version__, "torch": torch.__version__, "cuda": torch.version.cuda, "device_name": name,

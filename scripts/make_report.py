@@ -31,6 +31,7 @@ from rethink.results import Result  # noqa: E402
 DOCS = ROOT / "docs"
 STORE = DOCS / "results"
 FIGS = DOCS / "figures"
+REPORTED = ("fashion", "convnets", "digits")  # the folders under docs/results/ this report reads
 SETTINGS = {"crop+wd": "random crop + weight decay", "crop": "random crop", "wd": "weight decay",
             "none": "no regularizer", "random_labels": "random labels"}
 
@@ -58,10 +59,22 @@ def collect(src: Path, dst: Path) -> int:
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
         d = r.to_dict()
+        d["config"]["out_dir"] = _relative(d["config"].get("out_dir"), src)
         d["loss_log"] = [[int(s), round(v, 6)] for s, v in d["loss_log"]]
         out.write_text(json.dumps(d, separators=(",", ":"), allow_nan=True) + "\n")
         n += 1
     return n
+
+
+def _relative(out_dir: str | None, src: Path) -> str | None:
+    """A run's output folder as stored: relative to the collected folder's parent (no absolute
+    path of the machine that made it)."""
+    if not out_dir or not os.path.isabs(out_dir):
+        return out_dir
+    try:
+        return os.path.relpath(out_dir, src.resolve().parent)
+    except ValueError:
+        return Path(out_dir).name
 
 
 def load(folder: Path) -> list[Result]:
@@ -209,6 +222,48 @@ def _label_noise_claim(c: dict) -> str:
     return head + f"it rises by more than the spread over seeds at {rising} of {len(steps)} steps"
 
 
+def _median_epochs(ds: list[dict], variant: str) -> float | None:
+    done = sorted(d["epochs_to_fit"] for d in _plain(ds, variant) if d["epochs_to_fit"] is not None)
+    return done[len(done) // 2] if done else None
+
+
+def _order_claim(ds: list[dict], fitted: list[str]) -> str:
+    """Which variants fit before random labels, from the median epochs to fit; nothing is said
+    of an order when random labels did not fit in every run."""
+    if "random labels" not in fitted:
+        return (" Random labels did not fit in every run within the budget, so no order of fitting against "
+                "random labels is shown.")
+    ref = _median_epochs(ds, "random_labels")
+    parts = []
+    for v, name in plots.VARIANTS.items():
+        if v == "random_labels" or name not in fitted:
+            continue
+        e = _median_epochs(ds, v)
+        rel = "before" if e < ref else ("after" if e > ref else "in the same epoch as")
+        parts.append(f"{name} (median epoch {e}) {rel}")
+    return (" Against random labels (median epoch " + str(ref) + "): " + "; ".join(parts) + "."
+            if parts else "")
+
+
+def _fit_fraction(rs: list[Result], noisy_only: bool = True) -> tuple[int, int]:
+    """(runs that reached the stopping target, runs) over the unregularized label-noise runs."""
+    ds = [r.summary() for r in rs]
+    ds = [d for d in ds if d["variant"] in ("true", "random_labels", "labels") and not d["weight_decay"]
+          and d["augment"] is None and not d["dropout"]]
+    return sum(d["epochs_to_fit"] is not None for d in ds), len(ds)
+
+
+def _early_stopping(rs: list[Result]) -> tuple[list[float], str]:
+    """Per true-label run: the best test accuracy over the schedule minus the final one (what
+    early stopping could have kept), and the run it is largest for."""
+    gains = []
+    for r in rs:
+        d = r.summary()
+        if d["variant"] == "true" and not math.isnan(d["test_acc"]):
+            gains.append((d["best_test_acc"] - d["test_acc"], d["run_name"]))
+    return [g for g, _ in gains], (max(gains)[1] if gains else "")
+
+
 def section_findings(w, per_model, constant_lr: dict) -> None:
     """Where Fashion-MNIST agrees with the paper and where it does not, each claim from the numbers below."""
     w("### Where these runs agree with the paper and where they do not\n\n")
@@ -224,8 +279,7 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
         w(f"\n- Figure 1a (paper: {paper.FIGURE1_CLAIMS['a']}): within {cfg['max_epochs']} epochs, fit in every "
           f"run: {', '.join(fitted) or 'none'}; not fit in every run: {', '.join(unfitted) or 'none'}"
           + (" (the paper's models fit all five)" if unfitted else " (as the paper's models do)") + "."
-          + (" Random pixels and Gaussian inputs fit before random labels, as in the paper."
-             if {"random pixels", "Gaussian"} <= set(fitted) and "random labels" in unfitted else "") + "\n")
+          + _order_claim(ds, fitted) + "\n")
         longest = {}  # per corruption, the constant-learning-rate run with the largest budget
         for r in constant_lr.get(m, []):
             d = r.summary() | {"budget": r.config["max_epochs"]}
@@ -247,7 +301,11 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
               "above 0 fit within the budget.\n")
         c = next(iter(data["c"].values()), None)
         if c:
-            w(f"- Figure 1c (paper: {paper.FIGURE1_CLAIMS['c']}): {_label_noise_claim(c)}.\n")
+            fit, n = _fit_fraction(rs)
+            caveat = "" if fit == n else (
+                f" {'None' if fit == 0 else f'Only {fit}'} of these {n} runs reached 100% training accuracy, so this is the test error at the end "
+                "of the budget, not the paper's quantity (the test error of networks that fit their training labels).")
+            w(f"- Figure 1c (paper: {paper.FIGURE1_CLAIMS['c']}): {_label_noise_claim(c)}.{caveat}\n")
         by = defaultdict(list)
         for d in ds:
             if setting(d):
@@ -256,16 +314,13 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
         if by.get("wd") and by.get("none") and "wd" in ref and "none" in ref:
             w(f"- Weight decay (paper, one run: {ref['wd'][1] - ref['none'][1]:+.2f} points of test accuracy): "
               f"{effect(by['wd'], by['none'])}.\n")
-        gains = []
-        for name, curve in plots.figure2_data(rs, model=m)["regularizers"]["curves"].items():
-            gains.append((100 * (max(curve["best_so_far"]) - curve["test_acc"][-1]), name))
+        gains, where = _early_stopping(rs)
         if gains:
-            g, name = max(gains)
-            sd = 100 * mean_spread(by.get("none", []))[1]
-            w(f"- Early stopping (paper, CIFAR-10: {paper.EARLY_STOPPING_CIFAR10}): the best test accuracy over the "
-              f"schedule exceeds the final one by at most {g:.2f} points ({name})"
-              + (f", against a seed-to-seed spread of {sd:.2f} points of the final accuracy on true labels"
-                 if not math.isnan(sd) and by.get("none") and len(by["none"]) > 1 else "") + ".\n")
+            g, sd, n = mean_spread(gains)
+            w(f"- Early stopping (paper, CIFAR-10: {paper.EARLY_STOPPING_CIFAR10}): per true-label run, the best test "
+              f"accuracy over the schedule exceeds the final one by {100 * g:.2f}"
+              + (f" ± {100 * sd:.2f}" if n > 1 else "") + f" points ({n} runs; largest {100 * max(gains):.2f}, "
+              f"`{where}`).\n")
         w("\n")
 
 
@@ -317,12 +372,12 @@ def section_figures(w, per_model, stage: str) -> None:
             w("Panel (b) is empty: no run at a label-corruption level above 0 reached the stopping target "
               "within the budget, so there is no time to fit to compare.\n")
         w(f"\n![Figure 2, {model_label(m)}](figures/{f2.name})\n\n")
-        gains = []
-        for name, curve in plots.figure2_data(rs, model=m)["regularizers"]["curves"].items():
-            final, best = curve["test_acc"][-1], max(curve["best_so_far"])
-            gains.append(f"{name}: final {100 * final:.2f}%, best {100 * best:.2f}% (early stopping could have "
-                         f"gained {100 * (best - final):.2f} points)")
-        w(f"{model_label(m)}, test accuracy on true labels (means over seeds): " + "; ".join(gains) + ".\n\n")
+        gains, _ = _early_stopping(rs)
+        if gains:
+            g, sd, n = mean_spread(gains)
+            w(f"{model_label(m)}, true labels: per run, early stopping could have gained {100 * g:.2f}"
+              + (f" ± {100 * sd:.2f}" if n > 1 else "") + f" points of test accuracy ({n} runs; the panel "
+              "draws means over seeds).\n\n")
 
 
 def section_appendix_e(w, per_model) -> None:
@@ -345,6 +400,46 @@ def section_appendix_e(w, per_model) -> None:
         w("Training accuracy (%) reached on random labels; paper: CIFAR-10, from secondary sources "
           "(`rethink.paper.APPENDIX_E_RANDOM_LABELS`).\n\n")
         w(md(["model", "regularizer", "paper train (CIFAR-10)", "rethink train", "rethink test"], rows) + "\n")
+
+
+def section_convnets(w, folder: Path) -> None:
+    """The conv nets (and the MLP at the paper's parameters per image) of
+    scripts/reproduce_convnets.py: per model and training-set size, every stage's runs together."""
+    from reproduce_convnets import STAGES
+
+    groups: dict[tuple[str, int], list[Result]] = defaultdict(list)
+    planned: dict[tuple[str, int], list] = defaultdict(list)
+    for st in STAGES:
+        for m in st.models:
+            key = (m, st.train_size or 60_000)
+            groups[key] += load(folder / st.name / m)
+            planned[key] += [(st.name, p.spec) for p in
+                             rethink.randomization.plan_runs(model=m, **st.kwargs())]
+    w("Training subsets are fixed seeded draws (`train_size`) from the 60,000 training images; the test set is "
+      "all 10,000 test images. Settings as above unless a table says otherwise (learning rate 0.1 for small "
+      "Inception, the paper's); every run in float32.\n\n")
+    rows = []
+    for (m, n), rs in groups.items():
+        have = {r.config["run_name"] for r in rs}
+        missing = [(st, sp) for st, sp in planned[(m, n)] if sp.run_name() not in have]
+        rows.append([model_label(m), f"{n:,}", len([r for r in rs if r.status == "completed"]), len(missing),
+                     f"{hours(rs):.1f} h" if rs else "-",
+                     f"{rs[0].config['num_parameters'] / rs[0].config['num_train']:.1f}" if rs else "-",
+                     "; ".join(sorted({st for st, _ in missing})) or "-"])
+    w(md(["model", "training images", "runs stored", "runs not done", "training time (sum over runs)",
+          "parameters per training image", "stages with runs not done"], rows) + "\n")
+    w("Runs not done were not reached in the time this version had; `python scripts/reproduce_convnets.py` "
+      "resumes them (finished runs are skipped, an interrupted run continues from its checkpoint).\n\n")
+    for (m, n), rs in groups.items():
+        done = [r for r in rs if r.status == "completed"]
+        if not done:
+            continue
+        w(f"## {model_label(m)} on {n:,} Fashion-MNIST training images\n\n")
+        per_model = {m: done}
+        section_findings(w, per_model, {})
+        section_table1(w, per_model)
+        section_figures(w, per_model, f"convnets_{n // 1000}k")
+        section_appendix_e(w, per_model)
 
 
 def section_constant_lr(w, cl: Path) -> None:
@@ -412,6 +507,35 @@ def section_digits(w) -> None:
     w(rethink.randomization.verdict(rs) + "\n\n")
 
 
+def _machine_of(r: Result) -> str | None:
+    v = r.config.get("versions", {})
+    if "cpu" not in v and not v.get("cuda"):
+        return None
+    name = v.get("device_name") if r.config.get("device", "cpu") != "cpu" else v.get("cpu")
+    threads = f", {v['torch_threads']} torch threads" if v.get("torch_threads") else ""
+    cores = f", {v['cpu_count']} cores" if v.get("cpu_count") else ""
+    return f"{name}{cores}{threads} (torch {v.get('torch')})"
+
+
+def section_machines(w) -> None:
+    """The machines the stored runs were trained on, as their result files record them."""
+    folders = sorted({p.parent for sub in REPORTED for p in (STORE / sub).rglob("*.json")})
+    every = [r for d in folders for r in load(d)]
+    seen = defaultdict(int)
+    for r in every:
+        seen[_machine_of(r)] += 1
+    rows = [[m, n] for m, n in sorted(seen.items(), key=lambda kv: -kv[1]) if m]
+    w("Machines, as the result files record them (model, cores and torch threads of the training process):\n\n")
+    if rows:
+        w(md(["machine", "runs"], rows) + "\n")
+    if seen.get(None):
+        meta = STORE / "machine.json"
+        w(f"{seen[None]} result files were written before rethink recorded the machine in them"
+          + (f"; `docs/results/machine.json`, written when they were collected, names "
+             f"{json.loads(meta.read_text())['machine']} (the machine that collected them, which need not be the "
+             "one that trained them)" if meta.exists() else "") + ".\n\n")
+
+
 def report(out: Path) -> Path:
     lines: list[str] = []
     w = lines.append
@@ -420,14 +544,7 @@ def report(out: Path) -> Path:
       "JSON per run: settings, per-epoch history, windowed training loss). Every number below except the "
       "paper's own comes from those files; the paper's numbers come from `rethink.paper` and are named as "
       "the paper's (CIFAR-10).\n\n")
-    machines = sorted({str(r.config.get("versions", {}).get("device_name")) for r in
-                       load(STORE / "fashion" / "main") + load(STORE / "fashion" / "constant_lr")}) \
-        if (STORE / "fashion").exists() else []
-    meta = STORE / "machine.json"
-    if meta.exists():
-        w(f"Machine: {json.loads(meta.read_text())['machine']}.\n\n")
-    elif machines:
-        w(f"Machine: {', '.join(machines)}.\n\n")
+    section_machines(w)
     w("## Fashion-MNIST at full scale, the paper's settings\n\n")
     models = sorted(p.name for p in (STORE / "fashion" / "main").glob("*") if p.is_dir()) \
         if (STORE / "fashion" / "main").exists() else []
@@ -440,6 +557,10 @@ def report(out: Path) -> Path:
           "rate does not vanish? One seed.\n\n")
         section_constant_lr(w, cl)
         section_misfits(w, STORE / "fashion" / "misfits.json")
+    conv = STORE / "convnets"
+    if conv.exists():
+        w("## The paper's conv nets on Fashion-MNIST (`scripts/reproduce_convnets.py`)\n\n")
+        section_convnets(w, conv)
     section_digits(w)
     out.write_text("".join(lines))
     return out
@@ -457,9 +578,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.what == "collect":
         n = collect(args.results, STORE)
-        from rethink._build import describe_machine
-
-        (STORE / "machine.json").write_text(json.dumps({"machine": describe_machine("cpu")}) + "\n")
         print(f"stored {n} results under {os.path.relpath(STORE, ROOT)}")
     elif args.what == "digits":
         run_digits()

@@ -16,14 +16,14 @@ crops CIFAR-10's 32x32 to 28x28), per-image whitening, float32. Training subsets
 by ``train_size`` (a fixed seeded subset of the 60,000 training images); the test set is
 the whole 10,000-image test split.
 
-Results go to --results/<stage>/<model>/; the committed copies (JSON only) to
-docs/results/convnets/ with --collect.
+Results go to --results/<stage>/<model>/ (default results/convnets/); then
+``python scripts/make_report.py collect`` stores the finished runs' JSON under
+docs/results/convnets/ and ``python scripts/make_report.py report`` writes docs/REPRODUCTION.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -87,18 +87,6 @@ def run_stage(stage: Stage, args) -> None:
         print(f"[{stage.name}] {model}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
 
 
-def collect(args) -> None:
-    """Copy every run's result JSON (not the weights) under docs/results/convnets/."""
-    dest = ROOT / "docs" / "results" / "convnets"
-    n = 0
-    for f in sorted(args.results.glob("*/*/*.json")):
-        rel = f.relative_to(args.results)
-        (dest / rel.parent).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(f, dest / rel)
-        n += 1
-    print(f"copied {n} result files to {dest}")
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=ROOT / "results" / "convnets")
@@ -107,16 +95,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--list", action="store_true", help="print the stages and their runs, train nothing")
-    p.add_argument("--collect", action="store_true", help="copy the result files into docs/results/convnets")
     args = p.parse_args(argv)
     if args.list:
         for name in args.stages:
             s = BY_NAME[name]
             n = sum(len(rethink.randomization.plan_runs(model=m, **s.kwargs())) for m in s.models)
             print(f"{name}: {', '.join(s.models)}, train_size {s.train_size or 60000}, seeds {list(s.seeds)}, {n} runs")
-        return 0
-    if args.collect:
-        collect(args)
         return 0
     import torch
 
