@@ -405,11 +405,13 @@ def section_appendix_e(w, per_model) -> None:
 def section_convnets(w, folder: Path) -> None:
     """The conv nets (and the MLP at the paper's parameters per image) of
     scripts/reproduce_convnets.py: per model and training-set size, every stage's runs together."""
-    from reproduce_convnets import STAGES
+    from reproduce_convnets import DTYPE_STAGES, STAGES
 
     groups: dict[tuple[str, int], list[Result]] = defaultdict(list)
     planned: dict[tuple[str, int], list] = defaultdict(list)
     for st in STAGES:
+        if st.name in DTYPE_STAGES:
+            continue
         for m in st.models:
             key = (m, st.train_size or 60_000)
             groups[key] += load(folder / st.name / m)
@@ -440,6 +442,43 @@ def section_convnets(w, folder: Path) -> None:
         section_table1(w, per_model)
         section_figures(w, per_model, f"convnets_{n // 1000}k")
         section_appendix_e(w, per_model)
+
+
+def _cell(stat: tuple[float, float, int], scale: float = 100.0) -> str:
+    """'mean ± spread (n)' of a (mean, spread, n) triple, '-' for none."""
+    m, sd, n = stat
+    return "-" if n == 0 else f"{scale * m:.2f}" + (f" ± {scale * sd:.2f}" if n > 1 else "") + f" ({n})"
+
+
+def section_dtype(w, folder: Path) -> None:
+    """bfloat16 autocast against float32 on the same runs (stages dtype_float32 / dtype_bfloat16)."""
+    from reproduce_convnets import DTYPE_STAGES
+
+    from rethink.compare import compare
+
+    rs = [r for st in DTYPE_STAGES for d in sorted((folder / st).glob("*"))
+          if d.is_dir() for r in load(d)]
+    if not rs:
+        return
+    w("## bfloat16 autocast against float32\n\n")
+    n = rs[0].config["num_train"]
+    w(f"The same runs (seeds, subsets, batches) in float32 and in bfloat16 autocast, {n:,} training images; "
+      "mean ± spread over seeds (number of runs). A difference is called an effect only where it exceeds the sum "
+      "of the two spreads (`rethink.compare`). Every other run of this report is float32.\n\n")
+    rows, effects = [], []
+    for c in compare(rs, "dtype"):
+        for v in c.values:
+            st = c.stats[v]
+            verdict = c.verdict.get(v, {})
+            rows.append([model_label(c.group.get("model", "")), c.group.get("corruption", ""), v,
+                         f"{c.fitted[v]} of {c.runs[v]}", _cell(st["epochs_to_fit"], 1.0),
+                         _cell(st["train_acc"]), _cell(st["test_acc"]), "; ".join(f"{q}: {x}" for q, x in verdict.items()) or "reference"])
+            effects += [f"{model_label(c.group.get('model', ''))} {c.group.get('corruption', '')} {q}"
+                        for q, x in verdict.items() if x == "effect"]
+    w(md(["model", "corruption", "dtype", "runs that fit", "epochs to fit", "train %", "test %",
+          "against float32"], rows) + "\n")
+    w(("Differences beyond the spread: " + "; ".join(effects) + ".\n\n") if effects else
+      "No difference between bfloat16 and float32 exceeds the spread over seeds in these runs.\n\n")
 
 
 def section_constant_lr(w, cl: Path) -> None:
@@ -561,6 +600,7 @@ def report(out: Path) -> Path:
     if conv.exists():
         w("## The paper's conv nets on Fashion-MNIST (`scripts/reproduce_convnets.py`)\n\n")
         section_convnets(w, conv)
+        section_dtype(w, conv)
     section_digits(w)
     out.write_text("".join(lines))
     return out

@@ -64,6 +64,10 @@ ALEXNET, INCEPTION = ("alexnet_small",), ("inception_small", "inception_small_no
 # label-noise sweep, Table 1's grid and Appendix E, then the full training set.
 STAGES = (
     Stage("alexnet10k", ALEXNET, 10_000, (0,), 150),
+    # bfloat16 autocast against float32 on a small subset, before any grid uses bfloat16.
+    Stage("dtype_float32", ("mlp1x512", "alexnet_small"), 2_000, (0, 1), 150, corruptions=("none", "random_labels")),
+    Stage("dtype_bfloat16", ("mlp1x512", "alexnet_small"), 2_000, (0, 1), 150, corruptions=("none", "random_labels"),
+          settings={"dtype": "bfloat16"}),
     Stage("mlp_paper_ratio", ("mlp1x2048",), None, (0,), 150, corruptions=("none", "random_labels")),
     Stage("inception5k", INCEPTION, 5_000, (0,), 150),
     Stage("alexnet10k_s1", ALEXNET, 10_000, (1,), 150),
@@ -76,6 +80,8 @@ STAGES = (
     Stage("alexnet60k", ALEXNET, None, (0,), 150),
 )
 BY_NAME = {s.name: s for s in STAGES}
+#: The stages that compare dtypes (reported on their own, not as reproduction runs).
+DTYPE_STAGES = ("dtype_float32", "dtype_bfloat16")
 
 
 def run_stage(stage: Stage, args) -> None:
