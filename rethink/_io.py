@@ -83,3 +83,16 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The sha256 (hex) of a file's bytes: the identity of what a cache was computed from.
+
+    Raises FileNotFoundError naming the file when it is missing."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

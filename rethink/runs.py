@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import re
 import warnings
@@ -27,6 +26,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ._check import check_number, check_seed
 from .corruption import Corruption
 from .loader import DEFAULT_MAX_ROTATION, NORMALIZE, augment_parts, parse_augment
 from .results import Result
@@ -42,34 +42,6 @@ DEFAULT_MAX_EPOCHS = {"digits": 1000, "cifar10": 200, "mnist": 200, "fashion_mni
 _DTYPES = {"float32": "float32", "fp32": "float32", "torch.float32": "float32",
            "bfloat16": "bfloat16", "bf16": "bfloat16", "torch.bfloat16": "bfloat16"}
 _NAME_OK = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, high_open: bool = False, integer: bool = False) -> None:
-    """Raise ValueError naming ``name`` unless ``value`` is a finite number (an integer with
-    ``integer``) within the given bounds."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and integer:
-        ok = isinstance(value, int) or float(value).is_integer()
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        rng = []
-        if low is not None:
-            rng.append(f"{'>' if low_open else '>='} {low:g}")
-        if high is not None:
-            rng.append(f"{'<' if high_open else '<='} {high:g}")
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {kind}{' ' + ' and '.join(rng) if rng else ''}, got {value!r}")
-
-
-def check_seed(name: str, value: Any) -> int:
-    """``value`` as an int in [0, 2^63) (what the kernels' 64-bit counters take), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise ValueError(f"{name} must be an integer in [0, 2^63), got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)

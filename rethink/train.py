@@ -396,8 +396,9 @@ class _Trainer:
                 "versions": _versions(self.dev)}
 
     # -- files -----------------------------------------------------------------------
-    def _finished(self) -> Result | None:
-        """A completed result of this spec in out_dir, or None; a damaged one is set aside."""
+    def _existing(self) -> Result | None:
+        """The result under this run's name in out_dir, or None; a damaged one is set aside.
+        Raises ValueError (naming the settings that differ) when it is of another spec."""
         path = self.files["json"]
         if not path.exists():
             return None
@@ -409,7 +410,12 @@ class _Trainer:
             _set_aside(path, e)
             return None
         self._check_same_spec(done.config, path)
-        if done.status != "completed" or not self.files["pt"].exists():
+        return done
+
+    def _finished(self) -> Result | None:
+        """A completed result of this spec in out_dir, or None; a damaged one is set aside."""
+        done = self._existing()
+        if done is None or done.status != "completed" or not self.files["pt"].exists():
             return None
         done.model, done.init_state = load_model(path, device=self.dev)
         return done
@@ -472,6 +478,8 @@ class _Trainer:
             done = self._finished()
             if done is not None:
                 return done
+        elif self.files is not None:  # starting over: never over a run of other settings
+            self._existing()
         state = _Progress([], [], torch.zeros(0))
         if self.files is not None and resume:
             state = self._restore(state)

@@ -65,7 +65,8 @@ def zoo_specs(grid: dict[str, list] | None = None, seeds=(0, 1), **settings: Any
 @dataclass(frozen=True)
 class MeasureJob:
     """The complexity measures of one finished run, cached in ``<run_name>.measures.json``
-    (keyed by the measure settings, so other settings are recomputed)."""
+    (keyed by the measure settings and by the sha256 of the run's weights file
+    ``<run_name>.pt``, so other settings, or a run retrained since, are recomputed)."""
 
     run_name: str
     settings: tuple = ()  # sorted (key, value) pairs for rethink.measures.compute
@@ -97,22 +98,30 @@ class MeasureJob:
     def finished(self, out_dir: Path) -> dict | None:
         import json
 
+        from ._io import file_digest
+
         path = out_dir / f"{self.run_name}.measures.json"
         try:
             d = json.loads(path.read_text())
+            weights = file_digest(out_dir / f"{self.run_name}.pt")
         except (OSError, ValueError):
             return None
-        return d if d.get("settings") == self._key() else None
+        ok = isinstance(d, dict) and d.get("settings") == self._key() and d.get("weights") == weights
+        return d if ok else None
 
     def __call__(self, out_dir: Path, device: str) -> dict:
-        from ._io import atomic_write_json
+        from ._io import atomic_write_json, file_digest
         from .measures import compute
 
         settings = dict(self.settings)
         if isinstance(settings.get("measures"), tuple):
             settings["measures"] = list(settings["measures"])
+        pt = out_dir / f"{self.run_name}.pt"
+        weights = file_digest(pt) if pt.exists() else None
         values = compute(str(out_dir / f"{self.run_name}.json"), device=device, **settings)
-        out = {"settings": self._key(), "values": dict(values), "seconds": dict(values.seconds)}
+        if weights is None or file_digest(pt) != weights:
+            raise RuntimeError(f"the weights {str(pt)!r} changed while their measures were computed; rerun")
+        out = {"settings": self._key(), "weights": weights, "values": dict(values), "seconds": dict(values.seconds)}
         atomic_write_json(out_dir / f"{self.run_name}.measures.json", out)
         return out
 

@@ -123,6 +123,20 @@ def test_fit_random_resume_refuses_a_result_of_other_settings(tmp_path):
     assert a.config["lr"] == 0.01 and b.config["lr"] == 0.5 and a.config["run_name"] != b.config["run_name"]
 
 
+def test_fresh_start_refuses_to_overwrite_a_run_of_other_settings(tmp_path, capsys):
+    first = rethink.fit_random(max_epochs=1, out_dir=tmp_path, run_name="x", **FAST)
+    before = (tmp_path / "x.json").read_bytes()
+    with pytest.raises(ValueError, match="lr is 0.01 there but 0.5 here"):
+        rethink.fit_random(max_epochs=1, lr=0.5, out_dir=tmp_path, run_name="x", **FAST)
+    argv = ["fit-random", "--max-epochs", "1", "--lr", "0.5", "--run-name", "x", "--out-dir", str(tmp_path),
+            "--device", "cpu", "--no-progress"]
+    assert cli_main(argv) != 0
+    assert "lr is 0.01 there but 0.5 here" in capsys.readouterr().err
+    assert (tmp_path / "x.json").read_bytes() == before  # untouched
+    again = rethink.fit_random(max_epochs=1, out_dir=tmp_path, run_name="x", **FAST)  # same settings: retrained
+    assert again.history[0]["train_loss"] == first.history[0]["train_loss"]
+
+
 def test_randomization_test_resume_recomputes_for_other_settings(tmp_path):
     argv = ["randomization-test", "--corruptions", "true", "random_labels", "--label-noise", "0", "1", "--no-grid",
             "--max-epochs", "1", "--out-dir", str(tmp_path), "--device", "cpu", "--no-progress", "--resume"]

@@ -4,6 +4,7 @@ measures cached per run."""
 import json
 
 import pytest
+import torch
 
 import rethink
 from rethink.zoo import ZOO_GRID, MeasureJob, zoo_specs
@@ -51,6 +52,22 @@ def test_zoo_trains_measures_and_caches(tmp_path):
     assert MeasureJob.make(rep.results[0].run_name, {"measures": ["l2"]}).finished(tmp_path) is None
     same = MeasureJob.make(rep.results[0].run_name, {"measures": ("l2", "margin", "params"), "seed": 0})
     assert same.finished(tmp_path) is not None  # the defaults spelled out: the same cache entry
+
+
+def test_measures_cache_is_keyed_by_the_weights(tmp_path):
+    r = rethink.fit_random(max_epochs=1, train_size=100, test_size=50, out_dir=tmp_path, run_name="w", device="cpu",
+                           progress=False)
+    job = MeasureJob.make("w", {"measures": ["l2"]})
+    out = job(tmp_path, "cpu")
+    assert job.finished(tmp_path) == out
+    # the run retrained (here: other weights under the same name and settings) -> recomputed
+    state = torch.load(tmp_path / "w.pt", weights_only=False)
+    state["model_state"] = {k: 2 * v for k, v in state["model_state"].items()}
+    torch.save(state, tmp_path / "w.pt")
+    assert job.finished(tmp_path) is None
+    again = rethink.runner.run_jobs([job], tmp_path, device="cpu", progress=False)[0]
+    assert again["values"]["l2"] == pytest.approx(2 * out["values"]["l2"], rel=1e-5)
+    assert r.status == "completed"
 
 
 @pytest.mark.slow
