@@ -26,10 +26,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ._check import check_number, check_seed
+from ._check import check_choice, check_number, check_seed
 from .corruption import Corruption
 from .loader import DEFAULT_MAX_ROTATION, NORMALIZE, augment_parts, parse_augment
-from .results import Result
+from .results import STATUSES, DamagedFile, Result
 
 __all__ = ["RunSpec", "DEFAULT_MAX_EPOCHS", "load_runs", "subset_indices", "check_number", "check_seed",
            "module_fingerprint", "dataset_fingerprint"]
@@ -352,11 +352,13 @@ def load_runs(out_dir: str | os.PathLike | Iterable, status: str | Iterable[str]
             rethink results (e.g. a cache) are always skipped.
 
     Each Result read from a file has ``Result.path`` set. Raises ValueError for a result
-    written by a newer rethink, and for a folder that does not exist.
+    written by a newer rethink, for a folder that does not exist, and for an unknown
+    ``status`` or ``on_error``.
     """
     statuses = {status} if isinstance(status, str) else (set(status) if status is not None else None)
-    if on_error not in ("warn", "skip", "raise"):
-        raise ValueError(f"on_error must be 'warn', 'skip' or 'raise', got {on_error!r}")
+    for s in statuses or ():
+        check_choice("status", s, STATUSES)
+    check_choice("on_error", on_error, ("warn", "skip", "raise"))
     if isinstance(out_dir, (str, os.PathLike)):
         folder = Path(out_dir)
         if not folder.is_dir():
@@ -374,7 +376,7 @@ def load_runs(out_dir: str | os.PathLike | Iterable, status: str | Iterable[str]
             except ValueError as e:
                 if "newer" in str(e) or on_error == "raise":
                     raise
-                if "not valid JSON" in str(e) and on_error == "warn":
+                if isinstance(e, DamagedFile) and on_error == "warn":
                     warnings.warn(f"skipping a damaged result file: {e}", stacklevel=2)
                 continue
         else:

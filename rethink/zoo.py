@@ -45,11 +45,14 @@ def zoo_specs(grid: dict[str, list] | None = None, seeds=(0, 1), **settings: Any
     ``settings`` (default :data:`ZOO_SETTINGS`) for all; in grid order, seeds innermost.
 
     Raises:
-        ValueError: an empty grid value list, a bad setting (named), a grid key that is not a
-            RunSpec field.
+        ValueError: an empty grid value list or no seeds, a bad setting (named), a grid key that
+            is not a RunSpec field.
     """
     grid = dict(ZOO_GRID if grid is None else grid)
     settings = {**ZOO_SETTINGS, **settings}
+    seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
+    if not isinstance(seeds, list) or not seeds:
+        raise ValueError(f"seeds must be a non-empty list of seeds, got {seeds!r}")
     for k, v in grid.items():
         if not isinstance(v, (list, tuple)) or not v:
             raise ValueError(f"grid[{k!r}] must be a non-empty list of values, got {v!r}")
@@ -77,8 +80,9 @@ class MeasureJob:
         by compute's defaults, so equal settings given differently share one cache entry."""
         import inspect
 
-        from .measures import compute
+        from .measures import check_settings, compute
 
+        check_settings(dict(settings or {}))
         params = inspect.signature(compute).parameters
         full = {k: p.default for k, p in params.items()
                 if k in ("measures", "seed", "max_examples", "samples", "batch_size", "sharpness_steps")}
@@ -145,11 +149,13 @@ def zoo(grid: dict[str, list] | None = None, seeds=(0, 1), out_dir: str | os.Pat
     e.g. ``samples``, ``max_examples``). Finished runs and cached measures are reused; runs
     and measures spread over ``devices`` or an ``executor`` (:func:`rethink.runner.run_jobs`).
 
-    Returns a :class:`ZooReport`. Raises ValueError for a bad grid or setting, before anything
-    runs."""
+    Returns a :class:`ZooReport`. Raises ValueError for a bad grid, seed, setting or measure
+    setting (named), before anything runs."""
     from .runner import run_jobs, run_specs
 
     specs = zoo_specs(grid, seeds, **settings)
+    if measures:  # bad measure settings are refused before anything is trained
+        MeasureJob.make("", measure_settings)
     results = run_specs(specs, out_dir, root=root, device=device, devices=devices, executor=executor,
                         progress=progress)
     report = ZooReport(results=results, out_dir=Path(out_dir))

@@ -172,6 +172,26 @@ def test_load_runs_filters_status_and_skips_damaged_files(tmp_path):
         rethink.load_runs(tmp_path / "nope")
 
 
+def test_load_runs_refuses_an_unknown_status_and_names_damaged_files(tmp_path):
+    Result(config={"model": "mlp1x512", "dataset": "digits"}).save(tmp_path / "ok.json")
+    with pytest.raises(ValueError, match="unknown status 'complete'.*'completed'"):
+        rethink.load_runs(tmp_path, status="complete")
+    with pytest.raises(ValueError, match="unknown status"):
+        rethink.load_runs(tmp_path, status=["completed", "done"])
+    with pytest.raises(ValueError, match="on_error"):
+        rethink.load_runs(tmp_path, on_error="ignore")
+    (tmp_path / "latin.json").write_bytes(b'{"format_version": 2, "error": "caf\xe9"}')
+    with pytest.raises(ValueError, match="latin.json.*UTF-8"):
+        Result.load(tmp_path / "latin.json")
+    (tmp_path / "types.json").write_text('{"format_version": 2, "config": "x", "history": 3}')
+    with pytest.raises(ValueError, match="types.json.*history must be a list, got 3"):
+        Result.load(tmp_path / "types.json")
+    with pytest.warns(UserWarning) as caught:
+        runs = rethink.load_runs(tmp_path)
+    named = " ".join(str(w.message) for w in caught)
+    assert len(runs) == 1 and "latin.json" in named and "types.json" in named
+
+
 # ----------------------------------------------------------------------------- faults
 
 

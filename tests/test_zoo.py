@@ -31,6 +31,17 @@ def test_grid_is_the_product_with_seeds_innermost():
         zoo_specs({"lr": []})
     with pytest.raises(ValueError, match="unknown model"):
         zoo_specs({"model": ["nope"]})
+    for seeds in ((), [], None, 3):  # used to return an empty zoo
+        with pytest.raises(ValueError, match="seeds must be a non-empty list"):
+            zoo_specs({"lr": [0.01]}, seeds=seeds)
+
+
+def test_bad_measure_settings_are_refused_before_training(tmp_path):
+    for ms, match in (({"bogus": 1}, "unknown measure setting.*'bogus'"), ({"samples": 0}, "samples must be")):
+        with pytest.raises(ValueError, match=match):
+            rethink.zoo({"lr": [0.01]}, seeds=(0,), out_dir=tmp_path, device="cpu", progress=False,
+                        measure_settings=ms, **TINY)
+        assert not list(tmp_path.glob("*.json"))  # nothing trained
 
 
 def test_zoo_trains_measures_and_caches(tmp_path):
