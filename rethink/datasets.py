@@ -281,14 +281,12 @@ def synthetic(
     Raises:
         ValueError: negative counts, a shape that is not 3 positive ints, num_classes < 1.
     """
-    if n_train < 1 or n_test < 0:
-        raise ValueError(f"n_train must be >= 1 and n_test >= 0, got {n_train}, {n_test}")
-    if len(shape) != 3 or any(int(s) < 1 for s in shape):
-        raise ValueError(f"shape must be (C, H, W) of positive ints, got {shape}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
-        raise ValueError(f"num_classes must be an int in [1, {MAX_CLASSES}], got {num_classes!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+    from ._check import check_int, check_seed, check_shape
+
+    n_train, n_test = check_int("n_train", n_train, low=1), check_int("n_test", n_test, low=0)
+    shape = check_shape("shape (C, H, W)", shape, length=3)
+    num_classes = check_int("num_classes", num_classes, low=1, high=MAX_CLASSES)
+    seed = check_seed("seed", seed)
     g = torch.Generator().manual_seed(int(seed))
     n = n_train + n_test
     images = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)

@@ -276,3 +276,15 @@ def test_huge_class_counts_and_seeds_are_named():
         rethink.datasets.synthetic(4, 2, seed=2**64)
     with pytest.raises(ValueError, match="num_classes must be an integer in"):
         rethink.models.create("mlp1x512", (1, 8, 8), 2**40)
+
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    (("4", 2), {}, "n_train must be an integer >= 1, got '4'"),
+    ((4, -1), {}, "n_test must be an integer >= 0, got -1"),
+    ((4, 2), dict(shape=("1", "8", "8")), r"shape \(C, H, W\) must be 3 positive integers, got \('1', '8', '8'\)"),
+    ((4, 2), dict(shape=(1, 8)), "must be 3 positive integers"),
+    ((4, 2), dict(num_classes=2.0), "num_classes must be an integer"),
+])
+def test_synthetic_names_values_of_the_wrong_type(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        rethink.datasets.synthetic(*args, **kwargs)
