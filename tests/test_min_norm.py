@@ -399,3 +399,20 @@ def test_huge_num_classes_fails_the_memory_check_before_allocating():
     X = torch.randn(8, 3, dtype=torch.float64)
     with pytest.raises(KernelMemoryError, match="n=8 points need"):
         min_norm_fit(X, torch.zeros(8, dtype=torch.long), num_classes=2**20, max_memory=2**20)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(seed=2**64), r"seed must be an integer in \[0, 2\^63\), got 18446744073709551616"),  # was accepted
+    (dict(seed=1.5), "seed must be an integer"),
+    (dict(image_shape=("1", "4", "4")), r"image_shape \(C, H, W\) must be 3 positive integers, got \('1', '4', '4'\)"),
+    (dict(image_shape=(1, 4)), "must be 3 positive integers"),
+    (dict(filters=2.0), "filters must be an integer >= 1, got 2.0"),
+])
+def test_conv_features_name_bad_values_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RandomConvFeatures(**{"image_shape": (1, 4, 4), "size": 2, "pool": 1, **kwargs})
+
+
+def test_random_feature_seed_is_checked():
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\^63\)"):
+        kernel_matrix(torch.randn(3, 2), kernel="random_features", width=4, seed=-1)
