@@ -417,7 +417,7 @@ class _Trainer:
         done = self._existing()
         if done is None or done.status != "completed" or not self.files["pt"].exists():
             return None
-        done.model, done.init_state = load_model(path, device=self.dev)
+        done.model, done.init_state = load_model(self.files["json"], device=self.dev)
         return done
 
     def _check_same_spec(self, config: dict, path: Path) -> None:
