@@ -14,7 +14,7 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["check_number", "check_int", "check_seed", "check_choice", "check_shape", "SEED_LIMIT"]
+__all__ = ["check_number", "check_int", "check_seed", "check_choice", "check_path", "check_shape", "SEED_LIMIT"]
 
 #: Seeds are integers in [0, SEED_LIMIT): what the kernels' 64-bit counters take.
 SEED_LIMIT = 2**63
@@ -81,6 +81,16 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     if not ok:
         raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(map(repr, allowed))}")
     return value
+
+
+def check_path(name: str, value: Any):
+    """``value`` as a ``pathlib.Path`` when it is a str or os.PathLike (not empty), else ValueError."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value):
+        raise ValueError(f"{name} must be a path (a str or os.PathLike), got {type(value).__name__} {value!r:.60}")
+    return Path(value)
 
 
 def check_shape(name: str, value: Any, length: int | None = None) -> tuple[int, ...]:

@@ -29,10 +29,12 @@ def check_writable(folder: str | os.PathLike, what: str = "folder") -> Path:
     written and removed), before any work whose results would go there.
 
     Raises:
-        ValueError: ``folder`` is a file.
+        ValueError: ``folder`` is a file or not a path.
         PermissionError: the folder cannot be created or written (the message names it).
     """
-    folder = Path(folder)
+    from ._check import check_path
+
+    folder = check_path(what, folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{what} {str(folder)!r} is a file, not a folder")
     try:

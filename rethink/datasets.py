@@ -187,7 +187,9 @@ def search_roots(name: str, root: str | os.PathLike | None = None) -> list[Path]
     given; otherwise ``$RETHINK_DATA`` (if set), ``./data`` and the system folders of
     :data:`SYSTEM_DIRS`."""
     if root is not None:
-        return [Path(root)]
+        from ._check import check_path
+
+        return [check_path("root", root)]
     roots = [Path(os.environ["RETHINK_DATA"])] if os.environ.get("RETHINK_DATA") else []
     return roots + [Path("data")] + SYSTEM_DIRS.get(name, [])
 

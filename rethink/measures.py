@@ -349,6 +349,8 @@ def _select(measures) -> tuple[list[str], bool]:
         return list(GROUPS), False
     if isinstance(measures, str):
         measures = [measures]
+    if not isinstance(measures, (list, tuple)) or not all(isinstance(m, str) for m in measures) or not measures:
+        raise ValueError(f"measures must be 'all', a measure name or a non-empty list of names, got {measures!r:.60}")
     groups = []
     for m in measures:
         g = m if m in GROUPS else next((k for k, v in GROUPS.items() if m in v), None)
@@ -408,9 +410,12 @@ def training_tensors(dataset, corruption=None, normalize="per_image", crop=None,
         return x.to(device), y.to(device).long()
     if dataset is None:
         raise ValueError("no training data: pass dataset (a name, a Dataset or an (x, y) pair)")
-    from .datasets import load
+    from .datasets import Dataset, load
     from .loader import RandomizedLoader
 
+    if not isinstance(dataset, (str, Dataset)):
+        raise ValueError(f"dataset must be a dataset name, a Dataset or an (x, y) pair of tensors, got "
+                         f"{type(dataset).__name__}")
     ds = load(dataset) if isinstance(dataset, str) else dataset
     if len(ds.train.labels) == 0:
         raise ValueError(f"no training data: dataset {ds.name!r} has an empty training split")
@@ -498,6 +503,8 @@ def check_settings(settings: dict) -> None:
     known), so that a bad setting is refused before any run is trained or measured."""
     from ._check import check_int, check_seed
 
+    if not isinstance(settings, dict):
+        raise ValueError(f"measure settings must be a dict of {', '.join(SETTINGS)}, got {settings!r:.60}")
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
         raise ValueError(f"unknown measure setting(s) {', '.join(map(repr, unknown))}; "

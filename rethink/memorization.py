@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ._check import check_int
+from ._check import check_int, check_path
 from ._io import atomic_torch_save, atomic_write_json
 from .results import Result
 from .runs import RunSpec, subset_indices
@@ -189,6 +189,7 @@ def memorization(model: str = "mlp1x512", dataset: str = "fashion_mnist", corrup
                          f"got {runs!r}")
     if train_pool is not None:  # a pool of 0 or 1 leaves no example both in and out of a subset
         check_int("train_pool", train_pool, low=2)
+    check_path("out_dir", out_dir)
     if not (isinstance(subset, (int, float)) and 0 < subset < 1):
         raise ValueError(f"subset must be a fraction in (0, 1), got {subset!r}")
     for bad in ("train_size", "subset_seed", "corruption_seed", "seed"):

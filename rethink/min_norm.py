@@ -252,7 +252,10 @@ class MinNormPredictor:
 
     def error(self, X: torch.Tensor, y: torch.Tensor) -> float:
         """Classification error of :meth:`classify` against integer labels ``y`` (m,)."""
+        X = _as_matrix(X, "X")
         y = torch.as_tensor(y)
+        if y.dim() != 1 or y.dtype.is_floating_point or y.dtype.is_complex:
+            raise ValueError(f"y must be integer labels (m,), got {y.dtype} of shape {tuple(y.shape)}")
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} points but y has {y.shape[0]} labels")
         return float((self.classify(X).cpu() != y.cpu().long()).double().mean())

@@ -94,7 +94,7 @@ class Result:
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> Result:
         version = d.get("format_version")
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool):
             raise ValueError(f"{source}: not a rethink result (no integer format_version)")
         if version > FORMAT_VERSION:
             raise ValueError(
@@ -243,7 +243,9 @@ def load_model(result_or_path: Result | str | os.PathLike, device: Any = "cpu") 
         else:
             raise ValueError("result has no model in memory and no file to load its weights from")
     else:
-        p = Path(result_or_path)
+        from ._check import check_path
+
+        p = check_path("result_or_path (a Result or the path of its JSON)", result_or_path)
         pt = p.with_suffix(".pt") if p.suffix == ".json" else p
     import torch
 

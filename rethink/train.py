@@ -204,9 +204,7 @@ def fit(spec: RunSpec, *, model: nn.Module | None = None, dataset: _datasets.Dat
         raise ValueError(f"run_name {run_name!r} may use only the characters A-Z a-z 0-9 . _ -")
     if (model is None) != (spec.model_fingerprint is None) or (dataset is None) != (spec.dataset_fingerprint is None):
         raise ValueError("pass the model / dataset objects exactly when the spec names a user module / Dataset")
-    out_path = Path(out_dir) if out_dir is not None else None
-    if out_path is not None:
-        check_writable(out_path, "out_dir")
+    out_path = check_writable(out_dir, "out_dir") if out_dir is not None else None
     rank, world, local_rank, created_group = _dist_context()
     dev = resolve_device(device, local_rank=local_rank)
     if created_group:

@@ -48,6 +48,8 @@ def zoo_specs(grid: dict[str, list] | None = None, seeds=(0, 1), **settings: Any
         ValueError: an empty grid value list or no seeds, a bad setting (named), a grid key that
             is not a RunSpec field.
     """
+    if grid is not None and not isinstance(grid, dict):
+        raise ValueError(f"grid must be a dict of RunSpec settings -> lists of values, got {type(grid).__name__}")
     grid = dict(ZOO_GRID if grid is None else grid)
     settings = {**ZOO_SETTINGS, **settings}
     seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
@@ -82,7 +84,7 @@ class MeasureJob:
 
         from .measures import check_settings, compute
 
-        check_settings(dict(settings or {}))
+        check_settings({} if settings is None else settings)
         params = inspect.signature(compute).parameters
         full = {k: p.default for k, p in params.items()
                 if k in ("measures", "seed", "max_examples", "samples", "batch_size", "sharpness_steps")}
