@@ -270,3 +270,20 @@ def test_cpu_only_torch_says_how_to_fix_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="--device cpu"):
         rethink.fit_random(max_epochs=1, device="cuda", progress=False)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: RunSpec.from_config([1]), "not a run's config"),
+    (lambda: rethink.load_runs(".", status=5), "status must be one of"),
+    (lambda: rethink.runs.subset_indices(10, -1, 0), "train_size must be an integer >= 1, got -1"),
+    (lambda: RunSpec(normalize=[]), "unknown normalize"),
+    (lambda: RunSpec(test_size=2**70), "test_size must be an integer >= 1 and <= 9.22337e\\+18"),
+    (lambda: RunSpec(epochs_after_fit=2**40), "epochs_after_fit must be"),
+    (lambda: rethink.fit_random(out_dir=5, max_epochs=1, **FAST), "out_dir must be a path .*got int 5"),
+    (lambda: rethink.results.load_model(5), "must be a path"),
+    (lambda: Result.from_dict({"format_version": True}), "not a rethink result"),
+    (lambda: rethink.datasets.load("mnist", root=5), "root must be a path"),
+])
+def test_values_of_the_wrong_type_are_named(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
