@@ -29,10 +29,12 @@ def check_writable(folder: str | os.PathLike, what: str = "folder") -> Path:
     written and removed), before any work whose results would go there.
 
     Raises:
-        ValueError: ``folder`` is a file.
+        ValueError: ``folder`` is a file or not a path.
         PermissionError: the folder cannot be created or written (the message names it).
     """
-    folder = Path(folder)
+    from ._check import check_path
+
+    folder = check_path(what, folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{what} {str(folder)!r} is a file, not a folder")
     try:
@@ -83,3 +85,16 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The sha256 (hex) of a file's bytes: the identity of what a cache was computed from.
+
+    Raises FileNotFoundError naming the file when it is missing."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

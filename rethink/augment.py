@@ -23,10 +23,11 @@ import math
 import numpy as np
 import torch
 
+from ._check import check_int, check_seed
 from .corruption import SPLIT_IDS, STREAM_AUGMENT, philox4x32_10
 
 __all__ = ["AUGMENT_TOKENS", "AUGMENTS", "DEFAULT_MAX_ROTATION", "PAD", "augment_draws", "augment_parts",
-           "parse_augment", "reference_batch"]
+           "check_view", "parse_augment", "reference_batch"]
 
 #: augmentation tokens, combined with "+": "crop" (random crop inside the image, no
 #: padding: the paper's), "flip" (horizontal flip), "rotate" (a whole number of degrees in
@@ -68,6 +69,32 @@ def augment_parts(augment: str | None) -> dict:
     legacy = "crop_flip" in tokens
     return {"pad": PAD if legacy else 0, "random_crop": legacy or "crop" in tokens,
             "flip": legacy or "flip" in tokens, "rotate": "rotate" in tokens}
+
+
+def check_view(h: int, w: int, augment: str | None, crop, max_rotation) -> tuple[int, int, int]:
+    """The output size and rotation range of a view: ``(out_h, out_w, degrees)`` of the
+    canonical ``augment`` with ``crop`` (None: the whole image) on ``h`` x ``w`` images;
+    ``degrees`` is ``max_rotation`` with "rotate", else 0. The one check of these settings
+    (the loader and :func:`reference_batch` both use it).
+
+    Raises:
+        ValueError: crop not an integer >= 1 or larger than the image; "crop" without a
+            smaller crop; max_rotation with "rotate" not a whole number in [1, 45].
+    """
+    from . import _build
+
+    parts = augment_parts(augment)
+    if crop is not None:
+        crop = check_int("crop", crop, low=1)
+        if crop > h or crop > w:
+            raise ValueError(f"crop={crop} is larger than the image ({h} x {w})")
+    if parts["random_crop"] and not parts["pad"] and (crop is None or (crop >= h and crop >= w)):
+        raise ValueError(f"augment 'crop' draws a crop window inside the {h} x {w} image: give a smaller "
+                         f"crop (e.g. crop={max(1, min(h, w) * 6 // 7)}), got crop={crop!r}")
+    rot = 0
+    if parts["rotate"]:
+        rot = check_int("max_rotation", max_rotation, low=1, high=_build._C.max_rotation)
+    return (h if crop is None else crop), (w if crop is None else crop), rot
 
 
 def augment_draws(seed: int, images, epoch: int, split: str, range_y: int, range_x: int, max_rotation: int = 0):
@@ -123,16 +150,25 @@ def reference_batch(
     """Plain-PyTorch batched reference of the loader's image path after corruption.
 
     ``corrupted`` is a split from :func:`rethink.corrupt` (float32, 0..1 scale, CPU);
-    rotate, pad, crop, flip, normalize and cast are separate torch ops here.
+    rotate, pad, crop, flip, normalize and cast are separate torch ops here. Bad settings
+    raise the loader's ValueErrors (:func:`check_view`), naming the setting.
     """
-    parts = augment_parts(parse_augment(augment))
+    augment = parse_augment(augment)
+    parts = augment_parts(augment)
+    if not isinstance(corrupted, torch.Tensor) or corrupted.dim() != 4:
+        raise ValueError(f"corrupted must be a split's images (N, C, H, W), got "
+                         f"{tuple(corrupted.shape) if isinstance(corrupted, torch.Tensor) else type(corrupted).__name__}")
+    oh, ow, rot = check_view(corrupted.shape[2], corrupted.shape[3], augment, crop, max_rotation)
+    seed = check_seed("seed", seed)
+    check_int("epoch", epoch, low=0, high=2**32 - 1)
+    if split not in SPLIT_IDS:
+        raise ValueError(f"unknown split {split!r}: expected 'train' or 'test'")
     idx = torch.as_tensor(indices, dtype=torch.int64)
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(corrupted)):
+        raise ValueError(f"indices must be in [0, {len(corrupted)}), got values in [{int(idx.min())}, {int(idx.max())}]")
     x = corrupted[idx].to(torch.float32)
     b, c, h, w = x.shape
-    oh = ow = crop if crop is not None else None
-    oh, ow = (oh or h), (ow or w)
     pad = parts["pad"]
-    rot = max_rotation if parts["rotate"] else 0
     ry, rx = h + 2 * pad - oh, w + 2 * pad - ow
     off_y, off_x, flip, degrees = augment_draws(seed, idx.numpy(), epoch, split, ry if parts["random_crop"] else 0,
                                                 rx if parts["random_crop"] else 0, rot)

@@ -21,8 +21,10 @@ in and how to get the files.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,7 +187,9 @@ def search_roots(name: str, root: str | os.PathLike | None = None) -> list[Path]
     given; otherwise ``$RETHINK_DATA`` (if set), ``./data`` and the system folders of
     :data:`SYSTEM_DIRS`."""
     if root is not None:
-        return [Path(root)]
+        from ._check import check_path
+
+        return [check_path("root", root)]
     roots = [Path(os.environ["RETHINK_DATA"])] if os.environ.get("RETHINK_DATA") else []
     return roots + [Path("data")] + SYSTEM_DIRS.get(name, [])
 
@@ -279,14 +283,12 @@ def synthetic(
     Raises:
         ValueError: negative counts, a shape that is not 3 positive ints, num_classes < 1.
     """
-    if n_train < 1 or n_test < 0:
-        raise ValueError(f"n_train must be >= 1 and n_test >= 0, got {n_train}, {n_test}")
-    if len(shape) != 3 or any(int(s) < 1 for s in shape):
-        raise ValueError(f"shape must be (C, H, W) of positive ints, got {shape}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
-        raise ValueError(f"num_classes must be an int in [1, {MAX_CLASSES}], got {num_classes!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+    from ._check import check_int, check_seed, check_shape
+
+    n_train, n_test = check_int("n_train", n_train, low=1), check_int("n_test", n_test, low=0)
+    shape = check_shape("shape (C, H, W)", shape, length=3)
+    num_classes = check_int("num_classes", num_classes, low=1, high=MAX_CLASSES)
+    seed = check_seed("seed", seed)
     g = torch.Generator().manual_seed(int(seed))
     n = n_train + n_test
     images = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
@@ -346,6 +348,21 @@ def _cifar_dirs(root: Path) -> tuple[Path | None, Path | None]:
     return py, bin_
 
 
+def _whole_numbers(values, low: int, high: int, what: str) -> np.ndarray:
+    """``values`` as an array of whole numbers in [low, high] (uint8 for pixels, int64 for
+    labels), else ValueError naming the first bad value: a cast would wrap or truncate it."""
+    arr = np.asarray(values)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+                                   or arr.dtype == bool):
+        raise ValueError(f"{what} values of type {arr.dtype}")
+    if arr.dtype != np.uint8 and arr.size:
+        bad = ~np.isfinite(arr) | (arr < low) | (arr > high) | (arr != np.round(arr)) if arr.dtype.kind == "f" \
+            else (arr < low) | (arr > high)
+        if bad.any():
+            raise ValueError(f"{what} value {arr[bad].flat[0].item()!r} outside the whole numbers {low}..{high}")
+    return arr.astype(np.uint8 if what == "pixel" else np.int64)
+
+
 def _read_cifar_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DatasetError(f"missing CIFAR-10 file {path}; {_CIFAR_LAYOUT}")
@@ -354,8 +371,7 @@ def _read_cifar_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
             d = pickle.load(f, encoding="bytes")
         data = d.get(b"data", d.get("data")) if isinstance(d, dict) else None
         labels = d.get(b"labels", d.get("labels")) if isinstance(d, dict) else None
-        data = np.asarray(data, dtype=np.uint8)
-        labels = np.asarray(labels, dtype=np.int64)
+        data, labels = _whole_numbers(data, 0, 255, "pixel"), _whole_numbers(labels, 0, 9, "label")
         if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (data.shape[0],):
             raise ValueError(f"data {data.shape}, labels {labels.shape}")
     except Exception as e:  # noqa: BLE001 - any failure means a damaged file
@@ -458,8 +474,8 @@ def read_idx(path: str | os.PathLike, layout: str = "") -> np.ndarray:
             raw = f.read()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError) as e:
-        raise DatasetError(f"damaged IDX file {path} ({e}); {layout}") from e
+    except (OSError, EOFError, zlib.error) as e:
+        raise DatasetError(f"damaged IDX file {path} (its gzip stream: {type(e).__name__}: {e}); {layout}") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DatasetError(f"damaged IDX file {path}: bad magic number {raw[:4].hex()}; {layout}")
     if raw[2] != 0x08:
@@ -469,7 +485,7 @@ def read_idx(path: str | os.PathLike, layout: str = "") -> np.ndarray:
     if ndim < 1 or len(raw) < header:
         raise DatasetError(f"damaged IDX file {path}: truncated header; {layout}")
     dims = [int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim)]
-    count = int(np.prod(dims))
+    count = math.prod(dims)  # a Python int: no overflow for a damaged header
     if len(raw) - header != count:
         raise DatasetError(
             f"damaged IDX file {path}: header says {dims} ({count} bytes) but {len(raw) - header} data bytes follow; "
@@ -484,9 +500,10 @@ def _load_idx_dataset(name: str, root: Path) -> Dataset:
     for split in ("train", "test"):
         imgs, labs = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         path = _find_idx(name, root, f"{split}_images")
-        if imgs.ndim != 3:
+        _, h, w = SHAPES[name][0]
+        if imgs.ndim != 3 or imgs.shape[1:] != (h, w):
             raise DatasetError(
-                f"damaged {name} file {path}: images must be 3-D (N, H, W), got {imgs.shape}; {layout}"
+                f"damaged {name} file {path}: images must be (N, {h}, {w}), got {imgs.shape}; {layout}"
             )
         if labs.ndim != 1 or labs.shape[0] != imgs.shape[0]:
             raise DatasetError(

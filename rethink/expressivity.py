@@ -33,6 +33,8 @@ import math
 import torch
 from torch import nn
 
+from ._check import check_int, check_seed
+
 __all__ = ["interpolate", "InterpolatingNet"]
 
 #: Breakpoint position between consecutive sorted projections (see module docstring).
@@ -286,6 +288,10 @@ def _targets(
     Y, n: int, device: torch.device, num_classes: int | None
 ) -> tuple[torch.Tensor, int | None, bool]:
     """Targets as float64 (n, k), the number of classes (or None) and whether Y was scalar."""
+    if num_classes is not None:
+        from .datasets import MAX_CLASSES
+
+        num_classes = check_int("num_classes", num_classes, low=1, high=MAX_CLASSES)
     if not isinstance(Y, torch.Tensor):
         raise ValueError(f"Y must be a torch.Tensor, got {type(Y).__name__}")
     if Y.dim() not in (1, 2):
@@ -306,11 +312,17 @@ def _targets(
             num_classes = hi + 1
         if num_classes < 1 or hi >= num_classes:
             raise ValueError(f"num_classes = {num_classes} but the largest label is {hi}")
-        T = torch.nn.functional.one_hot(Y.long(), num_classes).to(torch.float64)
+        try:
+            T = torch.nn.functional.one_hot(Y.long(), num_classes).to(torch.float64)
+        except (RuntimeError, MemoryError):
+            raise MemoryError(f"the one-hot targets of n = {n} points and num_classes = {num_classes} "
+                              f"({8 * n * num_classes / 2**30:.1f} GiB) do not fit in memory") from None
         return T, int(num_classes), False
     if num_classes is not None:
         raise ValueError("num_classes is only meaningful with integer class labels; Y is floating")
     T = Y.to(torch.float64)
+    if T.dim() == 2 and T.shape[1] == 0:
+        raise ValueError(f"Y has no target columns (shape {tuple(Y.shape)}): give (n,) or (n, k) with k >= 1")
     bad = ~torch.isfinite(T)
     if bool(bad.any()):
         i = int(bad.reshape(n, -1).any(dim=1).nonzero()[0])
@@ -380,6 +392,7 @@ def interpolate(
     """
     if method not in ("projection", "slabs"):
         raise ValueError(f"method must be 'projection' or 'slabs', got {method!r}")
+    seed = check_seed("seed", seed)
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be an int >= 1 (the number of hidden layers), got {depth!r}")
     if method == "slabs":
@@ -400,10 +413,11 @@ def _theorem1(
 ) -> InterpolatingNet:
     """The network of Theorem 1 (``interpolate(X, Y)`` with the defaults): same arguments,
     returns, cost and errors as :func:`interpolate`."""
+    seed = check_seed("seed", seed)
     X = _check_X(X)
     n, d = X.shape
     T, num_classes, scalar = _targets(Y, n, X.device, num_classes)
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     a, z_sorted, idx, duplicates = _choose_direction(X, Y, T, num_classes, scalar, gen)
     k = T.shape[1]
     if not duplicates:

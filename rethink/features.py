@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ._check import check_int, check_number, check_seed, check_shape
+
 __all__ = ["KernelOperator", "RandomConvFeatures", "check_kernel_args", "default_gamma", "feature_map", "kernel_block",
            "random_relu_weights", "squared_norms"]
 
@@ -62,21 +64,16 @@ class RandomConvFeatures:
     batch: int = 1024
 
     def __post_init__(self):
-        shape = tuple(int(s) for s in self.image_shape) if hasattr(self.image_shape, "__len__") else ()
-        if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"image_shape must be (C, H, W) of positive sizes, got {self.image_shape!r}")
+        shape = check_shape("image_shape (C, H, W)", self.image_shape, length=3)
         object.__setattr__(self, "image_shape", shape)
         for name in ("filters", "size", "pool", "batch"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+            object.__setattr__(self, name, check_int(name, getattr(self, name), low=1))
+        object.__setattr__(self, "seed", check_seed("seed", self.seed))
         _, h, w = shape
         if self.size > min(h, w):
             raise ValueError(f"filter size {self.size} exceeds the image ({h} x {w})")
         if self.pool > min(h, w) - self.size + 1:
             raise ValueError(f"pool {self.pool} exceeds the {h - self.size + 1} x {w - self.size + 1} feature map")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
 
     @property
     def input_dim(self) -> int:
@@ -126,14 +123,13 @@ def check_kernel_args(kernel: str, gamma, width, features) -> None:
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if kernel in DISTANCE_KERNELS:
-        if gamma is not None and not (isinstance(gamma, (int, float)) and gamma > 0 and math.isfinite(gamma)):
-            raise ValueError(f"gamma must be a positive finite number, got {gamma!r}")
+        if gamma is not None:
+            check_number("gamma", gamma, low=0, low_open=True)
     elif gamma is not None:
         raise ValueError(f"gamma applies to the rbf and laplacian kernels only, got gamma={gamma!r} "
                          f"with kernel={kernel!r}")
     if kernel == "random_features":
-        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-            raise ValueError(f"kernel='random_features' needs an integer width >= 1, got width={width!r}")
+        check_int("width (of kernel='random_features')", width, low=1)
         if features is not None:
             raise ValueError("features cannot be combined with kernel='random_features' (itself a feature map)")
     elif width is not None:
@@ -161,7 +157,7 @@ def random_relu_weights(X: torch.Tensor, width: int, seed: int):
     drawn on the CPU from ``seed``; W is scaled by the training inputs X (n, d) so that
     ``W x`` has about unit variance."""
     d = X.shape[1]
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch.Generator().manual_seed(check_seed("seed", seed))
     m2 = float((X * X).mean())  # so that W x has about unit variance over the data
     m2 = m2 if m2 > 0 else 1.0
     W = (torch.randn(width, d, generator=g, dtype=torch.float64) / math.sqrt(d * m2)).to(X.device)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import _build  # noqa: F401  (loads the extension and registers the ops)
-from .augment import AUGMENT_TOKENS, AUGMENTS, DEFAULT_MAX_ROTATION, PAD, augment_parts, parse_augment
+from .augment import AUGMENT_TOKENS, AUGMENTS, DEFAULT_MAX_ROTATION, PAD, augment_parts, check_view, parse_augment
 from .corruption import SPLIT_IDS, Corruption, corrupted_labels, philox4x32_10
 from .datasets import Dataset
 
@@ -56,6 +56,21 @@ CACHE_BYTES = 2 * 2**30
 BATCH_FIELDS = tuple(_build._C.batch_fields())
 
 
+def batch_config(fields: dict) -> list[int]:
+    """The ``int[] config`` of ``torch.ops.rethink.randomized_batch`` from its fields by name
+    (:data:`BATCH_FIELDS`), each checked to be an integer in [-2^63, 2^63) (what the op's
+    int64 list takes; the op checks each field's own range). Raises ValueError naming a
+    missing, unknown or bad field, before the op is called (torch's own message names none)."""
+    from ._check import check_int
+
+    if not isinstance(fields, dict) or set(fields) != set(BATCH_FIELDS):
+        have = set(fields) if isinstance(fields, dict) else set()
+        raise ValueError(f"randomized_batch config needs exactly the fields {', '.join(BATCH_FIELDS)}; missing "
+                         f"{sorted(set(BATCH_FIELDS) - have)}, unknown {sorted(have - set(BATCH_FIELDS))}")
+    return [check_int(f"randomized_batch config field {f!r}", fields[f], low=-2**63, high=2**63 - 1)
+            for f in BATCH_FIELDS]
+
+
 @torch.library.register_fake("rethink::randomized_batch")
 def _randomized_batch_fake(images, labels, indices, config, stats, dtype):
     torch._check(images.dim() == 4 and indices.dim() == 1 and labels.dim() == 1,
@@ -78,9 +93,9 @@ def _feistel_permutation_fake(n, seed, image, split, shared):
 
 
 def _check_seed(name: str, seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (0 <= int(seed) < 2**63):
-        raise ValueError(f"{name} must be an int in [0, 2^63), got {seed!r}")
-    return int(seed)
+    from ._check import check_seed
+
+    return check_seed(name, seed)
 
 
 def _check_stats(stats, channels: int, what: str, positive: bool) -> tuple[list[float], list[float]]:
@@ -105,23 +120,9 @@ class _Plan:
         c, h, w = input_shape
         augment = parse_augment(augment)
         parts = augment_parts(augment)
-        if crop is not None:
-            if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 1:
-                raise ValueError(f"crop must be a positive int or None, got {crop!r}")
-            if crop > h or crop > w:
-                raise ValueError(f"crop={crop} is larger than the image ({h} x {w})")
-        if parts["random_crop"] and not parts["pad"] and (crop is None or (crop >= h and crop >= w)):
-            raise ValueError(f"augment 'crop' draws a crop window inside the {h} x {w} image: give a smaller "
-                             f"crop (e.g. crop={max(1, min(h, w) * 6 // 7)}), got crop={crop!r}")
+        out_h, out_w, rot = check_view(h, w, augment, crop, max_rotation)
         if normalize not in NORMALIZE:
             raise ValueError(f"unknown normalize {normalize!r}: expected 'per_image', 'per_channel' or None")
-        rot = 0
-        if parts["rotate"]:
-            if isinstance(max_rotation, bool) or not isinstance(max_rotation, (int, np.integer)) or not (
-                    1 <= max_rotation <= _build._C.max_rotation):
-                raise ValueError(f"max_rotation must be a whole number of degrees in [1, {_build._C.max_rotation}], "
-                                 f"got {max_rotation!r}")
-            rot = int(max_rotation)
         dtype = torch.float32 if dtype is None else dtype
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {dtype!r}")
@@ -139,8 +140,6 @@ class _Plan:
                 values[:c], values[c:2 * c] = _check_stats(raw, c, "corruption 'gaussian'", positive=False)
             if norm == 2:
                 values[2 * c:3 * c], values[3 * c:] = _check_stats(raw, c, "normalize='per_channel'", positive=True)
-        out_h = int(crop) if crop is not None else h
-        out_w = int(crop) if crop is not None else w
         self.config = {
             "pixel_mode": pixel_mode, "corruption_seed": corruption.seed, "split": SPLIT_IDS[split],
             "aug_seed": _check_seed("seed", seed), "epoch": 0, "pad": parts["pad"],
@@ -159,7 +158,7 @@ class _Plan:
 
     def run(self, images, labels, indices, epoch: int, check_indices: bool):
         cfg = dict(self.config, epoch=int(epoch), check_indices=int(check_indices))
-        return torch.ops.rethink.randomized_batch(images, labels, indices, [cfg[f] for f in BATCH_FIELDS],
+        return torch.ops.rethink.randomized_batch(images, labels, indices, batch_config(cfg),
                                                   self.stats, self.dtype)
 
 

@@ -349,6 +349,8 @@ def _select(measures) -> tuple[list[str], bool]:
         return list(GROUPS), False
     if isinstance(measures, str):
         measures = [measures]
+    if not isinstance(measures, (list, tuple)) or not all(isinstance(m, str) for m in measures) or not measures:
+        raise ValueError(f"measures must be 'all', a measure name or a non-empty list of names, got {measures!r:.60}")
     groups = []
     for m in measures:
         g = m if m in GROUPS else next((k for k, v in GROUPS.items() if m in v), None)
@@ -402,12 +404,18 @@ def training_tensors(dataset, corruption=None, normalize="per_image", crop=None,
             raise ValueError("a corruption applies to a Dataset, not to (x, y) tensors")
         x, y = dataset
         _check_data(x, y)
+        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool or y.dim() != 1:
+            raise ValueError(f"training labels must be an integer tensor (N,), got {y.dtype} of shape "
+                             f"{tuple(y.shape)}")
         return x.to(device), y.to(device).long()
     if dataset is None:
         raise ValueError("no training data: pass dataset (a name, a Dataset or an (x, y) pair)")
-    from .datasets import load
+    from .datasets import Dataset, load
     from .loader import RandomizedLoader
 
+    if not isinstance(dataset, (str, Dataset)):
+        raise ValueError(f"dataset must be a dataset name, a Dataset or an (x, y) pair of tensors, got "
+                         f"{type(dataset).__name__}")
     ds = load(dataset) if isinstance(dataset, str) else dataset
     if len(ds.train.labels) == 0:
         raise ValueError(f"no training data: dataset {ds.name!r} has an empty training split")
@@ -484,6 +492,42 @@ def _group(g: str, c: dict) -> dict[str, float]:
     raise ValueError(f"unknown measure group {g!r}")
 
 
+#: The settings of :func:`compute` that say how the measures are computed (the rest, model,
+#: dataset, corruption, init_state, history, steps_to_fit, normalize, crop, device, say on what).
+SETTINGS = ("measures", "seed", "max_examples", "samples", "memory_budget", "batch_size", "sharpness_steps")
+
+
+def check_settings(settings: dict) -> None:
+    """Raise ValueError naming the setting for an unknown key of ``settings`` (names from
+    :data:`SETTINGS`) or a bad value (counts are integers >= 1, seed in [0, 2^63), measures
+    known), so that a bad setting is refused before any run is trained or measured."""
+    from ._check import check_int, check_seed
+
+    if not isinstance(settings, dict):
+        raise ValueError(f"measure settings must be a dict of {', '.join(SETTINGS)}, got {settings!r:.60}")
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown measure setting(s) {', '.join(map(repr, unknown))}; "
+                         f"expected some of: {', '.join(SETTINGS)}")
+    for k, v in settings.items():
+        if k == "measures":
+            _select(list(v) if isinstance(v, tuple) else v)
+        elif k == "seed":
+            check_seed("seed", v)
+        elif not (k == "memory_budget" and v is None):
+            check_int(k, v, low=1)
+
+
+def _check_labels(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Labels must be integer classes in [0, number of the network's outputs)."""
+    with torch.no_grad():
+        width = net(x[:1]).shape[-1]
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= width:
+        raise ValueError(f"training labels must be in [0, {width}) (the network's {width} outputs), "
+                         f"got labels in [{lo}, {hi}]")
+
+
 def compute(model, dataset=None, corruption=None, init_state=None, measures="all", device="auto", seed=0, *,
             history=None, steps_to_fit=None, normalize="per_image", crop=None, max_examples: int = 2048,
             samples: int = 8, memory_budget: int | None = None, batch_size: int = 1024,
@@ -523,6 +567,8 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
     """
     from ._build import resolve_device
 
+    check_settings(dict(measures=measures, seed=seed, max_examples=max_examples, samples=samples,
+                        memory_budget=memory_budget, batch_size=batch_size, sharpness_steps=sharpness_steps))
     info = _resolve_run(model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit)
     _check_model(info["model"])
     groups, explicit = _select(measures)
@@ -537,6 +583,7 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
     if x.dim() < 2:
         raise ValueError(f"training inputs must be (N, ...) with N examples, got shape {tuple(x.shape)}")
     net = copy.deepcopy(info["model"]).to(dev).eval()
+    _check_labels(net, x, y)
     c = dict(info, net=net, folded=fold_batchnorm(net, x[:1]), x=x, y=y, dev=dev, seed=seed, samples=samples,
              memory_budget=memory_budget, batch_size=batch_size, sharpness_steps=sharpness_steps, xs=x, ys=y,
              gamma=math.nan, g2=math.nan)

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from ._check import check_int, check_path
 from ._io import atomic_torch_save, atomic_write_json
 from .results import Result
 from .runs import RunSpec, subset_indices
@@ -186,6 +187,9 @@ def memorization(model: str = "mlp1x512", dataset: str = "fashion_mnist", corrup
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
         raise ValueError(f"runs must be an integer >= 2 (scores compare runs with and without each example), "
                          f"got {runs!r}")
+    if train_pool is not None:  # a pool of 0 or 1 leaves no example both in and out of a subset
+        check_int("train_pool", train_pool, low=2)
+    check_path("out_dir", out_dir)
     if not (isinstance(subset, (int, float)) and 0 < subset < 1):
         raise ValueError(f"subset must be a fraction in (0, 1), got {subset!r}")
     for bad in ("train_size", "subset_seed", "corruption_seed", "seed"):
@@ -193,7 +197,7 @@ def memorization(model: str = "mlp1x512", dataset: str = "fashion_mnist", corrup
             raise ValueError(f"memorization sets {bad} itself")
     base = RunSpec(model=model, dataset=dataset, corruption=corruption, seed=seed, corruption_seed=seed, **settings)
     ds = load(base.dataset, root=root)
-    pool = train_pool or len(ds.train)
+    pool = len(ds.train) if train_pool is None else int(train_pool)
     if pool > len(ds.train):
         raise ValueError(f"train_pool={pool} exceeds the {len(ds.train)} training images of {base.dataset}")
     size = max(1, min(pool - 1, round(subset * pool)))

@@ -51,6 +51,8 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ._build import resolve_device
+from ._check import check_int, check_number, check_seed
+from .datasets import MAX_CLASSES as _MAX_CLASSES
 from .features import (
     DISTANCE_KERNELS,
     KERNELS,  # noqa: F401  (re-exported as rethink.min_norm.KERNELS)
@@ -241,15 +243,19 @@ class MinNormPredictor:
         return torch.cat(out)
 
     def classify(self, X: torch.Tensor) -> torch.Tensor:
-        """Predicted classes, int64 (m,): argmax of the scores (the sign for one output, as 0/1)."""
+        """Predicted classes, int64 (m,): argmax of the scores (for a fit on real targets with
+        one output column, its sign as 0/1)."""
         f = self.predict(X)
-        if f.shape[1] == 1:
+        if f.shape[1] == 1 and self.num_classes is None:
             return (f[:, 0] > 0).long()
-        return f.argmax(1)
+        return f.argmax(1)  # class labels: one column per class (a single class: always 0)
 
     def error(self, X: torch.Tensor, y: torch.Tensor) -> float:
         """Classification error of :meth:`classify` against integer labels ``y`` (m,)."""
+        X = _as_matrix(X, "X")
         y = torch.as_tensor(y)
+        if y.dim() != 1 or y.dtype.is_floating_point or y.dtype.is_complex:
+            raise ValueError(f"y must be integer labels (m,), got {y.dtype} of shape {tuple(y.shape)}")
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} points but y has {y.shape[0]} labels")
         return float((self.classify(X).cpu() != y.cpu().long()).double().mean())
@@ -258,13 +264,10 @@ class MinNormPredictor:
 def _check_settings(method, ridge, tol, max_iter, block) -> None:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not (isinstance(ridge, (int, float)) and ridge >= 0 and math.isfinite(ridge)):
-        raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
-    if not (isinstance(tol, float) and 0 < tol < 1):
-        raise ValueError(f"tol must be a float in (0, 1), got {tol!r}")
+    check_number("ridge", ridge, low=0)
+    check_number("tol", tol, low=0, high=1, low_open=True, high_open=True)
     for name, v in (("max_iter", max_iter), ("block", block)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        check_int(name, v, low=1)
 
 
 def _features_and_params(X, kernel, gamma, width, seed, features):
@@ -471,7 +474,8 @@ def _dedupe(Xm: torch.Tensor, Yf: torch.Tensor, labels):
 
 
 def _targets(Y, n, num_classes):
-    """(Yf float64 (n, k) CPU, labels int64 (n,) or None, k)."""
+    """(Yf float64 (n, k) CPU, labels int64 (n,) or None, k); for labels Yf is None: the
+    one-hot rows are built by :func:`_one_hot` once the memory check has passed."""
     if not isinstance(Y, torch.Tensor):
         raise TypeError(f"Y must be a torch.Tensor, got {type(Y).__name__}")
     if Y.shape[0] != n:
@@ -481,15 +485,17 @@ def _targets(Y, n, num_classes):
             raise ValueError(f"integer labels Y must have shape (n,), got {tuple(Y.shape)}")
         if int(Y.min()) < 0:
             raise ValueError(f"class labels must be >= 0, got {int(Y.min())}")
-        k = int(num_classes) if num_classes is not None else int(Y.max()) + 1
+        k = check_int("num_classes", num_classes, low=1, high=_MAX_CLASSES) if num_classes is not None \
+            else int(Y.max()) + 1
         if int(Y.max()) >= k:
             raise ValueError(f"label {int(Y.max())} is out of range for num_classes={k}")
-        labels = Y.long().cpu()
-        return torch.nn.functional.one_hot(labels, k).to(torch.float64), labels, k
+        return None, Y.long().cpu(), k
     if Y.is_floating_point():
         if Y.dim() not in (1, 2):
             raise ValueError(f"real targets Y must have shape (n,) or (n, k), got {tuple(Y.shape)}")
         Yf = Y.reshape(n, -1).to("cpu", torch.float64)
+        if Yf.shape[1] == 0:
+            raise ValueError(f"Y has no target columns (shape {tuple(Y.shape)}): give (n,) or (n, k) with k >= 1")
         _check_finite(Yf, "Y")
         return Yf, None, Yf.shape[1]
     raise TypeError(f"Y must be integer labels or real targets, got dtype {Y.dtype}")
@@ -563,6 +569,9 @@ def min_norm_fit(X: torch.Tensor, Y: torch.Tensor, kernel: str = "rbf", gamma: f
     t_start = time.perf_counter()
     check_kernel_args(kernel, gamma, width, features)
     _check_settings(method, ridge, tol, max_iter, block)
+    seed = check_seed("seed", seed)
+    if max_memory is not None:
+        check_number("max_memory (bytes)", max_memory, low=1, integer=True)
     Xm = _as_matrix(X, "X")
     n, d = Xm.shape
     Yf, labels, k = _targets(Y, n, num_classes)
@@ -570,7 +579,7 @@ def min_norm_fit(X: torch.Tensor, Y: torch.Tensor, kernel: str = "rbf", gamma: f
 
     keep = rowmap = None
     if ridge == 0:
-        keep, rowmap = _dedupe(Xm, Yf, labels)
+        keep, rowmap = _dedupe(Xm, Yf if labels is None else labels[:, None], labels)
     nu = n if keep is None else keep.shape[0]
     D = width if kernel == "random_features" else (int(getattr(features, "dim", d)) if features is not None else d)
     if kernel == "linear" and ridge == 0 and D < nu:
@@ -578,6 +587,8 @@ def min_norm_fit(X: torch.Tensor, Y: torch.Tensor, kernel: str = "rbf", gamma: f
                          "interpolate them exactly; use >= n features, an rbf/laplacian kernel, or ridge > 0")
     available = int(max_memory) if max_memory is not None else _available_bytes(dev)
     chosen = _choose_method(method, nu, max(d, D), k, available, dev, block)
+    if labels is not None:  # the one-hot targets, after the memory check (num_classes may be large)
+        Yf = torch.nn.functional.one_hot(labels, k).to(torch.float64)
 
     Xd = (Xm if keep is None else Xm[keep.to(Xm.device)]).to(device=dev, dtype=torch.float64)
     F, gamma, W, b = _features_and_params(Xd, kernel, gamma, width, seed, features)
@@ -611,7 +622,7 @@ def _summarize(alpha, Kx, Yd, labels, rowmap, info, tol) -> MinNormPredictor:
     col_sq = (alpha * fitted).sum(0).clamp_min(0.0).cpu()
     k = Yd.shape[1]
     if labels is not None:
-        pred = (fitted.argmax(1) if k > 1 else (fitted[:, 0] > 0.5).long()).cpu()
+        pred = fitted.argmax(1).cpu()  # one column per class (k = 1: the single class 0)
         pred = pred if rowmap is None else pred[rowmap]
         train_error = float((pred != labels).double().mean())
     else:

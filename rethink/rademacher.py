@@ -83,17 +83,23 @@ def rademacher(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", dra
         :class:`RademacherResult`.
 
     Raises:
-        ValueError: draws < 1, classes < 2, an empty training split, a model without parameters.
+        ValueError: draws < 1, classes < 2, a seed outside [0, 2^63), a dataset that is neither
+            a name nor a Dataset, an empty training split, a model without parameters.
     """
     from . import datasets
     from .loader import RandomizedLoader
     from .runner import FitJob, run_jobs
     from .train import make_spec
 
-    if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
-        raise ValueError(f"draws must be an integer >= 1, got {draws!r}")
-    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
-        raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+    from ._check import check_int, check_seed
+
+    draws = check_int("draws", draws, low=1)
+    classes = check_int("classes", classes, low=2, high=datasets.MAX_CLASSES)
+    seed = check_seed("seed", seed)
+    check_seed("seed + draws - 1 (the seed of the last draw)", seed + draws - 1)
+    if not isinstance(dataset, (str, datasets.Dataset)):
+        raise ValueError(f"dataset must be a rethink.datasets name or Dataset, got {type(dataset).__name__} "
+                         f"{dataset!r:.60}")
     if isinstance(model, nn.Module) and next(model.parameters(), None) is None:
         raise ValueError(f"model {type(model).__name__} has no parameters: it cannot fit anything")
     for bad in ("corruption", "out_dir", "seed"):

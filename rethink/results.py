@@ -19,6 +19,14 @@ from ._io import atomic_write_json
 #: every older one (format 1: rethink 0.1, without ``loss_log``).
 FORMAT_VERSION = 2
 
+class DamagedFile(ValueError):
+    """A result file that cannot be read as one (truncated, not UTF-8, fields of the wrong
+    type); the message names the file."""
+
+
+#: The statuses of a run (see :attr:`Result.status`).
+STATUSES = ("completed", "running", "failed")
+
 #: Keys of one ``Result.history`` entry (one per epoch).
 HISTORY_KEYS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
 
@@ -86,13 +94,23 @@ class Result:
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> Result:
         version = d.get("format_version")
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool):
             raise ValueError(f"{source}: not a rethink result (no integer format_version)")
         if version > FORMAT_VERSION:
             raise ValueError(
                 f"{source}: result format_version {version} is newer than this rethink reads "
                 f"({FORMAT_VERSION}); upgrade rethink"
             )
+        kinds = {"history": list, "config": dict, "loss_log": list, "status": str}
+        for k, kind in kinds.items():
+            if k in d and not isinstance(d[k], kind):
+                raise DamagedFile(f"{source}: damaged result: {k} must be a {kind.__name__}, got {d[k]!r:.80}")
+        if d.get("status", "completed") not in STATUSES:
+            raise DamagedFile(f"{source}: damaged result: status {d['status']!r} is not one of {STATUSES}")
+        if not all(isinstance(h, dict) for h in d.get("history", [])) or \
+                not all(isinstance(v, list) for v in d.get("loss_log", [])):
+            raise DamagedFile(f"{source}: damaged result: every history entry must be a dict and every "
+                              f"loss_log entry a list")
         return cls(
             history=list(d.get("history", [])),
             steps_to_fit=d.get("steps_to_fit"),
@@ -113,13 +131,18 @@ class Result:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Result:
-        """Read a result written by :meth:`save`. Raises ValueError for a newer format or a non-result."""
+        """Read a result written by :meth:`save`. Raises ValueError for a newer format or a
+        non-result, and :class:`DamagedFile` (a ValueError naming the file) for a file that is
+        truncated, not UTF-8 or has fields of the wrong type."""
         path = Path(path)
-        with open(path, encoding="utf-8") as f:
-            try:
-                d = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not valid JSON ({e})") from e
+        try:
+            d = json.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise DamagedFile(f"{path}: not valid UTF-8 text, so not a result ({e})") from None
+        except json.JSONDecodeError as e:
+            raise DamagedFile(f"{path}: not valid JSON ({e})") from None
+        except RecursionError:
+            raise DamagedFile(f"{path}: not valid JSON (nested too deeply)") from None
         if not isinstance(d, dict):
             raise ValueError(f"{path}: not a rethink result")
         r = cls.from_dict(d, source=str(path))
@@ -220,7 +243,9 @@ def load_model(result_or_path: Result | str | os.PathLike, device: Any = "cpu") 
         else:
             raise ValueError("result has no model in memory and no file to load its weights from")
     else:
-        p = Path(result_or_path)
+        from ._check import check_path
+
+        p = check_path("result_or_path (a Result or the path of its JSON)", result_or_path)
         pt = p.with_suffix(".pt") if p.suffix == ".json" else p
     import torch
 

@@ -256,6 +256,9 @@ def sweep(models: Sequence[Any] = ("mlp1x512",), corruptions: Sequence[Any] = ("
         if not isinstance(m, str):
             raise ValueError(f"sweep takes model names, got {type(m).__name__}; train a module with fit_random")
     expand = {k: _as_list(v) for k, v in settings.items() if isinstance(v, (list, tuple))}
+    for k, v in expand.items():
+        if not v:
+            raise ValueError(f"sweep setting {k}= is an empty list: give at least one value")
     fixed = {k: v for k, v in settings.items() if k not in expand}
     specs = []
     for m, c, s, *vals in itertools.product(models, corruptions, seeds, *expand.values()):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import re
 import warnings
@@ -27,9 +26,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ._check import check_choice, check_int, check_number, check_seed
 from .corruption import Corruption
 from .loader import DEFAULT_MAX_ROTATION, NORMALIZE, augment_parts, parse_augment
-from .results import Result
+from .results import STATUSES, DamagedFile, Result
 
 __all__ = ["RunSpec", "DEFAULT_MAX_EPOCHS", "load_runs", "subset_indices", "check_number", "check_seed",
            "module_fingerprint", "dataset_fingerprint"]
@@ -42,34 +42,7 @@ DEFAULT_MAX_EPOCHS = {"digits": 1000, "cifar10": 200, "mnist": 200, "fashion_mni
 _DTYPES = {"float32": "float32", "fp32": "float32", "torch.float32": "float32",
            "bfloat16": "bfloat16", "bf16": "bfloat16", "torch.bfloat16": "bfloat16"}
 _NAME_OK = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, high_open: bool = False, integer: bool = False) -> None:
-    """Raise ValueError naming ``name`` unless ``value`` is a finite number (an integer with
-    ``integer``) within the given bounds."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and integer:
-        ok = isinstance(value, int) or float(value).is_integer()
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        rng = []
-        if low is not None:
-            rng.append(f"{'>' if low_open else '>='} {low:g}")
-        if high is not None:
-            rng.append(f"{'<' if high_open else '<='} {high:g}")
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {kind}{' ' + ' and '.join(rng) if rng else ''}, got {value!r}")
-
-
-def check_seed(name: str, value: Any) -> int:
-    """``value`` as an int in [0, 2^63) (what the kernels' 64-bit counters take), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise ValueError(f"{name} must be an integer in [0, 2^63), got {value!r}")
-    return int(value)
+_INT64 = 2**63 - 1  # the largest count a tensor index holds
 
 
 @dataclass(frozen=True)
@@ -182,7 +155,7 @@ class RunSpec:
             check_number("max_rotation", rot, low=1, high=45, integer=True)
             set_(self, "max_rotation", int(rot))
         norm = None if self.normalize in ("none", "None") else self.normalize
-        if norm not in NORMALIZE:
+        if not (norm is None or isinstance(norm, str)) or norm not in NORMALIZE:
             raise ValueError(f"unknown normalize {self.normalize!r}: expected 'per_image', 'per_channel' or None")
         set_(self, "normalize", norm)
         dtype = _DTYPES.get(str(self.dtype) if self.dtype is not None else "float32")
@@ -215,7 +188,7 @@ class RunSpec:
         check_number("momentum", self.momentum, low=0)
         check_number("weight_decay", self.weight_decay, low=0)
         check_number("lr_decay", self.lr_decay, low=0, high=1, low_open=True)
-        check_number("lr_decay_examples", self.lr_decay_examples, low=1, integer=True)
+        check_number("lr_decay_examples", self.lr_decay_examples, low=1, high=_INT64, integer=True)
         check_number("batch_size", self.batch_size, low=1, high=2**31 - 1, integer=True)
         if self.max_epochs is not None:
             check_number("max_epochs", self.max_epochs, low=1, high=2**32 - 1, integer=True)
@@ -223,12 +196,12 @@ class RunSpec:
             check_number("stop_at_train_acc", self.stop_at_train_acc, low=0, high=1, low_open=True)
         if self.stop_at_train_loss is not None:
             check_number("stop_at_train_loss", self.stop_at_train_loss, low=0, low_open=True)
-        check_number("epochs_after_fit", self.epochs_after_fit, low=0, integer=True)
+        check_number("epochs_after_fit", self.epochs_after_fit, low=0, high=2**32 - 1, integer=True)
         check_number("dropout", self.dropout, low=0, high=1, high_open=True)
-        check_number("loss_window", self.loss_window, low=1, integer=True)
+        check_number("loss_window", self.loss_window, low=1, high=_INT64, integer=True)
         for name in ("train_size", "train_pool", "test_size"):
             if getattr(self, name) is not None:
-                check_number(name, getattr(self, name), low=1, integer=True)
+                check_number(name, getattr(self, name), low=1, high=_INT64, integer=True)
         if self.train_size is not None and self.train_pool is not None and self.train_size > self.train_pool:
             raise ValueError(f"train_size={self.train_size} exceeds train_pool={self.train_pool}")
         for name in ("lr_decay_examples", "batch_size", "max_epochs", "epochs_after_fit", "loss_window",
@@ -307,6 +280,8 @@ class RunSpec:
     def from_config(cls, config: dict[str, Any]) -> RunSpec:
         """The spec of a result's ``config`` (results of rethink 0.1 too: settings it did not
         have take the values 0.1 used). Raises ValueError for a config that is not a run's."""
+        if not isinstance(config, dict):
+            raise ValueError(f"not a run's config (a dict of settings): got {type(config).__name__}")
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in config.items() if k in known}
         if "model" not in kw or "dataset" not in kw:
@@ -355,6 +330,11 @@ def subset_indices(num_train: int, train_size: int | None, seed: int, train_pool
     Raises ValueError when ``train_size`` or ``train_pool`` exceeds ``num_train``."""
     import torch
 
+    num_train = check_int("num_train", num_train, low=0)
+    seed = check_seed("seed", seed)
+    for name, v in (("train_pool", train_pool), ("train_size", train_size)):
+        if v is not None:
+            check_int(name, v, low=1)
     if train_size is None and train_pool is None:
         return None
     pool = num_train if train_pool is None else train_pool
@@ -380,11 +360,16 @@ def load_runs(out_dir: str | os.PathLike | Iterable, status: str | Iterable[str]
             rethink results (e.g. a cache) are always skipped.
 
     Each Result read from a file has ``Result.path`` set. Raises ValueError for a result
-    written by a newer rethink, and for a folder that does not exist.
+    written by a newer rethink, for a folder that does not exist, and for an unknown
+    ``status`` or ``on_error``.
     """
+    if status is not None and not isinstance(status, str) and not (
+            isinstance(status, Iterable) and all(isinstance(s, str) for s in status)):
+        raise ValueError(f"status must be one of {STATUSES}, a list of them or None, got {status!r}")
     statuses = {status} if isinstance(status, str) else (set(status) if status is not None else None)
-    if on_error not in ("warn", "skip", "raise"):
-        raise ValueError(f"on_error must be 'warn', 'skip' or 'raise', got {on_error!r}")
+    for s in statuses or ():
+        check_choice("status", s, STATUSES)
+    check_choice("on_error", on_error, ("warn", "skip", "raise"))
     if isinstance(out_dir, (str, os.PathLike)):
         folder = Path(out_dir)
         if not folder.is_dir():
@@ -402,7 +387,7 @@ def load_runs(out_dir: str | os.PathLike | Iterable, status: str | Iterable[str]
             except ValueError as e:
                 if "newer" in str(e) or on_error == "raise":
                     raise
-                if "not valid JSON" in str(e) and on_error == "warn":
+                if isinstance(e, DamagedFile) and on_error == "warn":
                     warnings.warn(f"skipping a damaged result file: {e}", stacklevel=2)
                 continue
         else:

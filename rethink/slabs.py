@@ -51,10 +51,12 @@ Points not in general position (stated handling):
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 from torch import nn
 
+from ._check import check_seed
 from .expressivity import _check_duplicate_targets, _check_queries, _check_X, _targets
 
 __all__ = ["SlabNet", "interpolate_slabs", "SLAB_TOLERANCE"]
@@ -189,6 +191,7 @@ def interpolate_slabs(
             weights overflow, or rows that stay inseparable even with one point per group
             (two rows named).
     """
+    seed = check_seed("seed", seed)
     X = _check_X(X)
     n, d = X.shape
     T, num_classes, scalar = _targets(Y, n, X.device, num_classes)
@@ -197,7 +200,7 @@ def interpolate_slabs(
     if bool(bad.any()):
         i, j = (int(v) for v in bad.nonzero()[0])
         raise ValueError(f"X has a NaN or inf value: X[{i}, {j}] = {float(X64[i, j])}")
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     keep = _deduplicate(X64, T, scalar, num_classes)
     Xu, Tu = X64[keep], T[keep]
     labels = Y.to(X.device).long()[keep] if num_classes is not None else None
@@ -207,9 +210,16 @@ def interpolate_slabs(
         net.report = dict(duplicates_removed=n - 1, constant_columns=d, max_error=0.0, rounds=0)
         return net
     Xr = Xu[:, cols]
-    fit = _Fitter(Xr, Tu, labels, gen, T.abs().max())
+    # The slabs are found on X / 2^e (exact), with 2^e about the largest |x|: squared distances
+    # of data at 1e200 would overflow float64 and those of data at 1e-200 underflow.
+    scale = 2.0 ** math.frexp(float(Xr.abs().max()))[1]
+    fit = _Fitter(Xr / scale, Tu, labels, gen, T.abs().max())
     groups = fit.run()
     W, c, Wout, entries = fit.assemble(groups)
+    W = W / scale
+    if not bool(torch.isfinite(W).all()):
+        raise ValueError(f"the first-layer weights of the slab network do not fit in float64 at the scale of X "
+                         f"(largest |x| = {float(Xr.abs().max()):.3g}): rescale X")
     weight = torch.zeros(W.shape[0], d, dtype=torch.float64, device=X.device)
     weight[:, cols] = W
     sizes = torch.tensor([len(g.rows) for g in groups], dtype=torch.int64, device=X.device)

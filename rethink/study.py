@@ -378,14 +378,16 @@ def study(results_or_dir, out_dir=None, *, measures="all", device="auto", seed=0
     Other keyword arguments go to :func:`compute`.
 
     Raises:
-        ValueError: no results, no completed run, or a list given without ``out_dir``.
+        ValueError: no results, no completed run, a list given without ``out_dir``, an
+            ``out_dir`` that is a file, a bad measure setting (named), before anything is measured.
     """
     import csv
     import io
     import os
     from pathlib import Path
 
-    from ._io import atomic_write_text
+    from ._io import atomic_write_text, check_writable
+    from .measures import check_settings
     from .runs import load_runs
 
     folder = Path(results_or_dir) if isinstance(results_or_dir, (str, os.PathLike)) else None
@@ -397,6 +399,8 @@ def study(results_or_dir, out_dir=None, *, measures="all", device="auto", seed=0
     out_dir = Path(out_dir)
     if not runs:
         raise ValueError(f"no results found in {results_or_dir}")
+    check_settings(dict(compute_kwargs, measures=measures, seed=seed))  # before anything is measured
+    check_writable(out_dir, "out_dir")
     skipped = {}
     done = []
     for i, r in enumerate(runs):

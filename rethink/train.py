@@ -204,9 +204,7 @@ def fit(spec: RunSpec, *, model: nn.Module | None = None, dataset: _datasets.Dat
         raise ValueError(f"run_name {run_name!r} may use only the characters A-Z a-z 0-9 . _ -")
     if (model is None) != (spec.model_fingerprint is None) or (dataset is None) != (spec.dataset_fingerprint is None):
         raise ValueError("pass the model / dataset objects exactly when the spec names a user module / Dataset")
-    out_path = Path(out_dir) if out_dir is not None else None
-    if out_path is not None:
-        check_writable(out_path, "out_dir")
+    out_path = check_writable(out_dir, "out_dir") if out_dir is not None else None
     rank, world, local_rank, created_group = _dist_context()
     dev = resolve_device(device, local_rank=local_rank)
     if created_group:
@@ -398,8 +396,9 @@ class _Trainer:
                 "versions": _versions(self.dev)}
 
     # -- files -----------------------------------------------------------------------
-    def _finished(self) -> Result | None:
-        """A completed result of this spec in out_dir, or None; a damaged one is set aside."""
+    def _existing(self) -> Result | None:
+        """The result under this run's name in out_dir, or None; a damaged one is set aside.
+        Raises ValueError (naming the settings that differ) when it is of another spec."""
         path = self.files["json"]
         if not path.exists():
             return None
@@ -411,9 +410,14 @@ class _Trainer:
             _set_aside(path, e)
             return None
         self._check_same_spec(done.config, path)
-        if done.status != "completed" or not self.files["pt"].exists():
+        return done
+
+    def _finished(self) -> Result | None:
+        """A completed result of this spec in out_dir, or None; a damaged one is set aside."""
+        done = self._existing()
+        if done is None or done.status != "completed" or not self.files["pt"].exists():
             return None
-        done.model, done.init_state = load_model(path, device=self.dev)
+        done.model, done.init_state = load_model(self.files["json"], device=self.dev)
         return done
 
     def _check_same_spec(self, config: dict, path: Path) -> None:
@@ -474,6 +478,8 @@ class _Trainer:
             done = self._finished()
             if done is not None:
                 return done
+        elif self.files is not None:  # starting over: never over a run of other settings
+            self._existing()
         state = _Progress([], [], torch.zeros(0))
         if self.files is not None and resume:
             state = self._restore(state)

@@ -45,11 +45,16 @@ def zoo_specs(grid: dict[str, list] | None = None, seeds=(0, 1), **settings: Any
     ``settings`` (default :data:`ZOO_SETTINGS`) for all; in grid order, seeds innermost.
 
     Raises:
-        ValueError: an empty grid value list, a bad setting (named), a grid key that is not a
-            RunSpec field.
+        ValueError: an empty grid value list or no seeds, a bad setting (named), a grid key that
+            is not a RunSpec field.
     """
+    if grid is not None and not isinstance(grid, dict):
+        raise ValueError(f"grid must be a dict of RunSpec settings -> lists of values, got {type(grid).__name__}")
     grid = dict(ZOO_GRID if grid is None else grid)
     settings = {**ZOO_SETTINGS, **settings}
+    seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
+    if not isinstance(seeds, list) or not seeds:
+        raise ValueError(f"seeds must be a non-empty list of seeds, got {seeds!r}")
     for k, v in grid.items():
         if not isinstance(v, (list, tuple)) or not v:
             raise ValueError(f"grid[{k!r}] must be a non-empty list of values, got {v!r}")
@@ -65,7 +70,8 @@ def zoo_specs(grid: dict[str, list] | None = None, seeds=(0, 1), **settings: Any
 @dataclass(frozen=True)
 class MeasureJob:
     """The complexity measures of one finished run, cached in ``<run_name>.measures.json``
-    (keyed by the measure settings, so other settings are recomputed)."""
+    (keyed by the measure settings and by the sha256 of the run's weights file
+    ``<run_name>.pt``, so other settings, or a run retrained since, are recomputed)."""
 
     run_name: str
     settings: tuple = ()  # sorted (key, value) pairs for rethink.measures.compute
@@ -76,8 +82,9 @@ class MeasureJob:
         by compute's defaults, so equal settings given differently share one cache entry."""
         import inspect
 
-        from .measures import compute
+        from .measures import check_settings, compute
 
+        check_settings({} if settings is None else settings)
         params = inspect.signature(compute).parameters
         full = {k: p.default for k, p in params.items()
                 if k in ("measures", "seed", "max_examples", "samples", "batch_size", "sharpness_steps")}
@@ -97,22 +104,30 @@ class MeasureJob:
     def finished(self, out_dir: Path) -> dict | None:
         import json
 
+        from ._io import file_digest
+
         path = out_dir / f"{self.run_name}.measures.json"
         try:
             d = json.loads(path.read_text())
+            weights = file_digest(out_dir / f"{self.run_name}.pt")
         except (OSError, ValueError):
             return None
-        return d if d.get("settings") == self._key() else None
+        ok = isinstance(d, dict) and d.get("settings") == self._key() and d.get("weights") == weights
+        return d if ok else None
 
     def __call__(self, out_dir: Path, device: str) -> dict:
-        from ._io import atomic_write_json
+        from ._io import atomic_write_json, file_digest
         from .measures import compute
 
         settings = dict(self.settings)
         if isinstance(settings.get("measures"), tuple):
             settings["measures"] = list(settings["measures"])
+        pt = out_dir / f"{self.run_name}.pt"
+        weights = file_digest(pt) if pt.exists() else None
         values = compute(str(out_dir / f"{self.run_name}.json"), device=device, **settings)
-        out = {"settings": self._key(), "values": dict(values), "seconds": dict(values.seconds)}
+        if weights is None or file_digest(pt) != weights:
+            raise RuntimeError(f"the weights {str(pt)!r} changed while their measures were computed; rerun")
+        out = {"settings": self._key(), "weights": weights, "values": dict(values), "seconds": dict(values.seconds)}
         atomic_write_json(out_dir / f"{self.run_name}.measures.json", out)
         return out
 
@@ -136,11 +151,13 @@ def zoo(grid: dict[str, list] | None = None, seeds=(0, 1), out_dir: str | os.Pat
     e.g. ``samples``, ``max_examples``). Finished runs and cached measures are reused; runs
     and measures spread over ``devices`` or an ``executor`` (:func:`rethink.runner.run_jobs`).
 
-    Returns a :class:`ZooReport`. Raises ValueError for a bad grid or setting, before anything
-    runs."""
+    Returns a :class:`ZooReport`. Raises ValueError for a bad grid, seed, setting or measure
+    setting (named), before anything runs."""
     from .runner import run_jobs, run_specs
 
     specs = zoo_specs(grid, seeds, **settings)
+    if measures:  # bad measure settings are refused before anything is trained
+        MeasureJob.make("", measure_settings)
     results = run_specs(specs, out_dir, root=root, device=device, devices=devices, executor=executor,
                         progress=progress)
     report = ZooReport(results=results, out_dir=Path(out_dir))

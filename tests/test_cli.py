@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import rethink
 from rethink import RunSpec, cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +107,19 @@ def test_measures_command(tmp_path, capsys):
     assert "measured 2 runs (0 skipped)" in out.err
     assert "margin" in out.out and (tmp_path / "study" / "measures.md").exists()
     assert len(list(tmp_path.glob("*.measures.json"))) == 2
+
+
+def test_bad_values_fail_before_anything_is_computed_or_written(tmp_path, capsys):
+    rethink.fit_random(max_epochs=1, train_size=100, test_size=50, out_dir=tmp_path, device="cpu", progress=False)
+    (tmp_path / "file").write_text("x")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for argv, match in (
+        (["measures", str(tmp_path), "--measures", "l2", "--device", "cpu", "--no-progress", "--out-dir",
+          str(tmp_path / "file")], "is a file"),
+        (["measures", str(tmp_path), "--samples", "0", "--device", "cpu", "--no-progress"], "samples must be"),
+        (["memorization", "--train-pool", "0", "--out-dir", str(tmp_path / "m"), "--device", "cpu"],
+         "train_pool must be an integer >= 2, got 0"),
+    ):
+        assert cli.main(argv) == 1, argv
+        assert match in capsys.readouterr().err, argv
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no cache, no folder, no run

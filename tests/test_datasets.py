@@ -196,6 +196,36 @@ def test_idx_damaged(tmp_path):
         load("mnist", tmp_path)
 
 
+def test_idx_damaged_streams_headers_and_shapes_are_named(tmp_path):
+    _write_idx(tmp_path, gz=True)
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    good = path.read_bytes()
+    path.write_bytes(good[:12] + bytes(b ^ 0x5A for b in good[12:40]) + good[40:])  # corrupt deflate data
+    with pytest.raises(DatasetError, match="damaged IDX file .*t10k-images-idx3-ubyte.gz.*gzip"):
+        load("mnist", tmp_path)
+    path.write_bytes(gzip.compress(struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">III", 2**32 - 1, 2**32 - 1,
+                                                                                   2**32 - 1)))
+    with pytest.raises(DatasetError, match="t10k-images-idx3-ubyte.gz: header says"):
+        load("mnist", tmp_path)
+    path.write_bytes(gzip.compress(_idx_bytes(np.zeros((4, 27, 28)))))  # the wrong image size
+    with pytest.raises(DatasetError, match=r"t10k-images-idx3-ubyte.gz: images must be \(N, 28, 28\), got \(4, 27, 28\)"):
+        load("mnist", tmp_path)
+
+
+@pytest.mark.parametrize("data, labels, match", [
+    (np.full((4, 3072), 300, dtype=np.int64), [0, 1, 2, 3], "pixel value 300 outside the whole numbers 0..255"),
+    (np.full((4, 3072), -1, dtype=np.int64), [0, 1, 2, 3], "pixel value -1"),
+    (np.full((4, 3072), 0.5), [0, 1, 2, 3], "pixel value 0.5"),
+    (np.zeros((4, 3072), dtype=np.uint8), [0, 1, 2.5, 3], "label value 2.5"),
+])
+def test_cifar10_pickle_values_that_a_cast_would_wrap_are_named(tmp_path, data, labels, match):
+    _write_cifar_py(tmp_path / "cifar-10-batches-py")
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_2", "wb") as f:
+        pickle.dump({b"data": data, b"labels": labels}, f)
+    with pytest.raises(DatasetError, match=f"data_batch_2.*{match}"):
+        load("cifar10", tmp_path)
+
+
 def test_default_root_env(tmp_path, monkeypatch):
     monkeypatch.setenv("RETHINK_DATA", str(tmp_path))
     assert datasets.default_root() == tmp_path
@@ -246,3 +276,15 @@ def test_huge_class_counts_and_seeds_are_named():
         rethink.datasets.synthetic(4, 2, seed=2**64)
     with pytest.raises(ValueError, match="num_classes must be an integer in"):
         rethink.models.create("mlp1x512", (1, 8, 8), 2**40)
+
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    (("4", 2), {}, "n_train must be an integer >= 1, got '4'"),
+    ((4, -1), {}, "n_test must be an integer >= 0, got -1"),
+    ((4, 2), dict(shape=("1", "8", "8")), r"shape \(C, H, W\) must be 3 positive integers, got \('1', '8', '8'\)"),
+    ((4, 2), dict(shape=(1, 8)), "must be 3 positive integers"),
+    ((4, 2), dict(num_classes=2.0), "num_classes must be an integer"),
+])
+def test_synthetic_names_values_of_the_wrong_type(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        rethink.datasets.synthetic(*args, **kwargs)

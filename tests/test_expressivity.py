@@ -477,6 +477,20 @@ def test_other_bad_arguments():
         net.predict(X)
 
 
+@pytest.mark.parametrize("method, depth", [("projection", 1), ("projection", 2), ("slabs", 1)])
+@pytest.mark.parametrize("kwargs, Y, match", [
+    (dict(seed=2**64), torch.randn(6), r"seed must be an integer in \[0, 2\^63\), got 18446744073709551616"),
+    (dict(seed=1.5), torch.randn(6), "seed must be an integer"),
+    (dict(seed="0"), torch.randn(6), "seed must be an integer"),
+    ({}, torch.randn(6, 0), "Y has no target columns"),
+    (dict(num_classes=2**40), torch.zeros(6, dtype=torch.long), "num_classes must be an integer >= 1 and <= 1048576"),
+    (dict(num_classes=2.0), torch.zeros(6, dtype=torch.long), "num_classes must be an integer"),
+])
+def test_every_construction_names_bad_seeds_targets_and_class_counts(method, depth, kwargs, Y, match):
+    with pytest.raises(ValueError, match=match):
+        rethink.interpolate(torch.randn(6, 3), Y, method=method, depth=depth, **kwargs)
+
+
 def test_same_seed_same_net_and_seed_matters():
     g = torch.Generator().manual_seed(7)
     X, Y = torch.randn(500, 20, generator=g), torch.randint(0, 10, (500,), generator=g)

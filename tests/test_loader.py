@@ -577,3 +577,40 @@ def test_raw_op_refuses_tensors_on_different_devices_meta_included():
             op(*_op_args(*args))
     x, y = op(*_op_args(imgs.to("meta"), labs.to("meta"), idx.to("meta"), out_h=3, out_w=4, pad=0))
     assert x.device.type == "meta" and x.shape == (2, 2, 3, 4) and y.shape == (2,)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(crop=0), "crop must be an integer >= 1, got 0"),  # used to return the whole images
+    (dict(crop=11), r"crop=11 is larger than the image \(10 x 9\)"),  # used to raise IndexError
+    (dict(crop=2.0), "crop must be an integer"),
+    (dict(augment="rotate", max_rotation=-3), "max_rotation must be an integer >= 1 and <= 45, got -3"),
+    (dict(augment="rotate", max_rotation=46), "max_rotation must be"),
+    (dict(augment="crop"), "augment 'crop' draws a crop window"),
+    (dict(seed=-1), r"seed must be an integer in \[0, 2\^63\)"),
+    (dict(epoch=2**32), "epoch must be"),
+    (dict(split="val"), "unknown split 'val'"),
+])
+def test_reference_batch_refuses_what_the_loader_refuses(small, kwargs, match):
+    ref = rethink.corrupt(small, Corruption("none")).train.images.float() / 255
+    with pytest.raises(ValueError, match=match):
+        reference_batch(ref, torch.arange(4), **kwargs)
+    loader_kw = {k: v for k, v in kwargs.items() if k in ("crop", "augment", "max_rotation", "seed", "split")}
+    with pytest.raises(ValueError, match=match):
+        if "epoch" in kwargs:
+            RandomizedLoader(small).set_epoch(kwargs["epoch"])
+        RandomizedLoader(small, **loader_kw)
+    with pytest.raises(ValueError, match=r"indices must be in \[0, 70\)"):
+        reference_batch(ref, torch.tensor([0, 70]))
+
+
+def test_batch_config_names_the_bad_field():
+    from rethink.loader import BATCH_FIELDS, batch_config
+
+    good = {f: 0 for f in BATCH_FIELDS}
+    assert batch_config(good) == [0] * len(BATCH_FIELDS)
+    with pytest.raises(ValueError, match="field 'out_h' must be an integer.*got 2.5"):
+        batch_config({**good, "out_h": 2.5})
+    with pytest.raises(ValueError, match="field 'aug_seed' must be an integer.*got 18446744073709551616"):
+        batch_config({**good, "aug_seed": 2**64})
+    with pytest.raises(ValueError, match=r"missing \['flip'\]"):
+        batch_config({k: v for k, v in good.items() if k != "flip"})

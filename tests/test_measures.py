@@ -312,6 +312,31 @@ def test_bad_input():
         M.margin(net, X, Y[:4])
 
 
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(samples=0), "samples must be an integer >= 1, got 0"),
+    (dict(max_examples="9"), "max_examples must be an integer >= 1, got '9'"),
+    (dict(batch_size=2.5), "batch_size must be an integer >= 1, got 2.5"),
+    (dict(sharpness_steps=-1), "sharpness_steps must be an integer >= 1"),
+    (dict(memory_budget=0), "memory_budget must be"),
+    (dict(seed=-1), r"seed must be an integer in \[0, 2\^63\)"),
+])
+def test_compute_settings_are_checked_first(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        M.compute(tiny_mlp(), (X, Y), measures=["margin"], device="cpu", **kwargs)
+    with pytest.raises(ValueError, match="unknown measure setting.*'bogus'"):
+        M.check_settings({"bogus": 1})
+
+
+def test_labels_outside_the_outputs_are_named():
+    net = tiny_mlp()
+    width = net(X[:1]).shape[1]
+    with pytest.raises(ValueError, match=rf"labels must be in \[0, {width}\).*got labels in \[{width}, {width}\]"):
+        M.compute(net, (X, torch.full_like(Y, width)), measures=["margin"], device="cpu")
+    with pytest.raises(ValueError, match="integer tensor"):
+        M.compute(net, (X, Y.double()), measures=["margin"], device="cpu")
+
+
 def test_training_tensors_follow_the_data_path():
     import rethink
 
@@ -557,3 +582,12 @@ def reference_sharpness_alpha(model: nn.Module, x: torch.Tensor, y: torch.Tensor
         return pert.accuracy([p + ui for p, ui in zip(pert.params, u)]) >= target
 
     return _ref_bisect(ok, 1e-2, tol, max_evals)
+
+
+def test_measure_lists_datasets_and_settings_of_the_wrong_type_are_named():
+    with pytest.raises(ValueError, match="measures must be 'all', a measure name or a non-empty list"):
+        M.compute(tiny_mlp(), (X, Y), measures=5, device="cpu")
+    with pytest.raises(ValueError, match="dataset must be a dataset name, a Dataset or an"):
+        M.compute(tiny_mlp(), 5, measures=["l2"], device="cpu")
+    with pytest.raises(ValueError, match="measure settings must be a dict"):
+        M.check_settings(5)

@@ -65,3 +65,6 @@ def test_bad_input():
         rethink.memorization(subset=1.0)
     with pytest.raises(ValueError, match="sets train_size"):
         rethink.memorization(train_size=10)
+    for pool in (0, 1, -3, 2.5, True):  # 0 used to train on the whole training set
+        with pytest.raises(ValueError, match=f"train_pool must be an integer >= 2, got {pool!r}"):
+            rethink.memorization(train_pool=pool)

@@ -323,6 +323,13 @@ def test_memory_check_suggests_subsample():
          ValueError, "features cannot be combined"),
         (([[1.0]], torch.zeros(1)), {}, TypeError, "X must be a torch.Tensor"),
         ((torch.randn(3, 2), torch.tensor([0, -1, 1])), {}, ValueError, "labels must be >= 0"),
+        ((torch.randn(3, 2), torch.zeros(3)), {"max_memory": "1GB"}, ValueError,
+         r"max_memory \(bytes\) must be an integer >= 1, got '1GB'"),
+        ((torch.randn(3, 2), torch.zeros(3)), {"seed": 2**64}, ValueError, r"seed must be an integer in \[0, 2\^63\)"),
+        ((torch.randn(3, 2), torch.zeros(3, 0)), {}, ValueError, "Y has no target columns"),
+        ((torch.randn(3, 2), torch.tensor([0, 1, 1])), {"num_classes": 2**40}, ValueError,
+         "num_classes must be an integer >= 1 and <= 1048576, got 1099511627776"),
+        ((torch.randn(3, 2), torch.zeros(3)), {"tol": "1e-9"}, ValueError, "tol must be a number"),
     ],
 )
 def test_bad_input(args, kw, exc, match):
@@ -374,3 +381,38 @@ def test_pcg_on_cuda_matches_cpu(kernel):
     b = min_norm_fit(X.cuda(), y, kernel=kernel, method="pcg", block=32)
     assert b.alpha.is_cuda and b.relative_residual <= 1e-9
     assert _rel(b.alpha.cpu(), a.alpha) < 1e-7
+
+
+def test_a_single_class_is_interpolated_and_classified_as_itself():
+    X = torch.randn(12, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for label in (0, 2):
+        y = torch.full((12,), label)
+        p = min_norm_fit(X, y, kernel="rbf", num_classes=None if label == 0 else 3)
+        assert p.train_residual < 1e-8  # one-hot targets of one class interpolated
+        assert p.train_error == 0.0 and p.error(X, y) == 0.0
+        assert p.classify(X + 0.01).tolist() == [label] * 12
+    real = min_norm_fit(X, torch.where(X[:, 0] > 0, 1.0, -1.0), kernel="rbf")  # real targets: the sign
+    assert real.num_classes is None and real.classify(X).tolist() == (X[:, 0] > 0).long().tolist()
+
+
+def test_huge_num_classes_fails_the_memory_check_before_allocating():
+    X = torch.randn(8, 3, dtype=torch.float64)
+    with pytest.raises(KernelMemoryError, match="n=8 points need"):
+        min_norm_fit(X, torch.zeros(8, dtype=torch.long), num_classes=2**20, max_memory=2**20)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(seed=2**64), r"seed must be an integer in \[0, 2\^63\), got 18446744073709551616"),  # was accepted
+    (dict(seed=1.5), "seed must be an integer"),
+    (dict(image_shape=("1", "4", "4")), r"image_shape \(C, H, W\) must be 3 positive integers, got \('1', '4', '4'\)"),
+    (dict(image_shape=(1, 4)), "must be 3 positive integers"),
+    (dict(filters=2.0), "filters must be an integer >= 1, got 2.0"),
+])
+def test_conv_features_name_bad_values_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RandomConvFeatures(**{"image_shape": (1, 4, 4), "size": 2, "pool": 1, **kwargs})
+
+
+def test_random_feature_seed_is_checked():
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\^63\)"):
+        kernel_matrix(torch.randn(3, 2), kernel="random_features", width=4, seed=-1)

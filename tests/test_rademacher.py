@@ -75,3 +75,15 @@ def test_bad_input(digits):
                                           digits.test.images[:4], digits.test.labels[:4], num_classes=10)
     with pytest.raises(ValueError, match="no training data"):
         rethink.rademacher(Constant(), empty)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(dataset=42), "dataset must be a rethink.datasets name or Dataset, got int 42"),
+    (dict(seed=-1), r"seed must be an integer in \[0, 2\^63\)"),
+    (dict(seed=2**63 - 2, draws=5), "the seed of the last draw"),
+    (dict(draws="5"), "draws must be an integer >= 1, got '5'"),
+    (dict(classes=2**40), "classes must be an integer >= 2 and <= 1048576"),
+])
+def test_bad_values_are_named_before_any_fit(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        rethink.rademacher(**kwargs)

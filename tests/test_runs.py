@@ -123,6 +123,20 @@ def test_fit_random_resume_refuses_a_result_of_other_settings(tmp_path):
     assert a.config["lr"] == 0.01 and b.config["lr"] == 0.5 and a.config["run_name"] != b.config["run_name"]
 
 
+def test_fresh_start_refuses_to_overwrite_a_run_of_other_settings(tmp_path, capsys):
+    first = rethink.fit_random(max_epochs=1, out_dir=tmp_path, run_name="x", **FAST)
+    before = (tmp_path / "x.json").read_bytes()
+    with pytest.raises(ValueError, match="lr is 0.01 there but 0.5 here"):
+        rethink.fit_random(max_epochs=1, lr=0.5, out_dir=tmp_path, run_name="x", **FAST)
+    argv = ["fit-random", "--max-epochs", "1", "--lr", "0.5", "--run-name", "x", "--out-dir", str(tmp_path),
+            "--device", "cpu", "--no-progress"]
+    assert cli_main(argv) != 0
+    assert "lr is 0.01 there but 0.5 here" in capsys.readouterr().err
+    assert (tmp_path / "x.json").read_bytes() == before  # untouched
+    again = rethink.fit_random(max_epochs=1, out_dir=tmp_path, run_name="x", **FAST)  # same settings: retrained
+    assert again.history[0]["train_loss"] == first.history[0]["train_loss"]
+
+
 def test_randomization_test_resume_recomputes_for_other_settings(tmp_path):
     argv = ["randomization-test", "--corruptions", "true", "random_labels", "--label-noise", "0", "1", "--no-grid",
             "--max-epochs", "1", "--out-dir", str(tmp_path), "--device", "cpu", "--no-progress", "--resume"]
@@ -156,6 +170,26 @@ def test_load_runs_filters_status_and_skips_damaged_files(tmp_path):
         rethink.load_runs(tmp_path, on_error="raise")
     with pytest.raises(ValueError, match="does not exist"):
         rethink.load_runs(tmp_path / "nope")
+
+
+def test_load_runs_refuses_an_unknown_status_and_names_damaged_files(tmp_path):
+    Result(config={"model": "mlp1x512", "dataset": "digits"}).save(tmp_path / "ok.json")
+    with pytest.raises(ValueError, match="unknown status 'complete'.*'completed'"):
+        rethink.load_runs(tmp_path, status="complete")
+    with pytest.raises(ValueError, match="unknown status"):
+        rethink.load_runs(tmp_path, status=["completed", "done"])
+    with pytest.raises(ValueError, match="on_error"):
+        rethink.load_runs(tmp_path, on_error="ignore")
+    (tmp_path / "latin.json").write_bytes(b'{"format_version": 2, "error": "caf\xe9"}')
+    with pytest.raises(ValueError, match="latin.json.*UTF-8"):
+        Result.load(tmp_path / "latin.json")
+    (tmp_path / "types.json").write_text('{"format_version": 2, "config": "x", "history": 3}')
+    with pytest.raises(ValueError, match="types.json.*history must be a list, got 3"):
+        Result.load(tmp_path / "types.json")
+    with pytest.warns(UserWarning) as caught:
+        runs = rethink.load_runs(tmp_path)
+    named = " ".join(str(w.message) for w in caught)
+    assert len(runs) == 1 and "latin.json" in named and "types.json" in named
 
 
 # ----------------------------------------------------------------------------- faults
@@ -236,3 +270,20 @@ def test_cpu_only_torch_says_how_to_fix_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="--device cpu"):
         rethink.fit_random(max_epochs=1, device="cuda", progress=False)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: RunSpec.from_config([1]), "not a run's config"),
+    (lambda: rethink.load_runs(".", status=5), "status must be one of"),
+    (lambda: rethink.runs.subset_indices(10, -1, 0), "train_size must be an integer >= 1, got -1"),
+    (lambda: RunSpec(normalize=[]), "unknown normalize"),
+    (lambda: RunSpec(test_size=2**70), "test_size must be an integer >= 1 and <= 9.22337e\\+18"),
+    (lambda: RunSpec(epochs_after_fit=2**40), "epochs_after_fit must be"),
+    (lambda: rethink.fit_random(out_dir=5, max_epochs=1, **FAST), "out_dir must be a path .*got int 5"),
+    (lambda: rethink.results.load_model(5), "must be a path"),
+    (lambda: Result.from_dict({"format_version": True}), "not a rethink result"),
+    (lambda: rethink.datasets.load("mnist", root=5), "root must be a path"),
+])
+def test_values_of_the_wrong_type_are_named(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

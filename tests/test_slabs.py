@@ -131,8 +131,8 @@ def test_bad_input_raises(X, Y, match):
 
 def test_inseparable_and_overflowing_inputs_raise():
     X = torch.zeros(2, 2, dtype=torch.float64)
-    X[1, 0] = 5e-324  # one subnormal apart: no float64 slab separates them
-    with pytest.raises(ValueError, match="not separable"):
+    X[1, 0] = 5e-324  # one subnormal apart: the weights that separate them overflow float64
+    with pytest.raises(ValueError, match="do not fit in float64 at the scale of X"):
         rethink.interpolate(X, torch.tensor([0.0, 1.0]), method="slabs")
     X = torch.randn(6, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     Y = torch.tensor([1e308, -1e308, 1e308, -1e308, 1e308, -1e308], dtype=torch.float64)
@@ -175,3 +175,12 @@ def test_cuda_fits_like_cpu():
     cpu = rethink.interpolate(X, Y, method="slabs")
     check_net(gpu, X.cuda(), Y.cuda())
     assert gpu.num_groups == cpu.num_groups
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e300, 1e-300])
+def test_data_at_extreme_scales_is_fitted(scale):
+    # used to report "too close": the squared row scale overflowed (1e200) or underflowed (1e-200)
+    g = torch.Generator().manual_seed(0)
+    X, Y = torch.randn(20, 3, generator=g, dtype=torch.float64) * scale, torch.randn(20, generator=g, dtype=torch.float64)
+    net = rethink.interpolate(X, Y, method="slabs")
+    assert float((net(X) - Y).abs().max()) <= 1e-9

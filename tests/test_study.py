@@ -272,6 +272,18 @@ def test_study_bad_input(tmp_path):
         S.study([Result(history=[{"train_acc": 1.0, "test_acc": 0.5}])])
 
 
+
+def test_study_refuses_a_file_as_out_dir_and_bad_settings_before_measuring(tmp_path, monkeypatch):
+    Result(config={"model": "mlp1x512", "dataset": "digits"}, history=[{"train_acc": 1.0, "test_acc": 0.5}]).save(
+        tmp_path / "r.json")
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(S, "_measure_runs", lambda *a, **k: pytest.fail("measured before checking out_dir"))
+    with pytest.raises(ValueError, match="out_dir .*file.* is a file"):
+        S.study(tmp_path, tmp_path / "file")
+    with pytest.raises(ValueError, match="samples must be an integer >= 1, got 0"):
+        S.study(tmp_path, samples=0)
+
+
 @pytest.mark.slow
 def test_study_of_a_sweep_directory(tmp_path):
     import rethink

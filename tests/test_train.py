@@ -265,6 +265,14 @@ def test_sweep_lists_of_other_settings(tmp_path):
         (0.0, 0.01), (0.0, 0.02), (1e-3, 0.01), (1e-3, 0.02)]
 
 
+
+def test_sweep_refuses_an_empty_list_of_a_setting(tmp_path):
+    with pytest.raises(ValueError, match="weight_decay= is an empty list"):
+        rethink.sweep(["mlp1x512"], ["none"], [0], tmp_path, weight_decay=[], max_epochs=1, device="cpu",
+                      progress=False)
+    assert not list(tmp_path.glob("*.json"))
+
+
 @pytest.mark.slow
 def test_sweep_over_two_worker_processes(tmp_path):
     kw = dict(dataset="digits", max_epochs=1, progress=False)

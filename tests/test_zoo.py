@@ -4,6 +4,7 @@ measures cached per run."""
 import json
 
 import pytest
+import torch
 
 import rethink
 from rethink.zoo import ZOO_GRID, MeasureJob, zoo_specs
@@ -30,6 +31,17 @@ def test_grid_is_the_product_with_seeds_innermost():
         zoo_specs({"lr": []})
     with pytest.raises(ValueError, match="unknown model"):
         zoo_specs({"model": ["nope"]})
+    for seeds in ((), [], None, 3):  # used to return an empty zoo
+        with pytest.raises(ValueError, match="seeds must be a non-empty list"):
+            zoo_specs({"lr": [0.01]}, seeds=seeds)
+
+
+def test_bad_measure_settings_are_refused_before_training(tmp_path):
+    for ms, match in (({"bogus": 1}, "unknown measure setting.*'bogus'"), ({"samples": 0}, "samples must be")):
+        with pytest.raises(ValueError, match=match):
+            rethink.zoo({"lr": [0.01]}, seeds=(0,), out_dir=tmp_path, device="cpu", progress=False,
+                        measure_settings=ms, **TINY)
+        assert not list(tmp_path.glob("*.json"))  # nothing trained
 
 
 def test_zoo_trains_measures_and_caches(tmp_path):
@@ -51,6 +63,22 @@ def test_zoo_trains_measures_and_caches(tmp_path):
     assert MeasureJob.make(rep.results[0].run_name, {"measures": ["l2"]}).finished(tmp_path) is None
     same = MeasureJob.make(rep.results[0].run_name, {"measures": ("l2", "margin", "params"), "seed": 0})
     assert same.finished(tmp_path) is not None  # the defaults spelled out: the same cache entry
+
+
+def test_measures_cache_is_keyed_by_the_weights(tmp_path):
+    r = rethink.fit_random(max_epochs=1, train_size=100, test_size=50, out_dir=tmp_path, run_name="w", device="cpu",
+                           progress=False)
+    job = MeasureJob.make("w", {"measures": ["l2"]})
+    out = job(tmp_path, "cpu")
+    assert job.finished(tmp_path) == out
+    # the run retrained (here: other weights under the same name and settings) -> recomputed
+    state = torch.load(tmp_path / "w.pt", weights_only=False)
+    state["model_state"] = {k: 2 * v for k, v in state["model_state"].items()}
+    torch.save(state, tmp_path / "w.pt")
+    assert job.finished(tmp_path) is None
+    again = rethink.runner.run_jobs([job], tmp_path, device="cpu", progress=False)[0]
+    assert again["values"]["l2"] == pytest.approx(2 * out["values"]["l2"], rel=1e-5)
+    assert r.status == "completed"
 
 
 @pytest.mark.slow
