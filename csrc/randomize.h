@@ -162,8 +162,8 @@ RETHINK_HD double gauss_value(int64_t seed, uint32_t image, uint32_t index, uint
 // Pixel corruption modes of the randomized_batch kernels.
 enum PixelMode : int32_t {
   kPixelNone = 0,
-  kShuffledPixels = 1,  // one permutation of pixel positions (all channels move together)
-  kShuffledValues = 2,  // one permutation of all C*H*W values
+  kShuffledPixels = 1,  // one permutation of the view's pixel positions (all channels move together)
+  kShuffledValues = 2,  // one permutation of all C*OH*OW values of the view
   kRandomPixels = 3,    // a permutation of pixel positions per image
   kRandomValues = 4,    // a permutation of all values per image
   kGaussian = 5,        // every value replaced by mean_c + std_c * N(0, 1)

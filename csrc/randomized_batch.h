@@ -10,11 +10,14 @@
 // (a field, its check in make_batch_args, its use in source_pixel or the kernels), the
 // Python wrapper (rethink/loader.py) and the reference, nothing else.
 //
-// Per output position the image path is: corrupted image (pixel corruption of the source
-// image) -> rotation about the image centre (nearest neighbour, zero outside) -> zero
-// padding `pad` and a crop window at (off_y, off_x) (random or centred) -> horizontal
-// flip -> normalization -> cast. source_pixel() maps an output position to its source
-// pixel; both kernels use it, so crop, flip and rotation mean the same on both devices.
+// Per output position the image path is: corrupted image (the per-image corruptions of the
+// source image: random pixels or values, Gaussian) -> rotation about the image centre
+// (nearest neighbour, zero outside) -> zero padding `pad` and a crop window at (off_y,
+// off_x) (random or centred) -> horizontal flip = the view -> shuffled pixels or values
+// (one fixed permutation of the view's OH*OW positions or C*OH*OW values, so the network
+// sees every pixel of its view, permuted) -> normalization -> cast. source_pixel() maps a
+// view position to its source pixel and shuffled_source() an output position or value to
+// its view position or value; both kernels use them, so the semantics match on both devices.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -70,8 +73,9 @@ struct BatchArgs {
   int32_t max_rotation;
   Normalize normalize;
   int32_t range_y, range_x;  // crop offsets lie in [0, range]
-  uint32_t perm_n;           // size of the permuted domain (H*W pixels or C*H*W values)
-  FeistelPerm shared;        // the shuffled-pixels permutation
+  uint32_t perm_n;           // size of the permuted domain: H*W / C*H*W (random pixels / values),
+                             // OH*OW / C*OH*OW (shuffled pixels / values: the view)
+  FeistelPerm shared;        // the shuffled-pixels permutation (of the view)
   double gauss_mean[kMaxChannels];
   double gauss_std[kMaxChannels];
   float norm_mean[kMaxChannels];
@@ -144,11 +148,16 @@ RETHINK_HD int64_t source_pixel(const BatchArgs& p, const ImageAugment& a, int32
   return static_cast<int64_t>(fy) * p.W + static_cast<int64_t>(fx);
 }
 
-// The source pixel after a pixel-unit permutation (shuffled or random pixels).
+// The source pixel after a per-image pixel permutation (random pixels).
 RETHINK_HD int64_t permuted_pixel(const BatchArgs& p, const FeistelPerm& perm, int64_t s) {
-  if (s >= 0 && (p.pixel_mode == kShuffledPixels || p.pixel_mode == kRandomPixels))
-    return static_cast<int64_t>(perm(static_cast<uint32_t>(s)));
+  if (s >= 0 && p.pixel_mode == kRandomPixels) return static_cast<int64_t>(perm(static_cast<uint32_t>(s)));
   return s;
+}
+
+// Shuffled pixels / values: the view position (pixel unit: q in [0, OH*OW)) or view value
+// (value unit: k = c*OH*OW + q) whose value output position or value `k` takes.
+RETHINK_HD int64_t shuffled_source(const BatchArgs& p, int64_t k) {
+  return static_cast<int64_t>(p.shared(static_cast<uint32_t>(k)));
 }
 
 }  // namespace rethink

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from ._check import check_int, check_seed
-from .corruption import SPLIT_IDS, STREAM_AUGMENT, philox4x32_10
+from .corruption import SPLIT_IDS, STREAM_AUGMENT, Corruption, corrupt, philox4x32_10, shuffle_view
 
 __all__ = ["AUGMENT_TOKENS", "AUGMENTS", "DEFAULT_MAX_ROTATION", "PAD", "augment_draws", "augment_parts",
-           "check_view", "parse_augment", "reference_batch"]
+           "check_view", "parse_augment", "reference_batch", "reference_loader_batch"]
 
 #: augmentation tokens, combined with "+": "crop" (random crop inside the image, no
 #: padding: the paper's), "flip" (horizontal flip), "rotate" (a whole number of degrees in
@@ -146,12 +146,17 @@ def reference_batch(
     dtype: torch.dtype = torch.float32,
     channels_last: bool = False,
     max_rotation: int = DEFAULT_MAX_ROTATION,
+    shuffle: Corruption | None = None,
 ) -> torch.Tensor:
     """Plain-PyTorch batched reference of the loader's image path after corruption.
 
     ``corrupted`` is a split from :func:`rethink.corrupt` (float32, 0..1 scale, CPU);
-    rotate, pad, crop, flip, normalize and cast are separate torch ops here. Bad settings
-    raise the loader's ValueErrors (:func:`check_view`), naming the setting.
+    rotate, pad, crop, flip, normalize and cast are separate torch ops here. ``shuffle``: a
+    shuffled-pixels corruption applied to the view after the crop and flip, before the
+    normalization (:func:`rethink.corruption.shuffle_view`); ``corrupted`` then holds the
+    images without it (:func:`reference_loader_batch` does both). Returns B x C x OH x OW
+    of ``dtype``. Bad settings raise the loader's ValueErrors (:func:`check_view`), naming
+    the setting.
     """
     augment = parse_augment(augment)
     parts = augment_parts(augment)
@@ -188,6 +193,8 @@ def reference_batch(
     bi = torch.arange(b)[:, None, None, None]
     ci = torch.arange(c)[None, :, None, None]
     out = xp[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+    if shuffle is not None:
+        out = shuffle_view(out, shuffle)
     if normalize == "per_image":
         flat = out.reshape(b, -1).to(torch.float64)
         mean = flat.mean(1)
@@ -202,3 +209,24 @@ def reference_batch(
     if channels_last:
         out = out.contiguous(memory_format=torch.channels_last)
     return out
+
+
+def reference_loader_batch(dataset, corruption: Corruption | str, indices, *, split: str = "train",
+                           **view) -> torch.Tensor:
+    """The plain reference of one batch of ``RandomizedLoader(dataset, corruption, ...)``:
+    :func:`rethink.corrupt` for the corruptions of the image, then :func:`reference_batch`
+    for the view, with shuffled pixels applied to the view.
+
+    Args:
+        dataset: a :class:`rethink.datasets.Dataset` (uint8 images).
+        corruption: a Corruption or its string (with its seed).
+        indices: image indices of the split, in batch order.
+        split: "train" or "test".
+        **view: :func:`reference_batch`'s settings (seed, epoch, augment, crop, normalize,
+            channel_stats, dtype, channels_last, max_rotation).
+
+    Returns: B x C x OH x OW of ``view["dtype"]`` (float32 by default).
+    """
+    c = Corruption.parse(corruption)
+    images = corrupt(dataset, Corruption("none") if c.on_view else c).split(split).images
+    return reference_batch(images, indices, split=split, shuffle=c if c.on_view else None, **view)

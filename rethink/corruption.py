@@ -8,15 +8,21 @@ The semantics (``../PAPER.md``, "The randomization test") live here, once:
   ``p * (1 - 1/K)`` end up wrong); with ``keep_true=False`` the new class is drawn
   uniformly among the K - 1 *other* classes (about ``p`` end up wrong).
 - ``random_labels``: ``labels`` with p = 1.
-- ``shuffled_pixels``: ONE random permutation of the pixel positions, applied to every
-  image of the training AND the test set.
-- ``random_pixels``: a different random permutation for every image, train and test.
+- ``shuffled_pixels``: ONE random permutation of the pixel positions of the network's
+  input view, applied to every image of the training AND the test set. The view is the
+  image after rotation, padding, crop and flip: with a 24x24 centre crop of a 28x28 image
+  the network sees all 576 pixels of the crop, permuted (:func:`shuffle_view`).
+- ``random_pixels``: a different random permutation of the whole image for every image,
+  train and test (then cropped: a crop of a random permutation is a random draw of the
+  image's pixels, so nothing is lost by permuting first).
 - ``gaussian``: every image (train and test) replaced by Gaussian noise whose per-channel
   mean and std match the training set's (on the 0..1 scale; values are not clipped).
 
 Every corruption is drawn once from ``seed`` and stays fixed across epochs. Test labels
 stay clean unless ``corrupt_test_labels=True``. A pixel permutation moves whole pixels
-(all channels together) with ``unit="pixel"``; ``unit="value"`` permutes all C*H*W values.
+(all channels together) with ``unit="pixel"``; ``unit="value"`` permutes all values (of
+the view, C*OH*OW, for shuffled pixels; of the image, C*H*W, for random pixels). Gaussian
+noise replaces the whole image, then the view is taken.
 
 Per-image permutations and noise are never stored: they are pure functions of (seed,
 split, image index, position), computed with a keyed Feistel network (cycle-walking)
@@ -32,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["KINDS", "Corruption", "corrupt", "corrupted_labels", "feistel_permutation", "gaussian_values"]
+__all__ = ["KINDS", "Corruption", "corrupt", "corrupted_labels", "feistel_permutation", "gaussian_values",
+           "shuffle_view"]
 
 KINDS = ("none", "labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
 _PIXEL_KINDS = ("shuffled_pixels", "random_pixels", "gaussian")
@@ -102,6 +109,12 @@ class Corruption:
     def is_pixel_corruption(self) -> bool:
         """True for "shuffled_pixels", "random_pixels" and "gaussian"."""
         return self.kind in _PIXEL_KINDS
+
+    @property
+    def on_view(self) -> bool:
+        """True for "shuffled_pixels": its one permutation acts on the network's input view
+        (after rotation, crop and flip), not on the stored image (see :func:`shuffle_view`)."""
+        return self.kind == "shuffled_pixels"
 
     @property
     def variant(self) -> str:
@@ -362,12 +375,8 @@ def corrupted_images(
     out = np.empty((n, c, h, w), dtype=np.float32)
     if kind in ("none", "labels", "random_labels"):
         return torch.from_numpy(_to_unit(x))
-    if kind == "shuffled_pixels":
-        if by_value:
-            perm = feistel_permutation(c * h * w, corruption.seed, shared=True)
-            return torch.from_numpy(_to_unit(x.reshape(n, -1)[:, perm].reshape(n, c, h, w)))
-        perm = feistel_permutation(h * w, corruption.seed, shared=True)
-        return torch.from_numpy(_to_unit(x.reshape(n, c, -1)[:, :, perm].reshape(n, c, h, w)))
+    if kind == "shuffled_pixels":  # the view is the whole image here
+        return shuffle_view(torch.from_numpy(_to_unit(x)), corruption)
     for start in range(0, n, chunk):
         ids = np.arange(start, min(n, start + chunk))
         xs = x[ids]
@@ -388,12 +397,36 @@ def corrupted_images(
     return torch.from_numpy(out)
 
 
+def shuffle_view(view: torch.Tensor, corruption: Corruption) -> torch.Tensor:
+    """Shuffled pixels on a batch of views: the one semantics of the kind.
+
+    ``view`` is B x C x OH x OW (any dtype): what the network is shown, after rotation,
+    padding, crop and flip. With ``unit="pixel"`` output position q of the OH*OW positions
+    takes the view's position ``perm[q]`` (channels move together); with ``unit="value"``
+    output value k of the C*OH*OW values takes value ``perm[k]``. ``perm`` is the one
+    permutation of that size from the corruption's seed, the same for every image, train
+    and test. Every other kind is returned unchanged.
+    """
+    if not corruption.on_view:
+        return view
+    b, c, oh, ow = view.shape
+    if corruption.unit == "value":
+        perm = torch.from_numpy(feistel_permutation(c * oh * ow, corruption.seed, shared=True))
+        return view.reshape(b, -1)[:, perm].reshape(b, c, oh, ow)
+    perm = torch.from_numpy(feistel_permutation(oh * ow, corruption.seed, shared=True))
+    return view.reshape(b, c, -1)[:, :, perm].reshape(b, c, oh, ow)
+
+
 def corrupt(dataset, corruption: Corruption | str):
     """The reference implementation: a new Dataset with corrupted images and labels.
 
     Args:
         dataset: a :class:`rethink.datasets.Dataset` with uint8 images.
         corruption: a :class:`Corruption` or a string for :meth:`Corruption.parse`.
+
+    Shuffled pixels act on the network's view (:func:`shuffle_view`); here the view is the
+    whole image. With a crop or an augmentation the loader permutes the cropped view, as
+    :func:`rethink.augment.reference_loader_batch` does.
 
     Returns:
         a Dataset whose splits hold float32 images on the 0..1 scale (CPU; Gaussian

@@ -23,7 +23,15 @@ import numpy as np
 import torch
 
 from . import _build  # noqa: F401  (loads the extension and registers the ops)
-from .augment import AUGMENT_TOKENS, AUGMENTS, DEFAULT_MAX_ROTATION, PAD, augment_parts, check_view, parse_augment
+from .augment import (
+    AUGMENT_TOKENS,
+    AUGMENTS,
+    DEFAULT_MAX_ROTATION,
+    PAD,
+    augment_parts,
+    check_view,
+    parse_augment,
+)
 from .corruption import SPLIT_IDS, Corruption, corrupted_labels, philox4x32_10
 from .datasets import Dataset
 

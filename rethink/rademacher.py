@@ -87,11 +87,10 @@ def rademacher(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", dra
             a name nor a Dataset, an empty training split, a model without parameters.
     """
     from . import datasets
+    from ._check import check_int, check_seed
     from .loader import RandomizedLoader
     from .runner import FitJob, run_jobs
     from .train import make_spec
-
-    from ._check import check_int, check_seed
 
     draws = check_int("draws", draws, low=1)
     classes = check_int("classes", classes, low=2, high=datasets.MAX_CLASSES)

@@ -258,6 +258,10 @@ class RunSpec:
         spec = self if self.is_resolved else self.resolved()
         defaults = {f.name: f.default for f in fields(self)}
         kept = {k: v for k, v in spec.to_dict().items() if v != defaults[k]}
+        if Corruption.parse(spec.corruption).on_view and (spec.crop is not None or spec.augment is not None):
+            # shuffled pixels permute the cropped view since rethink 0.3 (before: the whole
+            # image, then the crop): such runs of earlier versions answer another question
+            kept["shuffle_on_view"] = 1
         text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 

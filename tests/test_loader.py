@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import rethink
 from rethink import Corruption, RandomizedLoader
-from rethink.augment import augment_draws, reference_batch
+from rethink.augment import augment_draws, reference_batch, reference_loader_batch
 from rethink.datasets import from_tensors, synthetic
 
 PIXEL_SPECS = [
@@ -448,8 +448,9 @@ def test_random_configurations_match_reference(
     loader.set_epoch(epoch)
     order = loader.order(epoch)
     x, y = _cat(loader)
-    want = reference_batch(
-        ref.images,
+    want = reference_loader_batch(
+        d,
+        corr,
         order,
         split="test",
         seed=seed,
@@ -462,6 +463,55 @@ def test_random_configurations_match_reference(
     )
     torch.testing.assert_close(x, want, rtol=1e-5, atol=2e-5)
     assert torch.equal(y, ref.labels[order])
+
+
+# --- shuffled pixels act on the network's view ---------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("unit", ["pixel", "value"])
+@pytest.mark.parametrize("augment", [None, "crop", "crop+flip+rotate", "crop_flip"])
+def test_shuffled_pixels_permute_the_cropped_view(device, unit, augment):
+    d = synthetic(30, 10, (2, 12, 11), seed=4)
+    c = Corruption("shuffled_pixels", seed=7, unit=unit)
+    crop = 8
+    for split in ("train", "test"):
+        loader = RandomizedLoader(d, c, split=split, batch_size=7, seed=3, augment=augment if split == "train" else None,
+                                  crop=crop, normalize=None, device=device)
+        loader.set_epoch(1)
+        order = loader.order(1).cpu()
+        x, _ = _cat(loader)
+        x = x.cpu()
+        want = reference_loader_batch(d, c, order, split=split, seed=3, epoch=1,
+                                      augment=augment if split == "train" else None, crop=crop)
+        assert torch.equal(x, want)
+        # the same view without the corruption holds exactly these values, permuted by one
+        # permutation of the view's positions (or values), the same for every image
+        plain = reference_batch(rethink.corrupt(d, "none").split(split).images, order, split=split, seed=3,
+                                epoch=1, augment=augment if split == "train" else None, crop=crop)
+        assert torch.equal(x.flatten(1).sort(1).values, plain.flatten(1).sort(1).values)
+        n = crop * crop * (2 if unit == "value" else 1)
+        perm = torch.from_numpy(rethink.corruption.feistel_permutation(n, 7, shared=True))
+        flat = plain.reshape(len(order), -1 if unit == "value" else 2, *(() if unit == "value" else (n,)))
+        assert torch.equal(x.reshape(flat.shape), flat[..., perm])
+
+
+def test_shuffled_pixels_without_a_crop_are_the_reference_of_corrupt():
+    d = synthetic(10, 4, (1, 6, 6), seed=1)
+    c = Corruption("shuffled_pixels", seed=2)
+    x, _ = _cat(RandomizedLoader(d, c, batch_size=5, shuffle=False, normalize=None))
+    assert torch.equal(x, rethink.corrupt(d, c).train.images)
+
+
+def test_centre_crop_of_a_28x28_image_shows_every_cropped_pixel_permuted():
+    # the paper's MLP on Fashion-MNIST: a 24x24 centre crop of 28x28 -> all 576 pixels of the crop
+    d = synthetic(4, 2, (1, 28, 28), seed=3)
+    c = Corruption("shuffled_pixels", seed=0)
+    x, _ = _cat(RandomizedLoader(d, c, batch_size=4, shuffle=False, crop=24, normalize=None))
+    centre = rethink.corrupt(d, "none").train.images[:, :, 2:26, 2:26]
+    assert x.shape == (4, 1, 24, 24)
+    assert torch.equal(x.flatten(1).sort(1).values, centre.flatten(1).sort(1).values)
+    assert not torch.equal(x, centre)
 
 
 # --- the paper's augmentation, checked by hand ------------------------------------------

@@ -6,12 +6,13 @@ import json
 import os
 import stat
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 
 import rethink
-from rethink import RunSpec, train
+from rethink import Corruption, RunSpec, train
 from rethink.cli import main as cli_main
 from rethink.results import Result
 
@@ -287,3 +288,17 @@ def test_cpu_only_torch_says_how_to_fix_cuda(monkeypatch):
 def test_values_of_the_wrong_type_are_named(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_shuffled_pixel_runs_with_a_crop_are_not_taken_for_earlier_versions_runs():
+    # rethink 0.2 permuted the whole image, then cropped; such stored runs keep their names
+    # but a spec of today names another run, so they are never reused as the new semantics
+    folder = Path(__file__).resolve().parent.parent / "docs" / "results" / "fashion" / "main" / "mlp1x512"
+    if not folder.is_dir():
+        pytest.skip(f"no stored results in {folder}")
+    renamed, kept = set(), set()
+    for r in rethink.load_runs(folder):
+        same = RunSpec.from_config(r.config).run_name() == r.config["run_name"]
+        (kept if same else renamed).add(Corruption.parse(r.config["corruption"]).kind)
+    assert renamed == {"shuffled_pixels"}
+    assert "shuffled_pixels" not in kept and {"none", "random_labels", "gaussian"} <= kept

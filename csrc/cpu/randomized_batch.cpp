@@ -109,7 +109,9 @@ BatchArgs make_batch_args(const at::Tensor& images, const at::Tensor& labels, co
   p.range_y = static_cast<int32_t>(h + 2 * pad - out_h);
   p.range_x = static_cast<int32_t>(w + 2 * pad - out_w);
   const bool by_value = pixel_mode == kShuffledValues || pixel_mode == kRandomValues;
-  p.perm_n = static_cast<uint32_t>(by_value ? c * h * w : h * w);
+  const bool on_view = pixel_mode == kShuffledPixels || pixel_mode == kShuffledValues;
+  const int64_t ph = on_view ? out_h : h, pw = on_view ? out_w : w;  // shuffles permute the view
+  p.perm_n = static_cast<uint32_t>(by_value ? c * ph * pw : ph * pw);
   p.shared = shared_perm(p.perm_n, p.corruption_seed);
   for (int64_t k = 0; k < c && (gauss || per_channel); ++k) {
     p.gauss_mean[k] = gauss ? stats[k] : 0.0;
@@ -261,11 +263,11 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
   float lut[256];
   for (int v = 0; v < 256; ++v) lut[v] = u8_to_unit(static_cast<uint8_t>(v));
   const int mode = p.pixel_mode;
-  const bool shared = mode == kShuffledPixels || mode == kShuffledValues;
-  const bool permute = mode >= kShuffledPixels && mode <= kRandomValues;
-  // Pixel-unit corruptions (and none) gather straight from the uint8 image through the
-  // source table; value-unit permutations and Gaussian values are made whole first.
-  const bool whole = mode == kShuffledValues || mode == kRandomValues || mode == kGaussian;
+  const bool shared = mode == kShuffledPixels || mode == kShuffledValues;  // act on the view
+  const bool permute = mode == kRandomPixels || mode == kRandomValues;    // per image, on the image
+  // Random pixels (and none, and the shuffles' view) gather straight from the uint8 image
+  // through the source table; random values and Gaussian values are made whole first.
+  const bool whole = mode == kRandomValues || mode == kGaussian;
   std::vector<uint32_t> shared_tab;
   if (shared) {
     shared_tab.resize(p.perm_n);
@@ -273,16 +275,16 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
   }
 
   at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> corr(whole ? CHW : 0), vals(numel);
+    std::vector<float> corr(whole ? CHW : 0), view(numel), shuffled(shared ? numel : 0);
     std::vector<int64_t> src;
-    std::vector<uint32_t> tab(permute && !shared ? p.perm_n : 0);
-    const uint32_t* ptab = shared ? shared_tab.data() : tab.data();
+    std::vector<uint32_t> tab(permute ? p.perm_n : 0);
+    const uint32_t* ptab = tab.data();
     for (int64_t b = begin; b < end; ++b) {
       const int64_t i = idx[b];
       yout[b] = lab[i];
       const uint8_t* img = img_base + i * CHW;
       const uint32_t image = static_cast<uint32_t>(i);
-      if (permute && !shared) feistel_fill(image_perm(p.perm_n, p.corruption_seed, image, p.split), tab.data());
+      if (permute) feistel_fill(image_perm(p.perm_n, p.corruption_seed, image, p.split), tab.data());
       // 1. The corrupted image, when its values are not a pixel-unit gather of the uint8 image.
       const float* cv = nullptr;
       if (whole) {
@@ -303,14 +305,27 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
         }
         cv = w;
       }
-      // 2. Values on the 0..1 scale after rotation, crop and flip: C x OH x OW.
-      const uint32_t* pix = (mode == kShuffledPixels || mode == kRandomPixels) ? ptab : nullptr;
-      gather_image(p, image_augment(p, image), img, cv, pix, lut, vals.data(), src);
+      // 2. The view: values on the 0..1 scale after rotation, crop and flip, C x OH x OW;
+      // then the shuffles' one permutation of its positions or values.
+      const uint32_t* pix = mode == kRandomPixels ? ptab : nullptr;
+      gather_image(p, image_augment(p, image), img, cv, pix, lut, view.data(), src);
+      const float* vals_ptr = view.data();
+      if (shared) {
+        const uint32_t* st = shared_tab.data();
+        float* sh = shuffled.data();
+        if (mode == kShuffledValues) {
+          for (int64_t k = 0; k < numel; ++k) sh[k] = view[st[k]];
+        } else {
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t q = 0; q < OHW; ++q) sh[c * OHW + q] = view[c * OHW + st[q]];
+        }
+        vals_ptr = sh;
+      }
       // 3. Normalization and the cast.
       float shift_all = 0.f, scale_all = 1.f;
       if (p.normalize == Normalize::kPerImage) {
         double s = 0.0, s2 = 0.0;
-        const float* v = vals.data();
+        const float* v = vals_ptr;
 #pragma omp simd reduction(+ : s, s2)
         for (int64_t k = 0; k < numel; ++k) {
           s += v[k];
@@ -326,7 +341,7 @@ void run_cpu(const at::Tensor& images, const at::Tensor& labels, const at::Tenso
       for (int64_t c = 0; c < C; ++c) {
         const bool pc = p.normalize == Normalize::kPerChannel;
         const float sh = pc ? p.norm_mean[c] : shift_all, sc = pc ? p.norm_inv[c] : scale_all;
-        const float* vc = vals.data() + c * OHW;
+        const float* vc = vals_ptr + c * OHW;
         if (p.normalize == Normalize::kNone) {
           if (!p.channels_last) {
             for (int64_t q = 0; q < OHW; ++q) o[c * OHW + q] = static_cast<out_t>(vc[q]);

@@ -50,15 +50,14 @@ __global__ void __launch_bounds__(kThreads)
   const uint32_t image = static_cast<uint32_t>(i);
   const int mode = p.pixel_mode;
   const bool per_image_perm = mode == kRandomPixels || mode == kRandomValues;
-  const FeistelPerm perm = per_image_perm ? image_perm(p.perm_n, p.corruption_seed, image, p.split) : p.shared;
+  const FeistelPerm perm = per_image_perm ? image_perm(p.perm_n, p.corruption_seed, image, p.split) : FeistelPerm{};
   const ImageAugment a = image_augment(p, image);
 
   // Corrupted value (0..1 scale) of channel c at source pixel s (already permuted for
-  // pixel-unit permutations); 0 for s < 0.
+  // random pixels); 0 for s < 0.
   auto value = [&](int c, int64_t s) -> float {
     if (s < 0) return 0.f;
     switch (mode) {
-      case kShuffledValues:
       case kRandomValues:
         return lut[img[perm(static_cast<uint32_t>(c * HW + s))]];
       case kGaussian:
@@ -68,9 +67,21 @@ __global__ void __launch_bounds__(kThreads)
         return lut[img[c * HW + s]];
     }
   };
-  auto pixel_source = [&](int64_t q) -> int64_t {
+  auto view_source = [&](int64_t q) -> int64_t {  // source pixel of view position q
     const int32_t oy = static_cast<int32_t>(q / p.OW), ox = static_cast<int32_t>(q % p.OW);
     return permuted_pixel(p, perm, source_pixel(p, a, oy, ox));
+  };
+  // Source pixel of output position q (shuffled pixels: of the view position it takes).
+  auto pixel_source = [&](int64_t q) -> int64_t {
+    return view_source(mode == kShuffledPixels ? shuffled_source(p, q) : q);
+  };
+  // Value of output channel c at output position q whose source pixel is s (shuffled
+  // values: the view value the output value takes, from its own channel and position).
+  auto out_value = [&](int c, int64_t q, int64_t s) -> float {
+    if (mode != kShuffledValues) return value(c, s);
+    const int64_t k = shuffled_source(p, c * OHW + q);
+    const int64_t s2 = view_source(k % OHW);
+    return s2 < 0 ? 0.f : lut[img[(k / OHW) * HW + s2]];
   };
   auto store = [&](int c, int64_t q, float v) {
     const int64_t at = kChannelsLast ? q * p.C + c : c * OHW + q;
@@ -82,7 +93,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int64_t q = threadIdx.x; q < OHW; q += blockDim.x) {
       const int64_t s = pixel_source(q);
       for (int c = 0; c < p.C; ++c) {
-        const float v = value(c, s);
+        const float v = out_value(c, q, s);
         store(c, q, pc ? (v - p.norm_mean[c]) * p.norm_inv[c] : v);
       }
     }
@@ -94,7 +105,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t q = threadIdx.x; q < OHW; q += blockDim.x) {
     const int64_t s = pixel_source(q);
     for (int c = 0; c < p.C; ++c) {
-      const float v = value(c, s);
+      const float v = out_value(c, q, s);
       if (cache_values) cache[c * OHW + q] = v;
       s1 += v;
       s2 += static_cast<double>(v) * v;
@@ -127,7 +138,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t q = threadIdx.x; q < OHW; q += blockDim.x) {
     const int64_t s = cache_values ? 0 : pixel_source(q);
     for (int c = 0; c < p.C; ++c) {
-      const float v = cache_values ? cache[c * OHW + q] : value(c, s);
+      const float v = cache_values ? cache[c * OHW + q] : out_value(c, q, s);
       store(c, q, (v - shift) * scale);
     }
   }
