@@ -140,7 +140,7 @@ def _normalized_cmi(v: np.ndarray, g: np.ndarray, cell: np.ndarray) -> float:
 
 
 def cmi_table(values: Sequence[float], gaps: Sequence[float], hparams: Sequence[Mapping],
-              set_sizes: Sequence[int] | None = None) -> dict[tuple[str, ...], float]:
+              set_sizes: Sequence[int] | None = None, degenerate: str = "nan") -> dict[tuple[str, ...], float]:
     """Conditional mutual information between a measure and the generalization gap, per
     conditioning set of hyper-parameters (Jiang et al. 2020, Section 4; the NeurIPS 2020 PGDL
     competition's ``scoring_program/mutual_information.py``, which this follows, as read in a
@@ -172,13 +172,19 @@ def cmi_table(values: Sequence[float], gaps: Sequence[float], hparams: Sequence[
         the gap's sign is constant within every cell (nothing to predict), e.g. fewer than two
         runs left. 0: the measure's order tells nothing about the gap's within the cells; 1: it
         determines it.
+        degenerate: the score of a set where the gap's order is constant in every cell: "nan"
+            (rethink's old convention: the set is dropped by :func:`cmi`) or "zero" (the PGDL
+            competition's scorer: 0, so it becomes the minimum).
 
     Raises:
-        ValueError: lengths that differ, no runs, a value that is not a number, dicts with
+        ValueError: lengths that differ, no runs, a ``degenerate`` other than "nan"/"zero", a value that is not a number, dicts with
             different hyper-parameter names, or set sizes that are negative or all larger than
             the number of hyper-parameters.
     """
     hparams = list(hparams)
+    if degenerate not in ("nan", "zero"):
+        raise ValueError(f"degenerate must be 'nan' or 'zero', got {degenerate!r}")
+    fill = math.nan if degenerate == "nan" else 0.0
     v, g, names, codes = _check_scores_input(values, gaps, hparams)
     if set_sizes is None:
         sizes = [min(2, max(len(names) - 1, 0))]
@@ -194,21 +200,23 @@ def cmi_table(values: Sequence[float], gaps: Sequence[float], hparams: Sequence[
     for size in sizes:
         for subset in itertools.combinations(range(len(names)), size):
             if len(v) < 2:
-                table[tuple(names[k] for k in subset)] = math.nan
+                table[tuple(names[k] for k in subset)] = fill
                 continue
             cid = np.unique(codes[:, list(subset)], axis=0, return_inverse=True)[1].reshape(-1) if subset \
                 else np.zeros(len(v), dtype=np.int64)
             ncell = int(cid.max()) + 1
-            table[tuple(names[k] for k in subset)] = _normalized_cmi(v, g, cid[:, None] * ncell + cid[None, :])
+            score = _normalized_cmi(v, g, cid[:, None] * ncell + cid[None, :])
+            table[tuple(names[k] for k in subset)] = fill if math.isnan(score) else score
     return table
 
 
 def cmi(values: Sequence[float], gaps: Sequence[float], hparams: Sequence[Mapping],
-        set_sizes: Sequence[int] | None = None) -> float:
+        set_sizes: Sequence[int] | None = None, degenerate: str = "nan") -> float:
     """The PGDL competition's score of a measure: the minimum over conditioning sets of
-    :func:`cmi_table` (sets whose score is NaN left out; NaN if all are). Same arguments and
+    :func:`cmi_table` (sets whose score is NaN left out; NaN if all are; with
+    ``degenerate="zero"`` a degenerate set scores 0, as in the competition). Same arguments and
     errors as :func:`cmi_table`."""
-    scores = [s for s in cmi_table(values, gaps, hparams, set_sizes).values() if not math.isnan(s)]
+    scores = [s for s in cmi_table(values, gaps, hparams, set_sizes, degenerate).values() if not math.isnan(s)]
     return min(scores) if scores else math.nan
 
 
@@ -298,6 +306,117 @@ def sign_error(values: Sequence[float], gaps: Sequence[float], hparams: Sequence
     errs = [r[3] for r in rows]
     return SignError(max(errs) if errs else math.nan, sum(errs) / len(errs) if errs else math.nan, len(rows),
                      sum(r[4] for r in rows), noise, rows)
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def kendall_tau_a(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-a, as Jiang et al. 2020 define it: ``(P - Q) / (n (n - 1) / 2)`` over all
+    pairs of the n positions where both are not NaN (ties count in the denominator, so tau-a is
+    smaller in size than tau-b, :func:`kendall_tau`, whenever there are ties). NaN with n < 2."""
+    x = np.array([float(v) for v in a])
+    y = np.array([float(v) for v in b])
+    ok = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[ok], y[ok]
+    if len(x) < 2:
+        return math.nan
+    i, j = np.triu_indices(len(x), 1)
+    return float((_sign(x[i], x[j]) * _sign(y[i], y[j])).sum()) / len(i)
+
+
+def bootstrap_interval(statistic, n: int, *, resamples: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval over models: ``statistic(idx)`` (idx an int64 array of
+    length n, drawn with replacement by ``numpy.random.default_rng(seed)``, one draw per
+    resample) evaluated ``resamples`` times; returns the ``(1 - level) / 2`` and
+    ``(1 + level) / 2`` quantiles of the finite values (NaN, NaN when none is finite)."""
+    if n < 1 or resamples < 1 or not 0 < level < 1:
+        raise ValueError(f"bootstrap needs n >= 1, resamples >= 1, 0 < level < 1; got {n}, {resamples}, {level}")
+    rng = np.random.default_rng(seed)
+    stats = np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)], dtype=np.float64)
+    stats = stats[np.isfinite(stats)]
+    if not len(stats):
+        return math.nan, math.nan
+    lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def permutation_pvalue(values: Sequence[float], gaps: Sequence[float], *, resamples: int = 1000, seed: int = 0,
+                       statistic=None) -> float:
+    """Two-sided permutation p-value of ``statistic(values, gaps)`` (default :func:`kendall_tau`):
+    the gaps are permuted against the values ``resamples`` times (``default_rng(seed)``); returns
+    ``(1 + #{|stat_perm| >= |stat_obs|}) / (1 + resamples)`` (NaN when the observed statistic is)."""
+    stat = statistic or kendall_tau
+    v = np.array([float(x) for x in values])
+    g = np.array([float(x) for x in gaps])
+    obs = stat(v, g)
+    if math.isnan(obs):
+        return math.nan
+    rng = np.random.default_rng(seed)
+    hits = sum(abs(stat(v, g[rng.permutation(len(g))])) >= abs(obs) - 1e-12 for _ in range(resamples))
+    return (1 + hits) / (1 + resamples)
+
+
+def sign_error_by_hyperparameter(result: SignError) -> dict[str, float]:
+    """Mean sign-error over the environments of each varied hyper-parameter of a
+    :func:`sign_error` result: {hyper-parameter: mean error}."""
+    by: dict[str, list[float]] = {}
+    for h, _fixed, _pair, err, _n in result.per_environment:
+        by.setdefault(h, []).append(err)
+    return {h: sum(e) / len(e) for h, e in by.items()}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What :func:`hyperparameter_baseline` returns: ``best`` (the hyper-parameter whose values,
+    coded by their order, have the largest |tau| with the gap), ``best_tau``, ``single`` ({name:
+    tau}), ``model_tau`` (tau between the gaps and held-out predictions of a gradient-boosting
+    regressor on the one-hot hyper-parameters, grouped K-fold), ``folds``."""
+
+    best: str
+    best_tau: float
+    single: dict
+    model_tau: float
+    folds: int
+
+
+def _ordinal(col: list) -> np.ndarray:
+    keys = sorted({repr(v) for v in col}, key=lambda k: (_num(k), k))
+    return np.array([keys.index(repr(v)) for v in col], dtype=np.float64)
+
+
+def _num(k: str) -> float:
+    try:
+        return float(k)
+    except ValueError:
+        return math.inf
+
+
+def hyperparameter_baseline(gaps: Sequence[float], hparams: Sequence[Mapping], *, folds: int = 8,
+                            seed: int = 0) -> Baseline:
+    """How well the hyper-parameters alone rank the gaps. (a) per hyper-parameter, tau-b between
+    its values (numbers by value, others by repr order) and the gap; the largest |tau| wins. (b) a
+    ``sklearn.ensemble.GradientBoostingRegressor`` (seeded) on one-hot hyper-parameters, fitted
+    and predicted with ``GroupKFold(folds)`` where a group is one configuration (runs with equal
+    hyper-parameters, i.e. its seeds, stay in one fold); tau-b between held-out predictions and
+    gaps. ``hparams`` must not hold the seed. Raises ValueError as :func:`cmi_table`."""
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.model_selection import GroupKFold
+
+    hparams = list(hparams)
+    _, g, names, codes = _check_scores_input(list(gaps), gaps, hparams)
+    single = {h: kendall_tau(_ordinal([_hp_value(d, h) for d in hparams]), g) for h in names}
+    best = max(single, key=lambda h: -1 if math.isnan(single[h]) else abs(single[h]))
+    onehot = np.concatenate([np.eye(int(codes[:, k].max()) + 1)[codes[:, k]] for k in range(len(names))], axis=1)
+    groups = np.unique(codes, axis=0, return_inverse=True)[1].reshape(-1)
+    k = min(folds, len(set(groups.tolist())))
+    pred = np.full(len(g), math.nan)
+    if k >= 2:
+        for tr, te in GroupKFold(n_splits=k).split(onehot, g, groups):
+            m = GradientBoostingRegressor(random_state=seed, n_estimators=100, max_depth=2).fit(onehot[tr], g[tr])
+            pred[te] = m.predict(onehot[te])
+    return Baseline(best, single[best], single, kendall_tau(pred, g), k)
 
 
 class StudyReport:
