@@ -27,6 +27,7 @@ import rethink  # noqa: E402
 from rethink import paper, plots  # noqa: E402
 from rethink.plots import mean_spread, model_label  # noqa: E402
 from rethink.results import Result  # noqa: E402
+from rethink.runs import RunSpec  # noqa: E402
 
 DOCS = ROOT / "docs"
 STORE = DOCS / "results"
@@ -276,6 +277,12 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
         w(f"**{model_label(m)}** ({cfg['num_parameters'] / cfg['num_train']:.1f} parameters per training image; "
           f"the paper's {model_label(m)} has {paper.parameters_per_image(m):.1f} per CIFAR-10 image).\n\n")
         w(md(["variant (no regularizer)", "runs that fit", "median epochs to fit", "final train accuracy %"], rows))
+        old = [r for r in rs if r.config.get("corruption", "").startswith("shuffled_pixels")
+               and RunSpec.from_config(r.config).run_name() != r.config["run_name"]]
+        if old:
+            w(f"\n{len(old)} shuffled-pixels run(s) here were trained before shuffled pixels acted on the view: "
+              "the whole 28x28 image was permuted, then centre-cropped, so the network saw a fixed random subset "
+              "of the pixels; `rethink` now permutes the cropped view, and these runs are to be redone.\n")
         w(f"\n- Figure 1a (paper: {paper.FIGURE1_CLAIMS['a']}): within {cfg['max_epochs']} epochs, fit in every "
           f"run: {', '.join(fitted) or 'none'}; not fit in every run: {', '.join(unfitted) or 'none'}"
           + (" (the paper's models fit all five)" if unfitted else " (as the paper's models do)") + "."
