@@ -68,14 +68,12 @@ def collect(src: Path, dst: Path) -> int:
 
 
 def _relative(out_dir: str | None, src: Path) -> str | None:
-    """A run's output folder as stored: relative to the collected folder's parent (no absolute
-    path of the machine that made it)."""
+    """A run's output folder as stored: ``results/<path under the collected folder>`` (where
+    the scripts write by default), never an absolute path of the machine that made it."""
     if not out_dir or not os.path.isabs(out_dir):
         return out_dir
-    try:
-        return os.path.relpath(out_dir, src.resolve().parent)
-    except ValueError:
-        return Path(out_dir).name
+    rel = os.path.relpath(out_dir, src.resolve())
+    return str(Path("results") / (rel if not rel.startswith("..") else Path(out_dir).name))
 
 
 def load(folder: Path) -> list[Result]:
@@ -246,7 +244,7 @@ def _order_claim(ds: list[dict], fitted: list[str]) -> str:
             if parts else "")
 
 
-def _fit_fraction(rs: list[Result], noisy_only: bool = True) -> tuple[int, int]:
+def _fit_fraction(rs: list[Result]) -> tuple[int, int]:
     """(runs that reached the stopping target, runs) over the unregularized label-noise runs."""
     ds = [r.summary() for r in rs]
     ds = [d for d in ds if d["variant"] in ("true", "random_labels", "labels") and not d["weight_decay"]
@@ -274,8 +272,11 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
         ds = [r.summary() for r in rs]
         cfg = rs[0].config
         rows, fitted, unfitted = _fit_rows(ds)
+        ref = paper.parameters_per_image(m)
         w(f"**{model_label(m)}** ({cfg['num_parameters'] / cfg['num_train']:.1f} parameters per training image; "
-          f"the paper's {model_label(m)} has {paper.parameters_per_image(m):.1f} per CIFAR-10 image).\n\n")
+          + (f"the paper's {model_label(m)} has {ref:.1f} per CIFAR-10 image" if ref else
+             f"the paper's MLP 1x512 has {paper.parameters_per_image('mlp1x512'):.1f} per CIFAR-10 image")
+          + ").\n\n")
         w(md(["variant (no regularizer)", "runs that fit", "median epochs to fit", "final train accuracy %"], rows))
         old = [r for r in rs if r.config.get("corruption", "").startswith("shuffled_pixels")
                and RunSpec.from_config(r.config).run_name() != r.config["run_name"]]
