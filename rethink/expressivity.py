@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ._check import check_int, check_seed
+from .ops import FLOAT_DTYPES  # (also registers the ops' fake kernels)
 
 __all__ = ["interpolate", "InterpolatingNet"]
 
@@ -46,7 +47,6 @@ MAX_ROUNDS = 4
 #: Largest n for which candidates compete on the literal network's accuracy.
 EXTRA_ROUNDS_MAX_N = 10_000
 _EPS = torch.finfo(torch.float64).eps
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 # --- ops ---------------------------------------------------------------------
@@ -55,87 +55,6 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 def _project(X: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     """``X @ A.T`` in float64: X (n, d) float16/bfloat16/float32/float64, A (C, d) float64."""
     return torch.ops.rethink.interp_project(X, A)
-
-
-# The fake (meta) kernels check what the real kernels check without reading data: ranks,
-# dtypes, sizes and devices (a call mixing a meta tensor with a real one lands here).
-def _require(cond, msg: str) -> None:
-    torch._check(cond, lambda: msg)
-
-
-def _same_device(op: str, **tensors: torch.Tensor) -> None:
-    (first, t0), *rest = tensors.items()
-    for name, t in rest:
-        _require(t.device == t0.device, f"{op}: {name} is on {t.device} but {first} is on {t0.device}")
-
-
-def _float64(op: str, **tensors: torch.Tensor) -> None:
-    for name, t in tensors.items():
-        _require(t.dtype == torch.float64, f"{op}: {name} must be float64, got {t.dtype}")
-
-
-@torch.library.register_fake("rethink::interp_project")
-def _(X, A):
-    _require(X.dim() == 2, f"interp_project: X must be 2-D (n, d), got {X.dim()}-D")
-    _require(A.dim() == 2, f"interp_project: A must be 2-D (C, d), got {A.dim()}-D")
-    _float64("interp_project", A=A)
-    _require(
-        X.dtype in _FLOAT_DTYPES,
-        f"interp_project: X must be float16, bfloat16, float32 or float64, got {X.dtype}",
-    )
-    _require(X.shape[1] == A.shape[1], f"interp_project: X has {X.shape[1]} columns but A has {A.shape[1]}")
-    _same_device("interp_project", X=X, A=A)
-    return X.new_empty((X.shape[0], A.shape[0]), dtype=torch.float64)
-
-
-@torch.library.register_fake("rethink::interp_sort")
-def _(z):
-    _require(z.dim() == 2, f"interp_sort: z must be 2-D (C, n), got {z.dim()}-D")
-    _float64("interp_sort", z=z)
-    return z.new_empty(z.shape), z.new_empty(z.shape, dtype=torch.int64)
-
-
-@torch.library.register_fake("rethink::interp_weights")
-def _(z, y, t):
-    _require(z.dim() == 1, f"interp_weights: z must be 1-D (m,), got {z.dim()}-D")
-    _require(y.dim() == 2, f"interp_weights: y must be 2-D (m, k), got {y.dim()}-D")
-    _float64("interp_weights", z=z, y=y)
-    _require(
-        y.shape[0] == z.shape[0], f"interp_weights: z has {z.shape[0]} nodes but y has {y.shape[0]} rows"
-    )
-    _same_device("interp_weights", z=z, y=y)
-    _require(0.0 < t < 1.0, f"interp_weights: t must lie in (0, 1), got {t}")
-    return z.new_empty(z.shape), y.new_empty(y.shape)
-
-
-@torch.library.register_fake("rethink::interp_score")
-def _(zs, order, y, t):
-    _require(zs.dim() == 2 and order.dim() == 2, "interp_score: zs and order must be 2-D (R, n)")
-    _require(zs.shape == order.shape, "interp_score: zs and order must have the same shape")
-    _float64("interp_score", zs=zs, y=y)
-    _require(order.dtype == torch.int64, f"interp_score: order must be int64, got {order.dtype}")
-    _require(
-        y.dim() == 1 and y.shape[0] == zs.shape[1],
-        f"interp_score: y must be 1-D with n = {zs.shape[1]} values",
-    )
-    _same_device("interp_score", zs=zs, order=order, y=y)
-    _require(0.0 < t < 1.0, f"interp_score: t must lie in (0, 1), got {t}")
-    return zs.new_empty(zs.shape[:1])
-
-
-@torch.library.register_fake("rethink::interp_eval")
-def _(zq, b, z, y, s):
-    _require(zq.dim() == 1 and b.dim() == 1 and z.dim() == 1, "interp_eval: zq, b and z must be 1-D")
-    _require(y.dim() == 2 and s.dim() == 2, "interp_eval: y and s must be 2-D (m, k)")
-    _float64("interp_eval", zq=zq, b=b, z=z, y=y, s=s)
-    _same_device("interp_eval", zq=zq, b=b, z=z, y=y, s=s)
-    m = b.shape[0]
-    _require(
-        z.shape[0] == m and y.shape[0] == m and s.shape[0] == m,
-        "interp_eval: b, z, y and s must have the same number of nodes",
-    )
-    _require(s.shape[1] == y.shape[1], "interp_eval: y and s must have the same number of columns")
-    return zq.new_empty((zq.shape[0], y.shape[1]))
 
 
 # --- the network -------------------------------------------------------------
@@ -260,7 +179,7 @@ def _check_queries(X, d: int, device: torch.device) -> torch.Tensor:
         raise ValueError(f"X must be a torch.Tensor, got {type(X).__name__}")
     if X.dim() != 2:
         raise ValueError(f"X must be 2-D (m, d), got shape {tuple(X.shape)}")
-    if X.dtype not in _FLOAT_DTYPES:
+    if X.dtype not in FLOAT_DTYPES:
         raise ValueError(f"X must be float16, bfloat16, float32 or float64, got {X.dtype}")
     if X.shape[1] != d:
         raise ValueError(f"X has {X.shape[1]} columns but the net expects d = {d}")
@@ -274,7 +193,7 @@ def _check_X(X) -> torch.Tensor:
         raise ValueError(f"X must be a torch.Tensor, got {type(X).__name__}")
     if X.dim() != 2:
         raise ValueError(f"X must be 2-D (n, d), got shape {tuple(X.shape)}")
-    if X.dtype not in _FLOAT_DTYPES:
+    if X.dtype not in FLOAT_DTYPES:
         raise ValueError(f"X must be float16, bfloat16, float32 or float64, got {X.dtype}")
     n, d = X.shape
     if n == 0:

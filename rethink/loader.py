@@ -34,6 +34,7 @@ from .augment import (
 )
 from .corruption import SPLIT_IDS, Corruption, corrupted_labels, philox4x32_10
 from .datasets import Dataset
+from .ops import BATCH_FIELDS  # noqa: F401  (registers the ops' fake kernels; re-exported)
 
 __all__ = [
     "AUGMENTS",
@@ -60,8 +61,6 @@ _PIXEL_MODES = {
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 #: splits whose prepared images take at most this many bytes are prepared once and cached
 CACHE_BYTES = 2 * 2**30
-#: the names of the integers of the op's ``config`` argument (csrc/randomized_batch.h)
-BATCH_FIELDS = tuple(_build._C.batch_fields())
 
 
 def batch_config(fields: dict) -> list[int]:
@@ -77,27 +76,6 @@ def batch_config(fields: dict) -> list[int]:
                          f"{sorted(set(BATCH_FIELDS) - have)}, unknown {sorted(have - set(BATCH_FIELDS))}")
     return [check_int(f"randomized_batch config field {f!r}", fields[f], low=-2**63, high=2**63 - 1)
             for f in BATCH_FIELDS]
-
-
-@torch.library.register_fake("rethink::randomized_batch")
-def _randomized_batch_fake(images, labels, indices, config, stats, dtype):
-    torch._check(images.dim() == 4 and indices.dim() == 1 and labels.dim() == 1,
-                 lambda: "randomized_batch: images must be 4-D, labels and indices 1-D")
-    torch._check(images.device == labels.device == indices.device,
-                 lambda: f"randomized_batch: images, labels and indices must be on one device, got "
-                         f"{images.device}, {labels.device}, {indices.device}")
-    torch._check(len(config) == len(BATCH_FIELDS),
-                 lambda: f"randomized_batch: config must hold {len(BATCH_FIELDS)} integers")
-    cfg = dict(zip(BATCH_FIELDS, config))
-    b, c = indices.shape[0], images.shape[1]
-    fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
-    x = torch.empty((b, c, cfg["out_h"], cfg["out_w"]), dtype=dtype, device=images.device, memory_format=fmt)
-    return x, labels.new_empty((b,))
-
-
-@torch.library.register_fake("rethink::feistel_permutation")
-def _feistel_permutation_fake(n, seed, image, split, shared):
-    return torch.empty((n,), dtype=torch.int64)
 
 
 def _check_seed(name: str, seed) -> int:

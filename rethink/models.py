@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from . import nn as rnn
 from . import paper as _paper
 
 __all__ = ["create", "names", "num_parameters", "PAPER_PARAMETERS"]
@@ -63,20 +64,29 @@ def _pool_out(n: int) -> int:
 
 
 class SmallAlexNet(nn.Module):
-    """The paper's small AlexNet: two (conv 5x5 -> max-pool 3x3/2 -> local response norm)
-    blocks of 64 channels, then fully connected 384 and 192 ReLU layers and a linear layer."""
+    """The paper's small AlexNet: two (conv 5x5 -> ReLU -> max-pool 3x3/2 -> local response norm)
+    blocks of 64 channels, then fully connected 384 and 192 ReLU layers and a linear layer.
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, channels: int = 64, dropout: float = 0.0):
+    Each block's ReLU -> max-pool -> LRN is one fused op (:class:`rethink.nn.ReLUMaxPoolLRN`);
+    ``fused=False`` builds the same network from torch's modules (same parameters, same
+    ``state_dict`` keys, equal outputs up to float rounding).
+    """
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, channels: int = 64, dropout: float = 0.0,
+                 fused: bool = True):
         super().__init__()
         c, h, w = input_shape
+        # TensorFlow cifar10 tutorial: depth_radius 4, bias 1, alpha 0.001/9, beta 0.75
+        lrn = dict(size=9, alpha=0.001, beta=0.75, k=1.0)
 
         def block(cin: int) -> nn.Sequential:
+            if fused:
+                return nn.Sequential(nn.Conv2d(cin, channels, 5, padding=2), rnn.ReLUMaxPoolLRN(3, 2, 1, **lrn))
             return nn.Sequential(
                 nn.Conv2d(cin, channels, 5, padding=2),
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, stride=2, padding=1),
-                # TensorFlow cifar10 tutorial: depth_radius 4, bias 1, alpha 0.001/9, beta 0.75
-                nn.LocalResponseNorm(9, alpha=0.001, beta=0.75, k=1.0),
+                nn.LocalResponseNorm(**lrn),
             )
 
         self.features = nn.Sequential(block(c), block(channels))
