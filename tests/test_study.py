@@ -318,3 +318,37 @@ def test_study_of_a_sweep_directory(tmp_path):
     again = S.study(tmp_path, device="cpu", samples=2, max_examples=64)
     assert [r["run_name"] for r in again.rows] == [r["run_name"] for r in rep.rows]
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.measures.json")} == stamps
+
+
+def test_kendall_tau_a_against_a_pair_count_and_scipy():
+    import itertools
+
+    from scipy.stats import kendalltau
+
+    from rethink.study import kendall_tau_a
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 4, 12).astype(float), rng.integers(0, 4, 12).astype(float)  # many ties
+    pairs = list(itertools.combinations(range(12), 2))
+    want = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs) / len(pairs)
+    assert kendall_tau_a(a, b) == pytest.approx(want)
+    assert abs(kendall_tau_a(a, b)) <= abs(kendalltau(a, b).statistic) + 1e-12  # ties shrink tau-a
+    c = rng.normal(size=12)  # no ties: tau-a is tau-b
+    assert kendall_tau_a(c, -c) == pytest.approx(-1.0)
+    assert kendall_tau_a(c, c ** 3) == pytest.approx(kendalltau(c, c ** 3).statistic)
+    assert math.isnan(kendall_tau_a([1.0, float("nan")], [2.0, 3.0]))
+
+
+def test_bootstrap_interval_and_permutation_pvalue():
+    from rethink.study import bootstrap_interval, kendall_tau, permutation_pvalue
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=40)
+    lo, hi = bootstrap_interval(lambda idx: float(x[idx].mean()), 40, resamples=500, seed=0)
+    assert lo < x.mean() < hi and hi - lo < 1.0
+    assert bootstrap_interval(lambda idx: float(x[idx].mean()), 40, resamples=500, seed=0) == (lo, hi)
+    y_dep, y_ind = x + 0.1 * rng.normal(size=40), rng.normal(size=40)
+    p_dep = permutation_pvalue(x, y_dep, resamples=200, seed=0)
+    assert p_dep == pytest.approx(1 / 201)  # no permutation matches a tau near 1
+    assert permutation_pvalue(x, y_ind, resamples=200, seed=0) > 0.01
+    assert kendall_tau(x, y_dep) > 0.8
+    with pytest.raises(ValueError, match="resamples"):
+        bootstrap_interval(lambda idx: 0.0, 5, resamples=0)
