@@ -4,8 +4,8 @@ network built from torch's modules (``SmallAlexNet(fused=False)``), as a ratio m
 
     python benchmarks/bench_convnets.py [--threads 2] [--reps 20]
 
-Not measured yet (issue 22): small Inception (its profile is dominated by convolutions; no
-fused kernel for it yet) and the 1-epoch MLP run against a plain loop.
+Not measured here yet: small Inception (its profile is dominated by convolutions; no fused
+kernel for it) and a 1-epoch MLP run against a plain loop.
 """
 
 from __future__ import annotations

@@ -37,6 +37,19 @@ RETHINK_HD acc_t lrn_power(acc_t scale, acc_t beta) {
   return pow(scale, -beta);
 }
 
+// The channels [lo, hi] of channel c's window (forward: the sum that makes scale[c]), clipped
+// to [0, C).
+RETHINK_HD void lrn_window(int64_t c, int64_t size, int64_t C, int64_t& lo, int64_t& hi) {
+  lo = c - size / 2 < 0 ? 0 : c - size / 2;
+  hi = c + (size - 1) / 2 > C - 1 ? C - 1 : c + (size - 1) / 2;
+}
+
+// The channels [lo, hi] whose windows hold channel j (backward: the sum that reaches dx[j]).
+RETHINK_HD void lrn_window_holding(int64_t j, int64_t size, int64_t C, int64_t& lo, int64_t& hi) {
+  lo = j - (size - 1) / 2 < 0 ? 0 : j - (size - 1) / 2;
+  hi = j + size / 2 > C - 1 ? C - 1 : j + size / 2;
+}
+
 // The pooled output size of max_pool2d (floor mode): (n + 2 padding - kernel) / stride + 1.
 RETHINK_HD int64_t pool_out_size(int64_t n, int64_t kernel, int64_t stride, int64_t padding) {
   return (n + 2 * padding - kernel) / stride + 1;

@@ -227,8 +227,8 @@ def _pool_lrn_setup(ctx, inputs, output):
 
 def _pool_lrn_backward(ctx, grad_y, *unused):
     pooled, scale, argmax = ctx.saved_tensors
-    dx = torch.ops.rethink.pool_lrn_backward(grad_y.contiguous(memory_format=_layout(pooled)), pooled, scale, argmax,
-                                             list(ctx.input_size), *ctx.window, *ctx.args)
+    dx = torch.ops.rethink.pool_lrn_backward(grad_y, pooled, scale, argmax, list(ctx.input_size), *ctx.window,
+                                             *ctx.args)
     return (dx,) + (None,) * 8
 
 

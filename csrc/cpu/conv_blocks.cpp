@@ -113,11 +113,21 @@ void check_float(const at::Tensor& x, const char* what, const char* op) {
   TORCH_CHECK(x.device().is_cpu(), op, ": ", what, " must be on the CPU here, got ", x.device());
 }
 
+// sum[p] = sum over channels j in [lo, hi] of planes[j * P + p]: the LRN's window sum, used
+// forward (over x^2) and backward (over the gradient's per-channel term).
+template <typename acc_t>
+void window_sum(const acc_t* planes, int64_t lo, int64_t hi, int64_t P, acc_t* sum) {
+  std::fill(sum, sum + P, acc_t(0));
+  for (int64_t j = lo; j <= hi; ++j) {
+    const acc_t* s = planes + j * P;
+    for (int64_t p = 0; p < P; ++p) sum[p] += s[p];
+  }
+}
+
 // LRN of one image: x, y, scale at offset `base` with layout l. `sq` is scratch of l.c * l.p.
 template <typename scalar_t, typename acc_t>
 void lrn_image(const scalar_t* x, scalar_t* y, scalar_t* scale, const Layout& l, int64_t size, acc_t alpha,
                acc_t beta, acc_t k, std::vector<acc_t>& sq, std::vector<acc_t>& acc) {
-  const int64_t before = size / 2, after = (size - 1) / 2;
   const acc_t a = alpha / static_cast<acc_t>(size);
   for (int64_t c = 0; c < l.c; ++c) {
     acc_t* s = sq.data() + c * l.p;
@@ -128,13 +138,10 @@ void lrn_image(const scalar_t* x, scalar_t* y, scalar_t* scale, const Layout& l,
     }
   }
   for (int64_t c = 0; c < l.c; ++c) {
-    const int64_t lo = std::max<int64_t>(c - before, 0), hi = std::min<int64_t>(c + after, l.c - 1);
+    int64_t lo, hi;
+    lrn_window(c, size, l.c, lo, hi);
     acc_t* sum = acc.data();
-    std::fill(sum, sum + l.p, acc_t(0));
-    for (int64_t j = lo; j <= hi; ++j) {
-      const acc_t* s = sq.data() + j * l.p;
-      for (int64_t p = 0; p < l.p; ++p) sum[p] += s[p];
-    }
+    window_sum(sq.data(), lo, hi, l.p, sum);
     const scalar_t* xc = x + c * l.sc;
     scalar_t* yc = y + c * l.sc;
     scalar_t* sc = scale + c * l.sc;
@@ -152,7 +159,6 @@ template <typename scalar_t, typename acc_t, typename out_t>
 void lrn_backward_image(const scalar_t* g, const scalar_t* x, const scalar_t* scale, const Layout& l, out_t* dx,
                         int64_t dsc, int64_t dsp, int64_t size, acc_t alpha, acc_t beta, std::vector<acc_t>& t,
                         std::vector<acc_t>& acc) {
-  const int64_t before = size / 2, after = (size - 1) / 2;
   for (int64_t c = 0; c < l.c; ++c) {
     acc_t* tc = t.data() + c * l.p;
     const int64_t o = c * l.sc;
@@ -163,14 +169,10 @@ void lrn_backward_image(const scalar_t* g, const scalar_t* x, const scalar_t* sc
   }
   const acc_t coef = acc_t(2) * alpha * beta / static_cast<acc_t>(size);
   for (int64_t j = 0; j < l.c; ++j) {
-    // channels c whose window holds j: j - after <= c <= j + before
-    const int64_t lo = std::max<int64_t>(j - after, 0), hi = std::min<int64_t>(j + before, l.c - 1);
+    int64_t lo, hi;
+    lrn_window_holding(j, size, l.c, lo, hi);
     acc_t* sum = acc.data();
-    std::fill(sum, sum + l.p, acc_t(0));
-    for (int64_t c = lo; c <= hi; ++c) {
-      const acc_t* tc = t.data() + c * l.p;
-      for (int64_t p = 0; p < l.p; ++p) sum[p] += tc[p];
-    }
+    window_sum(t.data(), lo, hi, l.p, sum);
     const int64_t o = j * l.sc;
     for (int64_t p = 0; p < l.p; ++p) {
       const acc_t sv = static_cast<acc_t>(scale[o + p * l.sp]);

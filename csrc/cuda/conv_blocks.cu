@@ -52,8 +52,8 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t i = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x;
   if (i >= total) return;
   const int64_t c = d.channel(i), sc = d.sc();
-  const int64_t lo = c - size / 2 < 0 ? 0 : c - size / 2;
-  const int64_t hi = c + (size - 1) / 2 > d.c - 1 ? d.c - 1 : c + (size - 1) / 2;
+  int64_t lo, hi;
+  lrn_window(c, size, d.c, lo, hi);
   acc_t sum = 0;
   for (int64_t j = lo; j <= hi; ++j) {
     const acc_t v = static_cast<acc_t>(x[i + (j - c) * sc]);
@@ -83,8 +83,8 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t i = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x;
   if (i >= total) return;
   const int64_t j = d.channel(i), sc = d.sc();
-  const int64_t lo = j - (size - 1) / 2 < 0 ? 0 : j - (size - 1) / 2;
-  const int64_t hi = j + size / 2 > d.c - 1 ? d.c - 1 : j + size / 2;
+  int64_t lo, hi;
+  lrn_window_holding(j, size, d.c, lo, hi);
   acc_t sum = 0;
   for (int64_t c = lo; c <= hi; ++c) sum += t[i + (c - j) * sc];
   const acc_t coef = acc_t(2) * alpha * beta / static_cast<acc_t>(size);
