@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "build_parser", "default_threads"]
+__all__ = ["main", "build_parser"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,20 +71,6 @@ def _optional_float(s: str) -> float | None:
         raise argparse.ArgumentTypeError(f"not a number (or 'none'): {s!r}") from None
 
 
-def default_threads() -> int:
-    """Torch CPU threads for a command that was not given ``--threads``: the cores not
-    already busy (from the 1-minute load average), at least 1 and at most torch's default.
-    On a machine shared with other work, more threads than free cores only contend."""
-    import torch
-
-    cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        busy = 0.0
-    return max(1, min(torch.get_num_threads(), cores - int(math.floor(busy + 0.5))))
-
-
 # ----------------------------------------------------------------------------- shared options
 
 #: (flag, RunSpec field, type, list allowed in sweeps, help)
@@ -136,6 +121,8 @@ def _run_settings(args, lists: bool) -> dict[str, Any]:
             out[field] = v if len(v) > 1 else v[0]
         else:
             out[field] = _none(v) if cast is str else v
+    if getattr(args, "threads", None) is not None:  # given: part of every run's identity
+        out["threads"] = args.threads
     return out
 
 
@@ -146,7 +133,8 @@ def _add_common(p: argparse.ArgumentParser, *, out_default: str | None) -> None:
                    help="folder for result files" + (f" (default {out_default})" if out_default else ""))
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=_integer, default=None,
-                   help="torch CPU threads (default: the cores not busy with other work)")
+                   help="torch CPU threads of every run, recorded in its spec and name (default: torch's setting, "
+                        "recorded in the result file; the same rule as the Python API)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -155,14 +143,45 @@ def _set_threads(args) -> None:
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads if args.threads is not None else default_threads())
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
 
 def _models_help() -> str:
     from . import models
 
     paper = [n for n in models.names() if not n.startswith("mlp") or n in ("mlp1x512", "mlp3x512")]
-    return "model name: " + ", ".join(paper) + ", or mlp{depth}x{width} (depth 1-4, width 32-2048)"
+    return ("model name: " + ", ".join(paper) + ", or mlp{depth}x{width} (depth 1-4, width 32-2048); or your own "
+            "nn.Module class or factory as package.module:name")
+
+
+_CORRUPTION_HELP = ("none (true labels; 'true' too), random_labels, labels:P (each label replaced with probability P), "
+                    "shuffled_pixels, random_pixels, gaussian; options joined with ':': different (labels: never keep "
+                    "the true label), value (pixels: permute values, not positions), test (corrupt the test labels "
+                    "too), e.g. labels:0.4:different")
+
+_DATASET_HELP = ("digits (embedded), mnist, fashion_mnist, cifar10, or your own data as FILE.npz / FILE.pt holding "
+                 "train_images, train_labels (and test_images, test_labels)")
+
+
+def _measures_help() -> str:
+    from .measures import GROUPS
+
+    return "'all' (default), or measure names or groups: " + ", ".join(GROUPS)
+
+
+def _model(value: str) -> Any:
+    """A --model value: a rethink model name, or ``package.module:factory`` imported."""
+    if ":" in value:
+        from .inputs import import_factory
+
+        return import_factory(value)
+    return value
+
+
+def _data(value: str) -> Any:
+    """A --dataset value: a dataset name, or the path of a .npz / .pt file of tensors."""
+    return Path(value) if value.endswith((".npz", ".pt")) else value
 
 
 def _table(results) -> str:
@@ -185,7 +204,7 @@ def _cmd_fit_random(args) -> int:
 
     _set_threads(args)
     try:
-        r = fit_random(args.model, args.dataset, args.corruption, seed=args.seed, root=args.root, device=args.device,
+        r = fit_random(_model(args.model), _data(args.dataset), args.corruption, seed=args.seed, root=args.root, device=args.device,
                        out_dir=args.out_dir, resume=args.resume, progress=not args.no_progress,
                        run_name=args.run_name, compile=args.compile, **_run_settings(args, lists=False))
     except TrainingFailed as e:
@@ -202,12 +221,10 @@ def _cmd_sweep(args) -> int:
 
     _set_threads(args)
     settings = _run_settings(args, lists=True)
-    if args.dataset is not None:
-        ds = _split(args.dataset)
-        settings["dataset"] = ds if len(ds) > 1 else ds[0]
-    results = sweep(_split(args.models), _split(args.corruptions), _typed(args.seeds, int, "--seeds"), args.out_dir,
-                    devices=_split(args.devices), progress=not args.no_progress, root=args.root, device=args.device,
-                    **settings)
+    ds = [_data(d) for d in _split(args.dataset)]
+    results = sweep([_model(m) for m in _split(args.models)], _split(args.corruptions), _typed(args.seeds, int, "--seeds"), args.out_dir,
+                    dataset=ds if len(ds) > 1 else ds[0], devices=_split(args.devices),
+                    progress=not args.no_progress, root=args.root, device=args.device, **settings)
     print(_table(results))
     failed = [r for r in results if r.status != "completed"]
     print(f"results: {args.out_dir} ({len(results)} runs, {len(failed)} failed)")
@@ -221,7 +238,7 @@ def _cmd_randomization_test(args) -> int:
 
     _set_threads(args)
     report = randomization_test(
-        args.model, args.dataset, root=args.root, corruptions=_split(args.corruptions),
+        _model(args.model), _data(args.dataset), root=args.root, corruptions=_split(args.corruptions),
         label_noise=_typed(args.label_noise, float, "--label-noise"), seeds=_typed(args.seeds, int, "--seeds"),
         out_dir=args.out_dir, device=args.device, devices=_split(args.devices), resume=args.resume,
         progress=not args.no_progress, grid=not args.no_grid, grid_weight_decay=args.grid_weight_decay,
@@ -254,7 +271,7 @@ def _grid(items: list[str] | None) -> dict[str, list] | None:
     if not items:
         return None
     casts = {field: cast for _, field, cast, _, _ in _RUN_OPTIONS}
-    casts.update(model=str, corruption=str, dataset=str)
+    casts.update(model=_model, corruption=str, dataset=_data)
     grid: dict[str, list] = {}
     for item in items:
         key, sep, values = item.partition("=")
@@ -262,7 +279,7 @@ def _grid(items: list[str] | None) -> dict[str, list] | None:
         if not sep or key not in casts:
             raise ValueError(f"--grid: {item!r} is not SETTING=v1,v2 with a setting of: {', '.join(sorted(casts))}")
         cast = casts[key]
-        grid[key] = [(_none(v) if cast is str else cast(v)) for v in _split(values)]
+        grid[key] = [(_none(v) if cast is str and key != "corruption" else cast(v)) for v in _split(values)]
     return grid
 
 
@@ -288,8 +305,7 @@ def _cmd_zoo(args) -> int:
 
     _set_threads(args)
     settings = _run_settings(args, lists=False)
-    if args.dataset is not None:
-        settings["dataset"] = args.dataset
+    settings["dataset"] = _data(args.dataset)
     rep = zoo(_grid(args.grid), _typed(args.seeds, int, "--seeds"), args.out_dir, measures=not args.no_measures,
               root=args.root, device=args.device, devices=_split(args.devices), executor=_executor(args),
               progress=not args.no_progress, **settings)
@@ -304,7 +320,7 @@ def _cmd_memorization(args) -> int:
     from .memorization import memorization
 
     _set_threads(args)
-    rep = memorization(args.model, args.dataset, args.corruption, runs=args.runs, subset=args.subset,
+    rep = memorization(_model(args.model), _data(args.dataset), args.corruption, runs=args.runs, subset=args.subset,
                        train_pool=args.train_pool, seed=args.seed, out_dir=args.out_dir, influence=args.influence,
                        root=args.root, device=args.device, devices=_split(args.devices), progress=not args.no_progress,
                        **_run_settings(args, lists=False))
@@ -327,10 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model with SGD on randomized data until it fits the training set; "
                                    "print the final metrics.")
     p.add_argument("--model", default="mlp1x512", help=_models_help() + " (default mlp1x512)")
-    p.add_argument("--dataset", default="digits", help="digits (embedded, default), cifar10, mnist, fashion_mnist")
-    p.add_argument("--corruption", default="random_labels",
-                   help="none, labels:P, random_labels, shuffled_pixels, random_pixels, gaussian")
-    p.add_argument("--seed", type=_integer, default=0, help="seed (default 0)")
+    p.add_argument("--dataset", default="digits", help=_DATASET_HELP + " (default digits)")
+    p.add_argument("--corruption", default="random_labels", help=_CORRUPTION_HELP + " (default random_labels)")
+    p.add_argument("--seed", type=_integer, default=0, help="seed of the initialization, batch order and "
+                                                            "corruption (default 0)")
     p.add_argument("--run-name", default=None, help="result file stem (default: from the settings)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir")
     p.add_argument("--compile", action="store_true", help="use torch.compile")
@@ -341,9 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="train every combination of models, corruptions, seeds and settings",
                        description="Run fit-random for the product of the given settings, one result file per "
                                    "run; finished runs of the same settings are skipped on a rerun.")
-    s.add_argument("--models", nargs="+", default=["mlp1x512"], help=_models_help())
-    s.add_argument("--dataset", nargs="+", default=None, help="dataset name(s) (default digits)")
-    s.add_argument("--corruptions", nargs="+", default=["none", "random_labels"], help="corruptions")
+    s.add_argument("--model", "--models", dest="models", nargs="+", default=["mlp1x512"],
+                   help="one or more: " + _models_help() + " (default mlp1x512)")
+    s.add_argument("--dataset", nargs="+", default=["digits"], help="one or more: " + _DATASET_HELP + " (default digits)")
+    s.add_argument("--corruption", "--corruptions", dest="corruptions", nargs="+", default=["none", "random_labels"],
+                   help="one or more: " + _CORRUPTION_HELP + " (default none random_labels)")
     s.add_argument("--seeds", nargs="+", default=["0"], help="seeds (default 0)")
     s.add_argument("--devices", nargs="+", default=None, help="one worker per device, e.g. cuda:0 cuda:1, or cpu cpu")
     _add_run_options(s, lists=True)
@@ -357,9 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "grid, for every seed; write every result, summary.csv, figure1.png, "
                                    "figure2.png, table1.md and a verdict into --out-dir.")
     r.add_argument("--model", default="mlp1x512", help=_models_help() + " (default mlp1x512)")
-    r.add_argument("--dataset", default="digits", help="digits (embedded, default), cifar10, mnist, fashion_mnist")
-    r.add_argument("--corruptions", nargs="+", default=["true", "random_labels", "shuffled_pixels", "random_pixels",
-                                                        "gaussian"], help="variants (default: the paper's five)")
+    r.add_argument("--dataset", default="digits", help=_DATASET_HELP + " (default digits)")
+    r.add_argument("--corruption", "--corruptions", dest="corruptions", nargs="+",
+                   default=["none", "random_labels", "shuffled_pixels", "random_pixels", "gaussian"],
+                   help="the variants: " + _CORRUPTION_HELP + " (default: the paper's five, none random_labels "
+                        "shuffled_pixels random_pixels gaussian)")
     r.add_argument("--label-noise", nargs="+", default=["0", "0.2", "0.4", "0.6", "0.8", "1"],
                    help="label-corruption levels (default 0 0.2 0.4 0.6 0.8 1)")
     r.add_argument("--seeds", nargs="+", default=["0"], help="seeds: several give mean and spread (default 0)")
@@ -380,8 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "by how well they predict the generalization gap; writes measures.csv, "
                                    "measures.md and measures.png.")
     m.add_argument("results", help="folder of result JSONs (from fit-random, sweep or zoo)")
-    m.add_argument("--measures", nargs="+", default=["all"], help="measure or group names (default: all)")
-    m.add_argument("--seed", type=_integer, default=0)
+    m.add_argument("--measures", nargs="+", default=["all"], help=_measures_help())
+    m.add_argument("--seed", type=_integer, default=0, help="seed of the Monte-Carlo draws and subsamples (default 0)")
     m.add_argument("--samples", type=_integer, default=8, help="Monte-Carlo draws per PAC-Bayes evaluation")
     m.add_argument("--max-examples", type=_integer, default=2048, help="training examples for PAC-Bayes and sharpness")
     _add_common(m, out_default=None)
@@ -394,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "on Fashion-MNIST subsets.")
     z.add_argument("--grid", nargs="+", default=None, metavar="SETTING=V1,V2",
                    help="e.g. model=mlp1x128,mlp2x512 lr=0.01,0.03 batch-size=32,128 (default: the built-in grid)")
-    z.add_argument("--dataset", default=None, help="dataset (default fashion_mnist)")
+    z.add_argument("--dataset", default="fashion_mnist", help=_DATASET_HELP + " (default fashion_mnist)")
     z.add_argument("--seeds", nargs="+", default=["0", "1"], help="replicate seeds (default 0 1)")
     z.add_argument("--devices", nargs="+", default=None, help="one worker per device, e.g. cuda:0 cuda:1, or cpu cpu")
     z.add_argument("--executor", choices=["slurm", "local"], default=None,
@@ -411,12 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
                                     "with the same corrupted labels, and estimate every example's memorization "
                                     "score; report its AUROC against the examples whose labels were flipped.")
     mz.add_argument("--model", default="mlp1x512", help=_models_help() + " (default mlp1x512)")
-    mz.add_argument("--dataset", default="fashion_mnist", help="dataset (default fashion_mnist)")
-    mz.add_argument("--corruption", default="labels:0.2", help="corruption of every run (default labels:0.2)")
+    mz.add_argument("--dataset", default="fashion_mnist", help=_DATASET_HELP + " (default fashion_mnist)")
+    mz.add_argument("--corruption", default="labels:0.2", help="corruption of every run: " + _CORRUPTION_HELP +
+                                                               " (default labels:0.2)")
     mz.add_argument("--runs", type=_integer, default=50, help="fits on random subsets (default 50)")
     mz.add_argument("--subset", type=float, default=0.7, help="fraction of the pool per fit (default 0.7)")
     mz.add_argument("--train-pool", type=_integer, default=None, help="use the first N training images (default all)")
-    mz.add_argument("--seed", type=_integer, default=0)
+    mz.add_argument("--seed", type=_integer, default=0, help="seed of the corruption and of run k's subset and "
+                                                             "initialization (seed + k) (default 0)")
     mz.add_argument("--influence", action="store_true", help="also the influence of training on test examples")
     mz.add_argument("--devices", nargs="+", default=None, help="one worker per device")
     _add_run_options(mz, lists=False)

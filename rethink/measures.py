@@ -395,11 +395,14 @@ def training_tensors(dataset, corruption=None, normalize="per_image", crop=None,
     """The training set as the network saw it: ``(x, y)`` with x float32 (N, C, H', W') after
     the corruption, crop and normalization of the loader, and y the (corrupted) int64 labels.
 
-    ``dataset`` is a ``rethink.datasets`` name or Dataset, or a pair ``(x, y)`` of tensors
-    returned as they are (then ``corruption`` must be None). ``subset``: int64 indices of the
+    ``dataset`` is a pair ``(x, y)`` of float tensors already as the network takes them,
+    returned as they are (then ``corruption`` must be None), or anything else
+    :func:`rethink.fit_random` takes as a dataset (a name, a Dataset, uint8 ``(X, y)``,
+    ``(X, y, X_test, y_test)``, a torch dataset; :mod:`rethink.inputs`). ``subset``: int64 indices of the
     training images the run used (None: all). Prepared by the loader's fused op on the CPU,
     then moved to ``device``. Raises ValueError for an empty training set."""
-    if isinstance(dataset, (tuple, list)):
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2 and isinstance(dataset[0], torch.Tensor) \
+            and dataset[0].is_floating_point():
         if corruption not in (None, "none"):
             raise ValueError("a corruption applies to a Dataset, not to (x, y) tensors")
         x, y = dataset
@@ -410,13 +413,10 @@ def training_tensors(dataset, corruption=None, normalize="per_image", crop=None,
         return x.to(device), y.to(device).long()
     if dataset is None:
         raise ValueError("no training data: pass dataset (a name, a Dataset or an (x, y) pair)")
-    from .datasets import Dataset, load
+    from .inputs import as_dataset
     from .loader import RandomizedLoader
 
-    if not isinstance(dataset, (str, Dataset)):
-        raise ValueError(f"dataset must be a dataset name, a Dataset or an (x, y) pair of tensors, got "
-                         f"{type(dataset).__name__}")
-    ds = load(dataset) if isinstance(dataset, str) else dataset
+    ds = as_dataset(dataset)[0]
     if len(ds.train.labels) == 0:
         raise ValueError(f"no training data: dataset {ds.name!r} has an empty training split")
     loader = RandomizedLoader(ds, corruption if corruption is not None else "none", split="train", batch_size=1024,
@@ -430,10 +430,10 @@ def _data(info: dict, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     subset, dataset = None, info["dataset"]
     spec = info["spec"]
     if spec is not None and not isinstance(dataset, (tuple, list)) and (spec.train_size or spec.train_pool):
-        from .datasets import load
+        from .inputs import as_dataset
         from .runs import subset_indices
 
-        dataset = load(dataset) if isinstance(dataset, str) else dataset
+        dataset = as_dataset(dataset)[0]
         subset = subset_indices(len(dataset.train), spec.train_size, spec.subset_seed, spec.train_pool)
     return training_tensors(dataset, info["corruption"], normalize=info["normalize"], crop=info["crop"], device=dev,
                             subset=subset)

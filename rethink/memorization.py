@@ -30,7 +30,7 @@ import torch
 from ._check import check_int, check_path
 from ._io import atomic_torch_save, atomic_write_json
 from .results import Result
-from .runs import RunSpec, subset_indices
+from .runs import subset_indices
 
 __all__ = ["MemorizationReport", "PredictJob", "memorization", "memorization_scores", "auroc"]
 
@@ -44,6 +44,8 @@ class PredictJob:
     run_name: str
     test: bool = False
     root: str | None = None
+    #: the user Dataset when the run trained on one (else the spec's dataset is loaded)
+    data: Any = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -69,7 +71,7 @@ class PredictJob:
         spec = result.spec
         dev = resolve_device(device)
         net, _ = load_model(result, device=dev)
-        ds = load(spec.dataset, root=self.root)
+        ds = self.data if self.data is not None else load(spec.dataset, root=self.root)
         pool = spec.train_pool or len(ds.train)
         common = dict(batch_size=1024, shuffle=False, crop=spec.crop, normalize=spec.normalize, device=dev)
         out = {"train": _correct(net, RandomizedLoader(ds, spec.corruption_object(), "train",
@@ -162,7 +164,7 @@ class MemorizationReport:
     paths: dict[str, Any] = field(default_factory=dict)
 
 
-def memorization(model: str = "mlp1x512", dataset: str = "fashion_mnist", corruption: str = "labels:0.2", *,
+def memorization(model: Any = "mlp1x512", dataset: Any = "fashion_mnist", corruption: str = "labels:0.2", *,
                  runs: int = 50, subset: float = 0.7, train_pool: int | None = None, seed: int = 0,
                  out_dir: str | os.PathLike = "memorization", influence: bool = False, root: str | None = None,
                  device: str = "auto", devices=None, executor: Any = None, progress: bool = True,
@@ -174,15 +176,16 @@ def memorization(model: str = "mlp1x512", dataset: str = "fashion_mnist", corrup
     sees the same corruption (drawn with ``seed``). ``settings`` are RunSpec fields for every
     run (max_epochs, lr, stop_at_train_acc, ...). Writes each run's result and predictions and
     ``memorization.json`` (scores, AUROC, settings) into ``out_dir``; ``influence.pt`` too with
-    ``influence``.
+    ``influence``. ``model`` and ``dataset`` are anything :func:`rethink.fit_random` takes
+    (names, ``nn.Module`` classes, factories or instances; Datasets, tensors, torch datasets).
 
     Raises:
         ValueError: runs < 2, subset outside (0, 1), a pool larger than the training set, a bad
             setting (named).
     """
     from .corruption import corrupted_labels
-    from .datasets import load
-    from .runner import FitJob, run_jobs
+    from .inputs import Subject
+    from .runner import run_jobs
 
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
         raise ValueError(f"runs must be an integer >= 2 (scores compare runs with and without each example), "
@@ -195,8 +198,9 @@ def memorization(model: str = "mlp1x512", dataset: str = "fashion_mnist", corrup
     for bad in ("train_size", "subset_seed", "corruption_seed", "seed"):
         if bad in settings:
             raise ValueError(f"memorization sets {bad} itself")
-    base = RunSpec(model=model, dataset=dataset, corruption=corruption, seed=seed, corruption_seed=seed, **settings)
-    ds = load(base.dataset, root=root)
+    subject = Subject.of(model, dataset, root)
+    base = subject.spec(corruption=corruption, seed=seed, corruption_seed=seed, **settings)
+    ds = subject.load(root)
     pool = len(ds.train) if train_pool is None else int(train_pool)
     if pool > len(ds.train):
         raise ValueError(f"train_pool={pool} exceeds the {len(ds.train)} training images of {base.dataset}")
@@ -205,12 +209,12 @@ def memorization(model: str = "mlp1x512", dataset: str = "fashion_mnist", corrup
              for k in range(runs)]
     out = Path(out_dir)
     root_s = str(root) if root is not None else None
-    results = run_jobs([FitJob(s, root_s) for s in specs], out, device=device, devices=devices,
+    results = run_jobs([subject.job(s, root_s) for s in specs], out, device=device, devices=devices,
                        executor=executor, progress=progress, desc="memorization fits")
     failed = [r.run_name for r in results if r.status != "completed"]
     if failed:
         raise RuntimeError(f"{len(failed)} fit(s) failed, e.g. {failed[0]}: the scores need every run")
-    preds = run_jobs([PredictJob(r.run_name, influence, root_s) for r in results], out, device=device,
+    preds = run_jobs([PredictJob(r.run_name, influence, root_s, subject.data) for r in results], out, device=device,
                      devices=devices, executor=executor, progress=progress, desc="memorization predictions")
     in_mask = torch.zeros(runs, pool, dtype=torch.bool)
     for k, s in enumerate(specs):

@@ -11,14 +11,12 @@ about 1 and Rademacher bounds say nothing.
 
 from __future__ import annotations
 
-import copy
 import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 __all__ = ["RademacherResult", "rademacher"]
 
@@ -61,20 +59,23 @@ def _mean(v: list[float]) -> float:
     return sum(v) / len(v) if v else math.nan
 
 
-def rademacher(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", draws: int = 5, *, seed: int = 0,
+def rademacher(model: Any = "mlp1x512", dataset: Any = "digits", draws: int = 5, *, seed: int = 0,
                classes: int = 2, root=None, progress: bool = False, **fit_kwargs) -> RademacherResult:
     """Estimate the empirical Rademacher complexity of a model class by fitting random labels.
 
     For draw j = 0..draws-1: labels drawn uniformly from ``classes`` classes (seed
     ``seed + j``; for classes=2 they are sigma in {-1, +1} coded as 0/1) replace the training
     labels; ``rethink.fit_random(model, that dataset, corruption="none", seed=seed + j,
-    **fit_kwargs)`` trains a fresh copy of the model (a name is built anew, a module is
-    deep-copied so every draw starts from the same weights); then
+    **fit_kwargs)`` trains a fresh copy of the model (a name or a class / factory is built
+    anew from the draw's seed, a module instance is copied so every draw starts from its
+    weights); then
     ``(1/n) sum_i sigma_i f(x_i)`` with ``f(x_i) = +1`` when class 1 is predicted, else -1.
 
     Args:
-        model: a ``rethink.models`` name or an ``nn.Module`` (classes outputs).
-        dataset: a ``rethink.datasets`` name (with ``root``) or Dataset; its training images are used.
+        model: a ``rethink.models`` name, an ``nn.Module`` class or factory, or an instance
+            (``classes`` outputs); see :mod:`rethink.inputs`.
+        dataset: anything :func:`rethink.fit_random` takes (a name with ``root``, a Dataset,
+            tensors, a torch dataset); its training images are used.
         draws: number of random labelings (>= 1).
         classes: K >= 2 random classes (the correlation is defined for K = 2 only).
         fit_kwargs: passed to ``fit_random`` (e.g. ``max_epochs``, ``lr``, ``device``).
@@ -88,6 +89,7 @@ def rademacher(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", dra
     """
     from . import datasets
     from ._check import check_int, check_seed
+    from .inputs import as_dataset, as_model
     from .loader import RandomizedLoader
     from .runner import FitJob, run_jobs
     from .train import make_spec
@@ -96,16 +98,12 @@ def rademacher(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", dra
     classes = check_int("classes", classes, low=2, high=datasets.MAX_CLASSES)
     seed = check_seed("seed", seed)
     check_seed("seed + draws - 1 (the seed of the last draw)", seed + draws - 1)
-    if not isinstance(dataset, (str, datasets.Dataset)):
-        raise ValueError(f"dataset must be a rethink.datasets name or Dataset, got {type(dataset).__name__} "
-                         f"{dataset!r:.60}")
-    if isinstance(model, nn.Module) and next(model.parameters(), None) is None:
-        raise ValueError(f"model {type(model).__name__} has no parameters: it cannot fit anything")
+    source = as_model(model)
     for bad in ("corruption", "out_dir", "seed"):
         if bad in fit_kwargs:
             raise ValueError(f"rademacher draws its own labels and keeps no files: {bad}= is not accepted")
     device = fit_kwargs.pop("device", "auto")
-    ds = datasets.load(dataset, root=root) if isinstance(dataset, str) else dataset
+    ds = as_dataset(dataset, root=root)[0]
     n = len(ds.train.labels)
     if n == 0:
         raise ValueError(f"no training data: dataset {ds.name!r} has an empty training split")
@@ -116,8 +114,7 @@ def rademacher(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", dra
         yte = torch.randint(0, classes, (len(ds.test.labels),), generator=g)
         rand = datasets.from_tensors(ds.train.images, ytr, ds.test.images, yte, num_classes=classes,
                                      name=f"{ds.name}-random{classes}-{seed + j}")
-        net = copy.deepcopy(model) if isinstance(model, nn.Module) else model
-        spec, module, data = make_spec(net, rand, "none", seed=seed + j, **fit_kwargs)
+        spec, module, data = make_spec(source, rand, "none", seed=seed + j, **fit_kwargs)
         jobs.append(FitJob(spec, module=module, data=data))
         relabeled.append(rand)
     fits = run_jobs(jobs, None, device=device, progress=progress, desc="rademacher draws")
@@ -126,7 +123,7 @@ def rademacher(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", dra
         if res.status != "completed":
             raise RuntimeError(f"rademacher: draw {j} did not complete ({res.status}: {res.error})")
         cfg = res.config
-        trained = (res.model if res.model is not None else jobs[j].module).eval()
+        trained = res.model.eval()
         dev = next(trained.parameters()).device
         loader = RandomizedLoader(rand, "none", "train", batch_size=1024, shuffle=False, crop=cfg.get("crop"),
                                   normalize=cfg.get("normalize", "per_image"), device=dev)

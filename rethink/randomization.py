@@ -292,7 +292,7 @@ def plan_runs(corruptions: Sequence[Any] = DEFAULT_CORRUPTIONS, label_noise: Seq
 # ----------------------------------------------------------------------------- the job
 
 
-def randomization_test(model: str = "mlp1x512", dataset: str = "digits", *, root: str | os.PathLike | None = None,
+def randomization_test(model: Any = "mlp1x512", dataset: Any = "digits", *, root: str | os.PathLike | None = None,
                        corruptions: Sequence[Any] = DEFAULT_CORRUPTIONS,
                        label_noise: Sequence[float] = DEFAULT_LABEL_NOISE, seeds: Sequence[int] = (0,),
                        out_dir: str | os.PathLike = "results", device: str = "auto",
@@ -307,7 +307,9 @@ def randomization_test(model: str = "mlp1x512", dataset: str = "digits", *, root
     ``summary.csv``, ``figure1.png``, ``figure2.png``, ``table1.md`` and ``verdict.txt``.
 
     Args:
-        model, dataset, root, device: as for :func:`rethink.fit_random`.
+        model, dataset, root, device: as for :func:`rethink.fit_random` (a name, an
+            ``nn.Module`` class, factory or instance; a dataset name, Dataset, tensor tuple
+            or torch dataset: see :mod:`rethink.inputs`).
         corruptions: corruption specs (``"none"``/``"true"``, ``"random_labels"``,
             ``"shuffled_pixels"``, ``"random_pixels"``, ``"gaussian"``, ``"labels:0.4"``...).
         label_noise: label-corruption probabilities for Figure 1 (b), (c).
@@ -329,16 +331,20 @@ def randomization_test(model: str = "mlp1x512", dataset: str = "digits", *, root
         ValueError: a bad corruption, label-noise level, seed or setting (before anything
             runs or is written).
     """
-    from .runner import FitJob, run_jobs
+    from .inputs import Subject
+    from .runner import run_jobs
 
-    for k in ("out_dir", "run_name", "resume", "progress", "corruption", "seed", "model", "dataset"):
+    for k in ("out_dir", "run_name", "resume", "progress", "corruption", "seed", "model", "dataset",
+              "model_fingerprint", "dataset_fingerprint"):
         if k in settings:
             raise ValueError(f"randomization_test sets {k!r} itself; do not pass it as a setting")
+    subject = Subject.of(model, dataset, root)
     plan = plan_runs(corruptions, label_noise, seeds, grid=grid, grid_weight_decay=grid_weight_decay,
-                     grid_augment=grid_augment, regularized_random=regularized_random, model=model, dataset=dataset,
+                     grid_augment=grid_augment, regularized_random=regularized_random, **subject.identity(),
                      **settings)
     out = Path(out_dir)
-    jobs = [FitJob(p.spec, str(root) if root is not None else None, resume=resume) for p in plan]
+    jobs = [subject.job(p.spec, root, resume=resume) for p in plan]
+    model, dataset = subject.model.name, subject.dataset
     results = run_jobs(jobs, out, device=device, devices=devices, executor=executor, progress=progress,
                        desc=f"randomization test {model}/{dataset}", rerun=not resume)
     paths: dict[str, Any] = {"out_dir": out, "results": [out / f"{j.name}.json" for j in jobs]}

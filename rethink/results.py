@@ -256,12 +256,21 @@ def load_model(result_or_path: Result | str | os.PathLike, device: Any = "cpu") 
     try:
         saved = torch.load(pt, map_location="cpu", weights_only=False)
         name = saved["model"]
+    except (AttributeError, ImportError) as e:  # a user model's class that is not importable here
+        raise ValueError(f"weights file {str(pt)!r} holds a user model that cannot be imported here "
+                         f"({type(e).__name__}: {e})") from e
     except Exception as e:  # noqa: BLE001 - a truncated or foreign file
         raise ValueError(f"weights file {str(pt)!r} is damaged or not rethink's ({type(e).__name__}: {e})") from e
-    if name not in _models.names():
-        raise ValueError(f"run used model {name!r}, which rethink.models cannot rebuild; load "
-                         f"{str(pt)!r} with torch.load and apply 'model_state' to your module")
-    net = _models.create(name, tuple(saved["input_shape"]), int(saved["num_classes"]),
-                         dropout=float(saved.get("dropout", 0.0)))
+    if saved.get("user_model") is not None:
+        from .inputs import rebuild
+
+        net = rebuild(saved["user_model"], saved["input_shape"], saved["num_classes"])
+    elif name not in _models.names():
+        raise ValueError(f"run used model {name!r}, which cannot be rebuilt here (a class or factory that is not "
+                         f"importable by name); load {str(pt)!r} with torch.load and apply 'model_state' to your "
+                         f"module")
+    else:
+        net = _models.create(name, tuple(saved["input_shape"]), int(saved["num_classes"]),
+                             dropout=float(saved.get("dropout", 0.0)))
     net.load_state_dict(saved["model_state"])
     return net.to(device).eval(), saved["init_state"]

@@ -29,7 +29,7 @@ from ._io import check_writable
 from .results import Result
 from .runs import RunSpec
 
-__all__ = ["FitJob", "run_jobs", "run_specs", "sweep", "slurm_executor"]
+__all__ = ["FitJob", "run_jobs", "run_fits", "run_specs", "sweep", "slurm_executor"]
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,13 @@ def run_specs(specs: Sequence[RunSpec], out_dir: str | os.PathLike | None, *, ro
               **kwargs: Any) -> list[Result]:
     """:func:`run_jobs` over fits: one :class:`rethink.Result` per spec, in order (a spec
     listed twice runs once). ``kwargs`` go to :func:`run_jobs`."""
-    jobs = [FitJob(s, str(root) if root is not None else None) for s in specs]
+    return run_fits([FitJob(s, str(root) if root is not None else None) for s in specs], out_dir, **kwargs)
+
+
+def run_fits(jobs: Sequence[FitJob], out_dir: str | os.PathLike | None, **kwargs: Any) -> list[Result]:
+    """:func:`run_jobs` over :class:`FitJob` s: one Result per job, in order (a job listed
+    twice runs once). ``kwargs`` go to :func:`run_jobs`."""
+    jobs = list(jobs)
     unique = list(dict.fromkeys(jobs))
     done = dict(zip(unique, run_jobs(unique, out_dir, **kwargs)))
     return [done[j] for j in jobs]
@@ -232,18 +238,25 @@ def _as_list(v: Any) -> list[Any]:
 
 
 def sweep(models: Sequence[Any] = ("mlp1x512",), corruptions: Sequence[Any] = ("none", "random_labels"),
-          seeds: Sequence[int] = (0,), out_dir: str | os.PathLike = "results", *,
+          seeds: Sequence[int] = (0,), out_dir: str | os.PathLike = "results", *, dataset: Any = "digits",
           devices: Sequence[str] | None = None, executor: Any = None, progress: bool = True,
           root: str | os.PathLike | None = None, device: str = "auto", **settings: Any) -> list[Result]:
     """Train every combination of ``models`` x ``corruptions`` x ``seeds`` (and of any other
-    run setting given as a list, e.g. ``weight_decay=[0, 5e-4]``), one result file per run in
-    ``out_dir``. Finished runs of the same settings are read back, not retrained; interrupted
-    runs resume from their checkpoint; a run that fails (NaN loss) is recorded with status
-    ``"failed"`` and the sweep goes on. ``devices`` / ``executor``: see :func:`run_jobs`.
+    run setting given as a list, e.g. ``weight_decay=[0, 5e-4]``) on ``dataset``, one result
+    file per run in ``out_dir``. Finished runs of the same settings are read back, not
+    retrained; interrupted runs resume from their checkpoint; a run that fails (NaN loss) is
+    recorded with status ``"failed"`` and the sweep goes on. ``devices`` / ``executor``: see
+    :func:`run_jobs`.
 
-    Returns the Results in product order (models, corruptions, seeds, then the listed
+    ``models`` are anything :func:`rethink.fit_random` takes as a model (names, ``nn.Module``
+    classes or factories, instances, which are copied) and ``dataset`` anything it takes as a
+    dataset (see :mod:`rethink.inputs`), or a list of dataset names / files (each is swept).
+
+    Returns the Results in product order (datasets, models, corruptions, seeds, then the listed
     settings in the order given). Raises ValueError for bad settings, before any run starts.
     """
+    from .inputs import Subject, as_dataset, as_model
+
     if out_dir is None:
         raise ValueError("sweep needs an out_dir for its result files")
     for bad in ("model", "corruption", "seed", "out_dir", "resume", "run_name"):
@@ -252,19 +265,23 @@ def sweep(models: Sequence[Any] = ("mlp1x512",), corruptions: Sequence[Any] = ("
     models, corruptions, seeds = _as_list(models), _as_list(corruptions), _as_list(seeds)
     if not models or not corruptions or not seeds:
         raise ValueError("sweep needs at least one model, corruption and seed")
-    for m in models:
-        if not isinstance(m, str):
-            raise ValueError(f"sweep takes model names, got {type(m).__name__}; train a module with fit_random")
     expand = {k: _as_list(v) for k, v in settings.items() if isinstance(v, (list, tuple))}
     for k, v in expand.items():
         if not v:
             raise ValueError(f"sweep setting {k}= is an empty list: give at least one value")
     fixed = {k: v for k, v in settings.items() if k not in expand}
-    specs = []
-    for m, c, s, *vals in itertools.product(models, corruptions, seeds, *expand.values()):
-        specs.append(RunSpec(model=m, corruption=c, seed=s, **fixed, **dict(zip(expand, vals))))
-    return run_specs(specs, out_dir, root=root, devices=devices, executor=executor, progress=progress,
-                     device=device)
+    several = isinstance(dataset, list) and dataset and all(isinstance(d, (str, os.PathLike)) for d in dataset)
+    subjects = []
+    for d in (dataset if several else [dataset]):
+        data = fp = None
+        if not isinstance(d, str):  # read and fingerprinted once for every run
+            data, fp = as_dataset(d, root=root)
+        subjects += [Subject(as_model(m), d if data is None else str(data.name), data, fp) for m in models]
+    jobs = []
+    for sub, c, s, *vals in itertools.product(subjects, corruptions, seeds, *expand.values()):
+        jobs.append(sub.job(sub.spec(corruption=c, seed=s, **fixed, **dict(zip(expand, vals))), root))
+    return run_fits(jobs, out_dir, devices=devices, executor=executor, progress=progress, device=device,
+                    desc="sweep")
 
 
 def slurm_executor(folder: str | os.PathLike, **parameters: Any):

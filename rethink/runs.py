@@ -28,6 +28,7 @@ from typing import Any
 
 from ._check import check_choice, check_int, check_number, check_seed
 from .corruption import Corruption
+from .inputs import dataset_fingerprint, module_fingerprint
 from .loader import DEFAULT_MAX_ROTATION, NORMALIZE, augment_parts, parse_augment
 from .results import STATUSES, DamagedFile, Result
 
@@ -89,6 +90,11 @@ class RunSpec:
             of this many SGD steps (Figure 1a's x-axis).
         model_fingerprint, dataset_fingerprint: identity of a user module / Dataset (a
             hash of its structure and initial weights / of its data), None for names.
+        threads: torch's CPU threads during the run (on a CPU the thread count changes the
+            floating-point sums, so the numbers). None: the process's setting when the run
+            starts, which the result file records (``config["versions"]["torch_threads"]``);
+            a finished run is then reused whatever thread count made it. Given, it is set for the run, is part of the run's name,
+            and a run of another thread count is another run.
     """
 
     model: str = "mlp1x512"
@@ -119,6 +125,7 @@ class RunSpec:
     loss_window: int = 50
     model_fingerprint: str | None = None
     dataset_fingerprint: str | None = None
+    threads: int | None = None
 
     def __post_init__(self):
         from .datasets import names as dataset_names
@@ -204,8 +211,10 @@ class RunSpec:
                 check_number(name, getattr(self, name), low=1, high=_INT64, integer=True)
         if self.train_size is not None and self.train_pool is not None and self.train_size > self.train_pool:
             raise ValueError(f"train_size={self.train_size} exceeds train_pool={self.train_pool}")
+        if self.threads is not None:
+            check_number("threads", self.threads, low=1, high=4096, integer=True)
         for name in ("lr_decay_examples", "batch_size", "max_epochs", "epochs_after_fit", "loss_window",
-                     "train_size", "train_pool", "test_size"):
+                     "train_size", "train_pool", "test_size", "threads"):
             if getattr(self, name) is not None:
                 set_(self, name, int(getattr(self, name)))
         for name in ("momentum", "weight_decay", "lr_decay", "dropout", "lr", "stop_at_train_acc",
@@ -274,11 +283,13 @@ class RunSpec:
         return re.sub(r"[^A-Za-z0-9._-]", "-", name) + f"-{self.key()}"
 
     def diff(self, other: RunSpec) -> list[tuple[str, Any, Any]]:
-        """``[(setting, value here, value there)]`` for every setting that differs."""
+        """``[(setting, value here, value there)]`` for every setting that differs (``threads``
+        only when both specs give it)."""
         a = self if self.is_resolved else self.resolved()
         b = other if other.is_resolved else other.resolved()
         return [(f.name, getattr(a, f.name), getattr(b, f.name)) for f in fields(self)
-                if getattr(a, f.name) != getattr(b, f.name)]
+                if getattr(a, f.name) != getattr(b, f.name)
+                and not (f.name == "threads" and None in (a.threads, b.threads))]
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RunSpec:
@@ -300,30 +311,6 @@ class RunSpec:
         if "subset_seed" not in config:  # rethink 0.1 trained on the whole training set
             kw["subset_seed"] = kw.get("seed", 0)
         return cls(**kw)
-
-
-def _fingerprint(parts: list[bytes]) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p)
-    return h.hexdigest()[:12]
-
-
-def module_fingerprint(module) -> str:
-    """Identity of a user module: a hash of its structure and its current (initial) weights."""
-    parts = [repr(module).encode()]
-    for k, v in module.state_dict().items():
-        parts += [k.encode(), v.detach().cpu().contiguous().numpy().tobytes()]
-    return _fingerprint(parts)
-
-
-def dataset_fingerprint(ds) -> str:
-    """Identity of a user Dataset: a hash of its images, labels and class count."""
-    parts = [str(ds.num_classes).encode()]
-    for s in (ds.train, ds.test):
-        parts += [str(tuple(s.images.shape)).encode(), s.images.contiguous().numpy().tobytes(),
-                  s.labels.contiguous().numpy().tobytes()]
-    return _fingerprint(parts)
 
 
 def subset_indices(num_train: int, train_size: int | None, seed: int, train_pool: int | None = None):

@@ -44,9 +44,10 @@ from . import models as _models
 from ._build import resolve_device
 from ._io import atomic_torch_save, check_writable
 from .corruption import Corruption
+from .inputs import ModelSource, Subject, as_dataset, as_model, view_shape
 from .loader import RandomizedLoader
 from .results import Result, load_model
-from .runs import RunSpec, dataset_fingerprint, module_fingerprint, subset_indices
+from .runs import RunSpec, subset_indices
 
 __all__ = ["fit", "fit_random", "make_spec", "load_model", "TrainingFailed"]
 
@@ -85,13 +86,17 @@ def _after_epoch(epoch: int) -> None:
 # ----------------------------------------------------------------------------- specs
 
 
-def make_spec(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", corruption: Any = "random_labels",
-              **settings: Any) -> tuple[RunSpec, nn.Module | None, _datasets.Dataset | None]:
+def make_spec(model: Any = "mlp1x512", dataset: Any = "digits", corruption: Any = "random_labels", *,
+              root: str | os.PathLike | None = None, **settings: Any
+              ) -> tuple[RunSpec, ModelSource | None, _datasets.Dataset | None]:
     """The :class:`RunSpec` of a fit given as :func:`fit_random` takes it, with the user
-    module and Dataset objects (None for names) that :func:`fit` needs besides the spec.
+    model source and Dataset (None for names) that :func:`fit` needs besides the spec.
 
-    ``settings`` are RunSpec fields (``lr``, ``weight_decay``, ``max_epochs``, ...). A
-    :class:`rethink.Corruption` object gives ``corruption_seed`` unless it is set.
+    ``model`` and ``dataset`` are anything :func:`rethink.inputs.as_model` /
+    :func:`rethink.inputs.as_dataset` take (names, modules, classes, factories; names,
+    Datasets, tensor tuples, torch datasets). ``settings`` are RunSpec fields (``lr``,
+    ``weight_decay``, ``max_epochs``, ...). A :class:`rethink.Corruption` object gives
+    ``corruption_seed`` unless it is set.
 
     Raises:
         ValueError: an unknown setting (the message lists the known ones) or a bad value.
@@ -102,31 +107,20 @@ def make_spec(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", corr
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(unknown)}; the settings of a run are: "
                          f"{', '.join(sorted(known))}")
-    module = data = None
-    if isinstance(model, nn.Module):
-        module = model
-        settings["model_fingerprint"] = module_fingerprint(model)
-        model = type(model).__name__
-    elif not isinstance(model, str):
-        raise ValueError(f"model must be a name or an nn.Module, got {model!r}")
-    if isinstance(dataset, _datasets.Dataset):
-        data = dataset
-        settings["dataset_fingerprint"] = dataset_fingerprint(dataset)
-        dataset = str(dataset.name)
-    elif not isinstance(dataset, str):
-        raise ValueError(f"dataset must be a name or a rethink Dataset, got {dataset!r}")
+    subject = Subject.of(model, dataset, root)
     if isinstance(corruption, Corruption):
         settings.setdefault("corruption_seed", corruption.seed)
         corruption = str(corruption)
     elif not isinstance(corruption, str):
         raise ValueError(f"corruption must be a Corruption or its string form, got {corruption!r}")
-    return RunSpec(model=model, dataset=dataset, corruption=corruption, **settings), module, data
+    spec = subject.spec(corruption=corruption, **settings)
+    return spec, (subject.model if subject.model.is_user else None), subject.data
 
 
 # ----------------------------------------------------------------------------- fit
 
 
-def fit_random(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", corruption: Any = "random_labels",
+def fit_random(model: Any = "mlp1x512", dataset: Any = "digits", corruption: Any = "random_labels",
                *, root: str | os.PathLike | None = None, device: str | torch.device = "auto",
                out_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
                run_name: str | None = None, compile: bool = False, **settings: Any) -> Result:
@@ -134,9 +128,14 @@ def fit_random(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", cor
 
     Args:
         model: a name from :func:`rethink.models.names` (built for the loader's output shape,
-            initialized from ``seed``) or any ``nn.Module`` mapping ``B x C x H x W`` float
-            images to ``B x num_classes`` logits.
-        dataset: a name for :func:`rethink.datasets.load` (with ``root``) or a Dataset.
+            initialized from ``seed``), an ``nn.Module`` class or factory (called under
+            ``torch.manual_seed(seed)``, with ``input_shape`` / ``num_classes`` when it takes
+            them), or an ``nn.Module`` instance (copied: the caller's module is not trained).
+            The network maps float ``B x C x H x W`` images to ``B x num_classes`` logits.
+        dataset: a name for :func:`rethink.datasets.load` (with ``root``), a Dataset, an
+            ``(X, y)`` or ``(X, y, X_test, y_test)`` tuple of tensors/arrays, a torch Dataset
+            of (image, label) pairs or a torchvision-style object (see :mod:`rethink.inputs`
+            for the image conversion rule).
         corruption: a :class:`rethink.Corruption` (used with its seed) or its string form
             such as ``"random_labels"`` or ``"labels:0.4"`` (drawn with ``seed``).
         **settings: the run's settings, :class:`rethink.runs.RunSpec` fields: ``seed``,
@@ -151,12 +150,12 @@ def fit_random(model: str | nn.Module = "mlp1x512", dataset: Any = "digits", cor
             value out of range (the message names it); see :func:`fit`.
         TrainingFailed: the loss became NaN or infinite (the message names the step).
     """
-    spec, module, data = make_spec(model, dataset, corruption, **settings)
+    spec, module, data = make_spec(model, dataset, corruption, root=root, **settings)
     return fit(spec, model=module, dataset=data, root=root, device=device, out_dir=out_dir, resume=resume,
                progress=progress, run_name=run_name, compile=compile)
 
 
-def fit(spec: RunSpec, *, model: nn.Module | None = None, dataset: _datasets.Dataset | None = None,
+def fit(spec: RunSpec, *, model: Any = None, dataset: Any = None,
         root: str | os.PathLike | None = None, device: str | torch.device = "auto",
         out_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
         run_name: str | None = None, compile: bool = False) -> Result:
@@ -170,8 +169,10 @@ def fit(spec: RunSpec, *, model: nn.Module | None = None, dataset: _datasets.Dat
     Args:
         spec: the run's settings (its model and dataset names must match the ``model`` /
             ``dataset`` objects when those are given).
-        model: the user module when ``spec.model`` is not a rethink model name.
-        dataset: the user Dataset when ``spec.dataset`` is not a dataset name.
+        model: the user model (module, class, factory or :class:`rethink.inputs.ModelSource`)
+            when ``spec.model`` is not a rethink model name; its fingerprint must be the spec's.
+        dataset: the user data (anything :func:`rethink.inputs.as_dataset` takes) when
+            ``spec.dataset`` is not a dataset name; its fingerprint must be the spec's.
         root: folder of the dataset files (default: $RETHINK_DATA, ./data, the system's).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         out_dir: when given, ``<run_name>.json`` (the Result, rewritten atomically with
@@ -204,6 +205,15 @@ def fit(spec: RunSpec, *, model: nn.Module | None = None, dataset: _datasets.Dat
         raise ValueError(f"run_name {run_name!r} may use only the characters A-Z a-z 0-9 . _ -")
     if (model is None) != (spec.model_fingerprint is None) or (dataset is None) != (spec.dataset_fingerprint is None):
         raise ValueError("pass the model / dataset objects exactly when the spec names a user module / Dataset")
+    source = as_model(model) if model is not None else as_model(spec.model)
+    if source.fingerprint != spec.model_fingerprint:
+        raise ValueError(f"the model given is not the spec's: fingerprint {source.fingerprint} but the spec has "
+                         f"{spec.model_fingerprint}")
+    if dataset is not None:
+        dataset, fp = as_dataset(dataset)
+        if fp != spec.dataset_fingerprint:
+            raise ValueError(f"the dataset given is not the spec's: fingerprint {fp} but the spec has "
+                             f"{spec.dataset_fingerprint}")
     out_path = check_writable(out_dir, "out_dir") if out_dir is not None else None
     rank, world, local_rank, created_group = _dist_context()
     dev = resolve_device(device, local_rank=local_rank)
@@ -216,8 +226,14 @@ def fit(spec: RunSpec, *, model: nn.Module | None = None, dataset: _datasets.Dat
     try:
         ds = dataset if dataset is not None else _datasets.load(spec.dataset, root=root)
         spec = spec.resolved(num_train=len(ds.train))
-        trainer = _Trainer(spec, ds, model, dev, rank, world, out_path, run_name or spec.run_name(), compile)
-        return trainer.run(resume, progress)
+        threads = torch.get_num_threads()
+        if spec.threads is not None:
+            torch.set_num_threads(spec.threads)
+        try:
+            trainer = _Trainer(spec, ds, source, dev, rank, world, out_path, run_name or spec.run_name(), compile)
+            return trainer.run(resume, progress)
+        finally:
+            torch.set_num_threads(threads)
     finally:
         if created_group:
             import torch.distributed as dist
@@ -302,17 +318,17 @@ class _Progress:
 class _Trainer:
     """One run: data, model, optimizer, files. Built by :func:`fit`."""
 
-    def __init__(self, spec: RunSpec, ds, module, dev, rank, world, out_path, run_name, compile_model):
+    def __init__(self, spec: RunSpec, ds, source: ModelSource, dev, rank, world, out_path, run_name, compile_model):
         self.spec, self.ds, self.dev, self.rank, self.world = spec, ds, dev, rank, world
         self.run_name, self.out_path = run_name, out_path
         if world > 1 and spec.batch_size % world:
             raise ValueError(f"batch_size {spec.batch_size} is not divisible by the world size {world}")
         self.amp = torch.bfloat16 if spec.dtype == "bfloat16" else None
-        conv = (spec.model in _models.CONVOLUTIONAL if module is None
-                else any(isinstance(m, nn.Conv2d) for m in module.modules()))
-        self.channels_last = dev.type == "cuda" and conv
+        self.source, self.input_shape = source, view_shape(ds.input_shape, spec.crop)
+        net = source.build(spec.seed, self.input_shape, int(ds.num_classes), spec.dropout)
+        self.channels_last = dev.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in net.modules())
         self._make_loaders()
-        self._make_model(module)
+        self._make_model(net)
         if compile_model:
             self.fwd, self.eval_fwd = torch.compile(self.train_net), torch.compile(self.net)
         else:
@@ -344,17 +360,10 @@ class _Trainer:
             test_subset = torch.arange(spec.test_size)
         self.test_eval = (RandomizedLoader(ds, corr, "test", eval_batch, False, spec.seed, subset=test_subset,
                                            **common) if len(ds.test) > 0 else None)
-        self.input_shape = tuple(int(v) for v in self.train_eval.output_shape)
+        assert tuple(int(v) for v in self.train_eval.output_shape) == self.input_shape
 
-    def _make_model(self, module) -> None:
+    def _make_model(self, net: nn.Module) -> None:
         spec, dev, ds = self.spec, self.dev, self.ds
-        if module is None:
-            net = _models.create(spec.model, self.input_shape, int(ds.num_classes), seed=spec.seed,
-                                 dropout=spec.dropout)
-        else:
-            if spec.dropout:
-                raise ValueError("dropout is a setting of rethink's models; add nn.Dropout to your own module instead")
-            net = module
         net = net.to(dev)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
@@ -522,7 +531,8 @@ class _Trainer:
         if writer:
             atomic_torch_save({"model_state": _state_to_cpu(self.net.state_dict()), "init_state": self.init_state,
                                "model": spec.model, "input_shape": list(self.input_shape),
-                               "num_classes": int(self.ds.num_classes), "dropout": spec.dropout}, self.files["pt"])
+                               "num_classes": int(self.ds.num_classes), "dropout": spec.dropout,
+                               **self.source.rebuild_record()}, self.files["pt"])
         write("completed")
         if writer:
             self.files["ckpt"].unlink(missing_ok=True)

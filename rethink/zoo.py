@@ -43,11 +43,20 @@ ZOO_SETTINGS: dict[str, Any] = {"dataset": "fashion_mnist", "stop_at_train_acc":
 def zoo_specs(grid: dict[str, list] | None = None, seeds=(0, 1), **settings: Any) -> list[RunSpec]:
     """Every combination of ``grid``'s values (RunSpec fields -> lists) for every seed, with
     ``settings`` (default :data:`ZOO_SETTINGS`) for all; in grid order, seeds innermost.
+    ``model`` (in the grid or the settings) may be user models and ``dataset`` user data, as
+    :func:`rethink.fit_random` takes them (see :mod:`rethink.inputs`).
 
     Raises:
         ValueError: an empty grid value list or no seeds, a bad setting (named), a grid key that
             is not a RunSpec field.
     """
+    return [spec for spec, _ in _plan(grid, seeds, None, settings)]
+
+
+def _plan(grid, seeds, root, settings: dict[str, Any]) -> list[tuple[RunSpec, Any]]:
+    """``[(spec, its Subject)]`` of the zoo's runs; each distinct model and dataset read once."""
+    from .inputs import Subject, as_dataset, as_model
+
     if grid is not None and not isinstance(grid, dict):
         raise ValueError(f"grid must be a dict of RunSpec settings -> lists of values, got {type(grid).__name__}")
     grid = dict(ZOO_GRID if grid is None else grid)
@@ -60,11 +69,26 @@ def zoo_specs(grid: dict[str, list] | None = None, seeds=(0, 1), **settings: Any
             raise ValueError(f"grid[{k!r}] must be a non-empty list of values, got {v!r}")
         if k in ("seed",):
             raise ValueError("give seeds with seeds=, not in the grid")
-    specs = []
+        if k in ("model_fingerprint", "dataset_fingerprint"):
+            raise ValueError(f"{k} is not a setting: give user models and data as grid['model'] / dataset=")
+    models, datas = {}, {}
+
+    def subject(model: Any, dataset: Any) -> Subject:
+        if id(model) not in models:
+            models[id(model)] = (model, as_model(model))  # the object is held so its id stays its own
+        if id(dataset) not in datas:
+            datas[id(dataset)] = (dataset, (dataset, None, None) if isinstance(dataset, str) else
+                                  (None, *as_dataset(dataset, root=root)))
+        name, data, fp = datas[id(dataset)][1]
+        return Subject(models[id(model)][1], name if data is None else str(data.name), data, fp)
+
+    plan = []
     for values in itertools.product(*grid.values()):
+        run = {**settings, **dict(zip(grid, values))}
+        sub = subject(run.pop("model", "mlp1x512"), run.pop("dataset", "digits"))
         for s in seeds:
-            specs.append(RunSpec(**{**settings, **dict(zip(grid, values)), "seed": s}))
-    return specs
+            plan.append((sub.spec(**{**run, "seed": s}), sub))
+    return plan
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,8 @@ class MeasureJob:
 
     run_name: str
     settings: tuple = ()  # sorted (key, value) pairs for rethink.measures.compute
+    #: the user Dataset when the run trained on one (else the spec's dataset is loaded)
+    data: Any = field(default=None, compare=False, hash=False, repr=False)
 
     @classmethod
     def make(cls, run_name: str, settings: dict | None = None) -> MeasureJob:
@@ -124,7 +150,7 @@ class MeasureJob:
             settings["measures"] = list(settings["measures"])
         pt = out_dir / f"{self.run_name}.pt"
         weights = file_digest(pt) if pt.exists() else None
-        values = compute(str(out_dir / f"{self.run_name}.json"), device=device, **settings)
+        values = compute(str(out_dir / f"{self.run_name}.json"), dataset=self.data, device=device, **settings)
         if weights is None or file_digest(pt) != weights:
             raise RuntimeError(f"the weights {str(pt)!r} changed while their measures were computed; rerun")
         out = {"settings": self._key(), "weights": weights, "values": dict(values), "seconds": dict(values.seconds)}
@@ -153,17 +179,19 @@ def zoo(grid: dict[str, list] | None = None, seeds=(0, 1), out_dir: str | os.Pat
 
     Returns a :class:`ZooReport`. Raises ValueError for a bad grid, seed, setting or measure
     setting (named), before anything runs."""
-    from .runner import run_jobs, run_specs
+    import dataclasses
 
-    specs = zoo_specs(grid, seeds, **settings)
+    from .runner import run_fits, run_jobs
+
+    plan = _plan(grid, seeds, root, settings)
     if measures:  # bad measure settings are refused before anything is trained
         MeasureJob.make("", measure_settings)
-    results = run_specs(specs, out_dir, root=root, device=device, devices=devices, executor=executor,
-                        progress=progress)
+    results = run_fits([sub.job(spec, root) for spec, sub in plan], out_dir, device=device, devices=devices,
+                       executor=executor, progress=progress)
     report = ZooReport(results=results, out_dir=Path(out_dir))
     if measures:
-        done = [r for r in results if r.status == "completed"]
-        jobs = [MeasureJob.make(r.run_name, measure_settings) for r in done]
+        done = [(r, sub) for r, (_, sub) in zip(results, plan) if r.status == "completed"]
+        jobs = [dataclasses.replace(MeasureJob.make(r.run_name, measure_settings), data=sub.data) for r, sub in done]
         outs = run_jobs(jobs, Path(out_dir), device=device, devices=devices, executor=executor, progress=progress,
                         desc="measures")
         report.measures = {j.run_name: o["values"] for j, o in zip(jobs, outs)}

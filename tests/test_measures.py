@@ -587,7 +587,7 @@ def reference_sharpness_alpha(model: nn.Module, x: torch.Tensor, y: torch.Tensor
 def test_measure_lists_datasets_and_settings_of_the_wrong_type_are_named():
     with pytest.raises(ValueError, match="measures must be 'all', a measure name or a non-empty list"):
         M.compute(tiny_mlp(), (X, Y), measures=5, device="cpu")
-    with pytest.raises(ValueError, match="dataset must be a dataset name, a Dataset or an"):
+    with pytest.raises(ValueError, match="dataset must be a dataset name, a rethink Dataset, .* got int 5"):
         M.compute(tiny_mlp(), 5, measures=["l2"], device="cpu")
     with pytest.raises(ValueError, match="measure settings must be a dict"):
         M.check_settings(5)

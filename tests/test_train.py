@@ -84,9 +84,15 @@ def test_same_seed_same_run_and_inception_lr_default():
 def test_user_module_and_dataset_object():
     ds = rethink.datasets.load("digits")
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
     r = rethink.fit_random(net, ds, rethink.Corruption("random_labels", seed=5), max_epochs=2, **FAST)
     assert r.config["model"] == "Sequential" and r.config["corruption_seed"] == 5
-    assert r.model is net
+    # the caller's module is copied, never trained in place: passing it again starts over
+    assert r.model is not net
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert any(not torch.equal(before[k], v.cpu()) for k, v in r.model.state_dict().items())
+    again = rethink.fit_random(net, ds, rethink.Corruption("random_labels", seed=5), max_epochs=2, **FAST)
+    assert _no_seconds(again.history) == _no_seconds(r.history)
 
 
 @pytest.mark.parametrize("corruption", ["random_pixels", "gaussian"])
@@ -474,3 +480,20 @@ def test_training_subset():
     assert idx.numel() == 300 and torch.equal(idx, idx.sort().values)
     with pytest.raises(ValueError, match="train_size=5000 exceeds the 1437"):
         rethink.fit_random(train_size=5000, max_epochs=1, **FAST)
+
+
+def test_threads_are_set_recorded_and_part_of_a_given_runs_identity(tmp_path):
+    before = torch.get_num_threads()
+    kw = dict(max_epochs=1, out_dir=tmp_path, **FAST)
+    plain = rethink.fit_random("mlp1x128", "digits", "none", **kw)
+    assert plain.config["threads"] is None and plain.config["versions"]["torch_threads"] == before
+    one = rethink.fit_random("mlp1x128", "digits", "none", threads=1, **kw)
+    assert one.config["threads"] == 1 and one.config["versions"]["torch_threads"] == 1
+    assert torch.get_num_threads() == before  # restored after the run
+    assert one.config["run_name"] != plain.config["run_name"]  # given, the count names the run
+    # left unset, a finished run is reused whatever count made it; given, another count is another run
+    spec = rethink.RunSpec(model="mlp1x128", dataset="digits", corruption="none", max_epochs=1)
+    assert spec.diff(spec.replace(threads=3)) == []
+    assert [d[0] for d in spec.replace(threads=1).diff(spec.replace(threads=3))] == ["threads"]
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+        rethink.RunSpec(threads=0)
