@@ -98,3 +98,18 @@ def file_digest(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def progress_bar(enabled: bool, **kwargs: Any):
+    """A tqdm bar on stderr, or None: only when ``enabled`` and stderr is a terminal (or a
+    notebook's), so progress never fills a redirected log file. ``kwargs`` go to tqdm."""
+    import sys
+
+    if not enabled:
+        return None
+    isatty = getattr(sys.stderr, "isatty", None)
+    if not ((isatty is not None and isatty()) or "ipykernel" in sys.modules):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(file=sys.stderr, **kwargs)

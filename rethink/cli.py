@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -213,6 +214,8 @@ def _cmd_fit_random(args) -> int:
     print(_table([r]))
     if args.out_dir:
         print(f"result: {Path(args.out_dir) / (r.config['run_name'] + '.json')}")
+    else:
+        print("not saved: give --out-dir to keep the result and the weights", file=sys.stderr)
     return 0
 
 
@@ -457,6 +460,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 1
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 speaks
+        import contextlib
+
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            return _run_command(args)
+    return _run_command(args)
+
+
+def _run_command(args) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

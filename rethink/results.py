@@ -25,7 +25,7 @@ class DamagedFile(ValueError):
 
 
 #: The statuses of a run (see :attr:`Result.status`).
-STATUSES = ("completed", "running", "failed")
+STATUSES = ("completed", "running", "interrupted", "failed")
 
 #: Keys of one ``Result.history`` entry (one per epoch).
 HISTORY_KEYS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
@@ -46,7 +46,8 @@ class Result:
         epochs_to_fit: epochs until then, or None.
         config: every setting of the run (model, dataset, corruption string, seed, lr, ...)
             plus ``versions`` (rethink, torch, device name).
-        status: ``"completed"``, ``"running"`` (an unfinished run's latest state) or
+        status: ``"completed"``, ``"running"`` (an unfinished run's latest state), ``"interrupted"``
+            (stopped by KeyboardInterrupt; its checkpoint resumes it) or
             ``"failed"`` (e.g. a NaN loss; ``error`` says why).
         error: the reason for a failed run, else None.
         loss_log: the training loss as the optimizer saw it: ``[step, loss]`` pairs, the mean

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._io import check_writable
+from ._io import check_writable, progress_bar
 from .results import Result
 from .runs import RunSpec
 
@@ -189,11 +189,8 @@ def run_jobs(jobs: Sequence[Any], out_dir: str | os.PathLike | None, *, device: 
     elif len(todo) > 1 and devices is not None and len(devices) > 1:
         _run_in_workers(jobs, todo, out, list(devices))
     else:
-        bar = None
-        if progress and len(todo) > 1:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="run", file=sys.stderr)
+        bar = progress_bar(progress and len(todo) > 1, total=len(jobs), initial=len(jobs) - len(todo), desc=desc,
+                           unit="run")
         try:
             for i in todo:
                 if bar is not None:

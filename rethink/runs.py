@@ -344,7 +344,7 @@ def load_runs(out_dir: str | os.PathLike | Iterable, status: str | Iterable[str]
     the results given as a list of Results / result paths.
 
     Args:
-        status: keep only results with this status ("completed", "running", "failed") or
+        status: keep only results with this status ("completed", "running", "interrupted", "failed") or
             any of these statuses; None keeps all.
         on_error: a damaged JSON file (e.g. truncated by a crash) is skipped with a warning
             ("warn"), skipped silently ("skip") or raises ("raise"). JSON files that are not

@@ -28,7 +28,6 @@ import os
 import platform
 import re
 import shutil
-import sys
 import time
 import warnings
 from dataclasses import dataclass, fields
@@ -42,7 +41,7 @@ from torch import nn
 from . import datasets as _datasets
 from . import models as _models
 from ._build import resolve_device
-from ._io import atomic_torch_save, check_writable
+from ._io import atomic_torch_save, check_writable, progress_bar
 from .corruption import Corruption
 from .inputs import ModelSource, Subject, as_dataset, as_model, view_shape
 from .loader import RandomizedLoader
@@ -522,6 +521,11 @@ class _Trainer:
                     bar.set_postfix(train_acc=f"{h['train_acc']:.3f}", test_acc=f"{h['test_acc']:.3f}",
                                     loss=f"{h['train_loss']:.3g}")
                 _after_epoch(state.epoch)
+        except KeyboardInterrupt:  # the last checkpoint (at most _CHECKPOINT_SECONDS old) resumes it
+            if writer:  # no checkpoint here: the interrupt may have come in the middle of an epoch
+                write("interrupted", "interrupted (KeyboardInterrupt); resume=True continues from the last "
+                                     "checkpoint")
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -539,13 +543,10 @@ class _Trainer:
         return result
 
     def _bar(self, progress: bool, state: _Progress):
-        if not progress or self.rank != 0:
-            return None
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=self.spec.max_epochs, initial=min(state.epoch, self.spec.max_epochs), desc=self.run_name,
-                   unit="epoch", dynamic_ncols=True, leave=True, file=sys.stderr)
-        if state.history:
+        bar = progress_bar(progress and self.rank == 0, total=self.spec.max_epochs,
+                           initial=min(state.epoch, self.spec.max_epochs), desc=self.run_name, unit="epoch",
+                           dynamic_ncols=True, leave=True)
+        if bar is not None and state.history:
             h = state.history[-1]
             bar.set_postfix(train_acc=f"{h['train_acc']:.3f}", test_acc=f"{h['test_acc']:.3f}")
         return bar

@@ -18,6 +18,7 @@ step() {  # step NAME SECONDS CMD...: run CMD with a time limit, output to $OUT/
   echo "$name: rc=$rc, $(( $(date +%s) - t0 )) s" | tee -a "$OUT/device.txt"
   tail -25 "$OUT/$name"
   [ $rc -eq 0 ] || status=1
+  return $rc
 }
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } | tee "$OUT/device.txt"

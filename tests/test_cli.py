@@ -38,7 +38,7 @@ def test_fit_random_writes_result_and_prints_table(tmp_path, capsys):
     name = RunSpec(corruption="labels:0.5", max_epochs=2, seed=3).run_name()
     assert name.startswith("mlp1x512_digits_labels-0.5_wd0_noaug_s3-")
     assert f"| {name} | completed | 2 |" in captured.out
-    assert "epoch" in captured.err  # the progress bar
+    assert "epoch" not in captured.err  # no progress bar into a stream that is not a terminal
     d = json.loads((tmp_path / f"{name}.json").read_text())
     assert d["status"] == "completed" and len(d["history"]) == 2 and d["config"]["seed"] == 3
 
@@ -123,3 +123,23 @@ def test_bad_values_fail_before_anything_is_computed_or_written(tmp_path, capsys
         assert cli.main(argv) == 1, argv
         assert match in capsys.readouterr().err, argv
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no cache, no folder, no run
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    import io
+
+    from rethink._io import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert progress_bar(True, total=3) is None  # a log file: no bar
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert progress_bar(False, total=3) is None
+    bar = progress_bar(True, total=3, desc="runs")
+    bar.update(1)
+    bar.close()
+    assert "runs" in term.getvalue()

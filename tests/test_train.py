@@ -159,7 +159,7 @@ def test_resume_parity(tmp_path, monkeypatch):
         rethink.fit_random(**kw, out_dir=tmp_path / "cut")
     name = full.config["run_name"]
     partial = Result.load(tmp_path / "cut" / f"{name}.json")
-    assert partial.status == "running" and len(partial.history) == 3
+    assert partial.status == "interrupted" and len(partial.history) == 3 and "resume=True" in partial.error
     assert (tmp_path / "cut" / f"{name}.ckpt.pt").exists()
     monkeypatch.setattr(train, "_after_epoch", lambda epoch: None)
     resumed = rethink.fit_random(**kw, out_dir=tmp_path / "cut", resume=True)
