@@ -100,6 +100,16 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+REUSE_NOTE = "already done with the same settings, reused (rerun=True / --rerun trains anew)"
+
+
+def note(message: str) -> None:
+    """One line on stderr, ``rethink: <message>``."""
+    import sys
+
+    print(f"rethink: {message}", file=sys.stderr)
+
+
 def progress_bar(enabled: bool, **kwargs: Any):
     """A tqdm bar on stderr, or None: only when ``enabled`` and stderr is a terminal (or a
     notebook's), so progress never fills a redirected log file. ``kwargs`` go to tqdm."""

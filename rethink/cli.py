@@ -139,6 +139,22 @@ def _add_common(p: argparse.ArgumentParser, *, out_default: str | None) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _add_reuse(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rerun", action="store_true",
+                   help="train every run anew (default, as in every command: finished runs of the same settings "
+                        "in --out-dir are reused and interrupted ones continue from their checkpoint)")
+    p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)  # the default; rethink 0.2's flag
+
+
+def _execution(args):
+    """The :class:`rethink.runner.Execution` of a command's arguments."""
+    from .runner import Execution
+
+    return Execution(out_dir=args.out_dir, root=args.root, device=args.device, devices=_split(getattr(args, "devices",
+                     None)), executor=_executor(args) if hasattr(args, "executor") else None,
+                     progress=not args.no_progress, resume=not getattr(args, "rerun", False))
+
+
 def _set_threads(args) -> None:
     import torch
 
@@ -206,7 +222,7 @@ def _cmd_fit_random(args) -> int:
     _set_threads(args)
     try:
         r = fit_random(_model(args.model), _data(args.dataset), args.corruption, seed=args.seed, root=args.root, device=args.device,
-                       out_dir=args.out_dir, resume=args.resume, progress=not args.no_progress,
+                       out_dir=args.out_dir, resume=not args.rerun, progress=not args.no_progress,
                        run_name=args.run_name, compile=args.compile, **_run_settings(args, lists=False))
     except TrainingFailed as e:
         print(_table([e.result]))
@@ -225,9 +241,8 @@ def _cmd_sweep(args) -> int:
     _set_threads(args)
     settings = _run_settings(args, lists=True)
     ds = [_data(d) for d in _split(args.dataset)]
-    results = sweep([_model(m) for m in _split(args.models)], _split(args.corruptions), _typed(args.seeds, int, "--seeds"), args.out_dir,
-                    dataset=ds if len(ds) > 1 else ds[0], devices=_split(args.devices),
-                    progress=not args.no_progress, root=args.root, device=args.device, **settings)
+    results = sweep([_model(m) for m in _split(args.models)], _split(args.corruptions), _typed(args.seeds, int, "--seeds"),
+                    dataset=ds if len(ds) > 1 else ds[0], execution=_execution(args), **settings)
     print(_table(results))
     failed = [r for r in results if r.status != "completed"]
     print(f"results: {args.out_dir} ({len(results)} runs, {len(failed)} failed)")
@@ -241,10 +256,9 @@ def _cmd_randomization_test(args) -> int:
 
     _set_threads(args)
     report = randomization_test(
-        _model(args.model), _data(args.dataset), root=args.root, corruptions=_split(args.corruptions),
+        _model(args.model), _data(args.dataset), corruptions=_split(args.corruptions),
         label_noise=_typed(args.label_noise, float, "--label-noise"), seeds=_typed(args.seeds, int, "--seeds"),
-        out_dir=args.out_dir, device=args.device, devices=_split(args.devices), resume=args.resume,
-        progress=not args.no_progress, grid=not args.no_grid, grid_weight_decay=args.grid_weight_decay,
+        execution=_execution(args), grid=not args.no_grid, grid_weight_decay=args.grid_weight_decay,
         grid_augment=_none(args.grid_augment), regularized_random=args.regularized_random,
         **_run_settings(args, lists=False))
     sys.stdout.write(report.table + "\n" + report.verdict + "\n\n")
@@ -309,9 +323,8 @@ def _cmd_zoo(args) -> int:
     _set_threads(args)
     settings = _run_settings(args, lists=False)
     settings["dataset"] = _data(args.dataset)
-    rep = zoo(_grid(args.grid), _typed(args.seeds, int, "--seeds"), args.out_dir, measures=not args.no_measures,
-              root=args.root, device=args.device, devices=_split(args.devices), executor=_executor(args),
-              progress=not args.no_progress, **settings)
+    rep = zoo(_grid(args.grid), _typed(args.seeds, int, "--seeds"), measures=not args.no_measures,
+              execution=_execution(args), **settings)
     done = sum(r.status == "completed" for r in rep.results)
     fitted = sum(r.epochs_to_fit is not None for r in rep.results)
     print(f"zoo: {len(rep.results)} runs in {args.out_dir} ({done} completed, {fitted} reached the stopping target); "
@@ -324,9 +337,8 @@ def _cmd_memorization(args) -> int:
 
     _set_threads(args)
     rep = memorization(_model(args.model), _data(args.dataset), args.corruption, runs=args.runs, subset=args.subset,
-                       train_pool=args.train_pool, seed=args.seed, out_dir=args.out_dir, influence=args.influence,
-                       root=args.root, device=args.device, devices=_split(args.devices), progress=not args.no_progress,
-                       **_run_settings(args, lists=False))
+                       train_pool=args.train_pool, seed=args.seed, influence=args.influence,
+                       execution=_execution(args), **_run_settings(args, lists=False))
     print(f"memorization scores of {len(rep.scores)} examples from {len(rep.results)} runs; "
           f"{int(rep.flipped.sum())} labels flipped; AUROC of the scores against them: {rep.auroc:.3f} "
           f"(by runs: {', '.join(f'{k}: {v:.3f}' for k, v in rep.auroc_by_runs.items())}); {rep.paths['json']}")
@@ -351,10 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_integer, default=0, help="seed of the initialization, batch order and "
                                                             "corruption (default 0)")
     p.add_argument("--run-name", default=None, help="result file stem (default: from the settings)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir")
     p.add_argument("--compile", action="store_true", help="use torch.compile")
     _add_run_options(p, lists=False)
     _add_common(p, out_default=None)
+    _add_reuse(p)
     p.set_defaults(func=_cmd_fit_random)
 
     s = sub.add_parser("sweep", help="train every combination of models, corruptions, seeds and settings",
@@ -369,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--devices", nargs="+", default=None, help="one worker per device, e.g. cuda:0 cuda:1, or cpu cpu")
     _add_run_options(s, lists=True)
     _add_common(s, out_default="results")
+    _add_reuse(s)
     s.set_defaults(func=_cmd_sweep)
 
     r = sub.add_parser("randomization-test",
@@ -387,7 +400,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="label-corruption levels (default 0 0.2 0.4 0.6 0.8 1)")
     r.add_argument("--seeds", nargs="+", default=["0"], help="seeds: several give mean and spread (default 0)")
     r.add_argument("--devices", nargs="+", default=None, help="one worker per device, e.g. cuda:0 cuda:1")
-    r.add_argument("--resume", action="store_true", help="reuse finished runs, continue interrupted ones")
     r.add_argument("--no-grid", action="store_true", help="skip the Table 1 weight decay / augmentation runs")
     r.add_argument("--grid-weight-decay", type=float, default=5e-4, help="weight decay of the grid (default 5e-4)")
     r.add_argument("--grid-augment", default="flip", help="augmentation of the grid (default flip; 'none' to skip)")
@@ -396,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(r, lists=False)
     _add_common(r, out_default="results")
     r.add_argument("--out", dest="out_dir", help=argparse.SUPPRESS)  # the name of rethink 0.1
+    _add_reuse(r)
     r.set_defaults(func=_cmd_randomization_test)
 
     m = sub.add_parser("measures", help="rank complexity measures by how well they predict the generalization gap",
@@ -427,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--no-measures", action="store_true", help="train only")
     _add_run_options(z, lists=False)
     _add_common(z, out_default="zoo")
+    _add_reuse(z)
     z.set_defaults(func=_cmd_zoo)
 
     mz = sub.add_parser("memorization", help="memorization score of every training example (Feldman & Zhang 2020)",
@@ -446,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     mz.add_argument("--devices", nargs="+", default=None, help="one worker per device")
     _add_run_options(mz, lists=False)
     _add_common(mz, out_default="memorization")
+    _add_reuse(mz)
     mz.set_defaults(func=_cmd_memorization)
     return parser
 

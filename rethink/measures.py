@@ -381,7 +381,10 @@ def _resolve_run(model, dataset, corruption, init_state, history, normalize, cro
     net, init = load_model(res)
     info.update(model=net, spec=spec, normalize=spec.normalize, crop=spec.crop)
     if dataset is None:
+        if spec.dataset_fingerprint is not None:
+            raise ValueError(f"run {res.run_name!r} trained on a user dataset ({spec.dataset!r}): pass it as dataset=")
         info["dataset"] = spec.dataset
+    info["own_view"] = corruption is None and not _model_ready(info["dataset"])
     if corruption is None and not isinstance(info["dataset"], (tuple, list)):
         info["corruption"] = spec.corruption_object()
     info["init_state"] = init if init_state is None else init_state
@@ -401,8 +404,7 @@ def training_tensors(dataset, corruption=None, normalize="per_image", crop=None,
     ``(X, y, X_test, y_test)``, a torch dataset; :mod:`rethink.inputs`). ``subset``: int64 indices of the
     training images the run used (None: all). Prepared by the loader's fused op on the CPU,
     then moved to ``device``. Raises ValueError for an empty training set."""
-    if isinstance(dataset, (tuple, list)) and len(dataset) == 2 and isinstance(dataset[0], torch.Tensor) \
-            and dataset[0].is_floating_point():
+    if _model_ready(dataset):
         if corruption not in (None, "none"):
             raise ValueError("a corruption applies to a Dataset, not to (x, y) tensors")
         x, y = dataset
@@ -425,18 +427,22 @@ def training_tensors(dataset, corruption=None, normalize="per_image", crop=None,
     return x.to(device), y.long().to(device)
 
 
-def _data(info: dict, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training tensors of a resolved run: its own subset when a spec says it used one."""
-    subset, dataset = None, info["dataset"]
-    spec = info["spec"]
-    if spec is not None and not isinstance(dataset, (tuple, list)) and (spec.train_size or spec.train_pool):
-        from .inputs import as_dataset
-        from .runs import subset_indices
+def _model_ready(dataset) -> bool:
+    """Whether ``dataset`` is an ``(x, y)`` pair of float tensors already as the network takes them."""
+    return (isinstance(dataset, (tuple, list)) and len(dataset) == 2 and isinstance(dataset[0], torch.Tensor)
+            and dataset[0].is_floating_point())
 
-        dataset = as_dataset(dataset)[0]
-        subset = subset_indices(len(dataset.train), spec.train_size, spec.subset_seed, spec.train_pool)
-    return training_tensors(dataset, info["corruption"], normalize=info["normalize"], crop=info["crop"], device=dev,
-                            subset=subset)
+
+def _data(info: dict, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training tensors of a resolved run: a Result's own view (its subset, corruption,
+    crop and normalization, :meth:`rethink.run.Run.training_tensors`), else ``dataset`` as given."""
+    if info["spec"] is not None and info.get("own_view"):
+        from .inputs import as_dataset
+        from .run import Run
+
+        return Run(info["spec"], as_dataset(info["dataset"])[0]).training_tensors(dev)
+    return training_tensors(info["dataset"], info["corruption"], normalize=info["normalize"], crop=info["crop"],
+                            device=dev)
 
 
 def _products(prefix: str, norms: list[float], g2: float) -> dict[str, float]:

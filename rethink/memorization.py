@@ -63,21 +63,17 @@ class PredictJob:
 
     def __call__(self, out_dir: Path, device: str) -> dict:
         from ._build import resolve_device
-        from .datasets import load
-        from .loader import RandomizedLoader
+        from .run import Run
         from .train import load_model
 
         result = Result.load(out_dir / f"{self.run_name}.json")
-        spec = result.spec
         dev = resolve_device(device)
         net, _ = load_model(result, device=dev)
-        ds = self.data if self.data is not None else load(spec.dataset, root=self.root)
-        pool = spec.train_pool or len(ds.train)
-        common = dict(batch_size=1024, shuffle=False, crop=spec.crop, normalize=spec.normalize, device=dev)
-        out = {"train": _correct(net, RandomizedLoader(ds, spec.corruption_object(), "train",
-                                                       subset=torch.arange(pool), **common))}
+        run = Run.of_result(result, self.data, root=self.root)
+        pool = run.spec.train_pool or len(run.dataset.train)
+        out = {"train": _correct(net, run.loader("train", device=dev, subset=torch.arange(pool)))}
         if self.test:
-            out["test"] = _correct(net, RandomizedLoader(ds, spec.corruption_object(), "test", **common))
+            out["test"] = _correct(net, run.loader("test", device=dev, subset=None))
         atomic_torch_save(out, out_dir / f"{self.run_name}.preds.pt")
         return out
 
@@ -168,7 +164,7 @@ def memorization(model: Any = "mlp1x512", dataset: Any = "fashion_mnist", corrup
                  runs: int = 50, subset: float = 0.7, train_pool: int | None = None, seed: int = 0,
                  out_dir: str | os.PathLike = "memorization", influence: bool = False, root: str | None = None,
                  device: str = "auto", devices=None, executor: Any = None, progress: bool = True,
-                 **settings: Any) -> MemorizationReport:
+                 execution: Any = None, **settings: Any) -> MemorizationReport:
     """Estimate every pool example's memorization score from ``runs`` fits on random subsets.
 
     Run k trains ``model`` (``seed + k``) on a random ``subset`` fraction of the first
@@ -185,14 +181,15 @@ def memorization(model: Any = "mlp1x512", dataset: Any = "fashion_mnist", corrup
     """
     from .corruption import corrupted_labels
     from .inputs import Subject
-    from .runner import run_jobs
+    from .runner import Execution
 
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
         raise ValueError(f"runs must be an integer >= 2 (scores compare runs with and without each example), "
                          f"got {runs!r}")
     if train_pool is not None:  # a pool of 0 or 1 leaves no example both in and out of a subset
         check_int("train_pool", train_pool, low=2)
-    check_path("out_dir", out_dir)
+    ex = execution or Execution(out_dir, root, device, devices, executor, progress)
+    root, out_dir = ex.root, check_path("out_dir", ex.out_dir)
     if not (isinstance(subset, (int, float)) and 0 < subset < 1):
         raise ValueError(f"subset must be a fraction in (0, 1), got {subset!r}")
     for bad in ("train_size", "subset_seed", "corruption_seed", "seed"):
@@ -209,13 +206,12 @@ def memorization(model: Any = "mlp1x512", dataset: Any = "fashion_mnist", corrup
              for k in range(runs)]
     out = Path(out_dir)
     root_s = str(root) if root is not None else None
-    results = run_jobs([subject.job(s, root_s) for s in specs], out, device=device, devices=devices,
-                       executor=executor, progress=progress, desc="memorization fits")
+    results = ex.run([subject.job(s, root_s) for s in specs], desc="memorization fits")
     failed = [r.run_name for r in results if r.status != "completed"]
     if failed:
         raise RuntimeError(f"{len(failed)} fit(s) failed, e.g. {failed[0]}: the scores need every run")
-    preds = run_jobs([PredictJob(r.run_name, influence, root_s, subject.data) for r in results], out, device=device,
-                     devices=devices, executor=executor, progress=progress, desc="memorization predictions")
+    preds = ex.run([PredictJob(r.run_name, influence, root_s, subject.data) for r in results],
+                   desc="memorization predictions")
     in_mask = torch.zeros(runs, pool, dtype=torch.bool)
     for k, s in enumerate(specs):
         in_mask[k, subset_indices(len(ds.train), s.train_size, s.subset_seed, s.train_pool)] = True

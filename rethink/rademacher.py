@@ -90,7 +90,7 @@ def rademacher(model: Any = "mlp1x512", dataset: Any = "digits", draws: int = 5,
     from . import datasets
     from ._check import check_int, check_seed
     from .inputs import as_dataset, as_model
-    from .loader import RandomizedLoader
+    from .run import Run
     from .runner import FitJob, run_jobs
     from .train import make_spec
 
@@ -122,11 +122,9 @@ def rademacher(model: Any = "mlp1x512", dataset: Any = "digits", draws: int = 5,
     for j, (res, rand) in enumerate(zip(fits, relabeled)):
         if res.status != "completed":
             raise RuntimeError(f"rademacher: draw {j} did not complete ({res.status}: {res.error})")
-        cfg = res.config
         trained = res.model.eval()
         dev = next(trained.parameters()).device
-        loader = RandomizedLoader(rand, "none", "train", batch_size=1024, shuffle=False, crop=cfg.get("crop"),
-                                  normalize=cfg.get("normalize", "per_image"), device=dev)
+        loader = Run(res.spec, rand).loader("train", device=dev)  # the view it was trained on
         with torch.no_grad():
             preds, ys = zip(*((trained(x.to(next(trained.parameters()).dtype)).argmax(1), y) for x, y in loader))
         pred, y = torch.cat(preds), torch.cat(ys)

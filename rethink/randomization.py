@@ -296,10 +296,10 @@ def randomization_test(model: Any = "mlp1x512", dataset: Any = "digits", *, root
                        corruptions: Sequence[Any] = DEFAULT_CORRUPTIONS,
                        label_noise: Sequence[float] = DEFAULT_LABEL_NOISE, seeds: Sequence[int] = (0,),
                        out_dir: str | os.PathLike = "results", device: str = "auto",
-                       devices: Sequence[str] | None = None, executor: Any = None, resume: bool = False,
+                       devices: Sequence[str] | None = None, executor: Any = None, resume: bool = True,
                        progress: bool = True, grid: bool = True, grid_weight_decay: float = DEFAULT_GRID_WEIGHT_DECAY,
                        grid_augment: str | None = DEFAULT_GRID_AUGMENT, regularized_random: bool = False,
-                       **settings: Any) -> RandomizationTestReport:
+                       execution: Any = None, **settings: Any) -> RandomizationTestReport:
     """Run the paper's randomization test on ``model`` and ``dataset`` and write its report.
 
     Trains every run of :func:`plan_runs` (the paper's settings unless ``settings`` say
@@ -317,10 +317,13 @@ def randomization_test(model: Any = "mlp1x512", dataset: Any = "digits", *, root
         out_dir: folder for every file (checked writable before any run).
         devices, executor: spread the runs over worker processes or a cluster
             (:func:`rethink.runner.run_jobs`).
-        resume: reuse finished runs of the same settings in ``out_dir`` and let interrupted
-            runs continue from their checkpoint; without it every run is trained anew.
+        resume: (the default, as in every command) reuse finished runs of the same settings
+            in ``out_dir`` and let interrupted runs continue from their checkpoint; False
+            trains every run anew.
         progress: progress bars (tqdm, on stderr).
         grid, grid_weight_decay, grid_augment, regularized_random: see :func:`plan_runs`.
+        execution: a :class:`rethink.runner.Execution` giving out_dir, root, device,
+            devices, executor, progress and resume at once (then those keywords are unused).
         **settings: RunSpec fields for every run (lr, batch_size, max_epochs, crop,
             normalize, dropout, stop_at_train_acc, epochs_after_fit, ...).
 
@@ -332,21 +335,22 @@ def randomization_test(model: Any = "mlp1x512", dataset: Any = "digits", *, root
             runs or is written).
     """
     from .inputs import Subject
-    from .runner import run_jobs
+    from .runner import Execution
 
     for k in ("out_dir", "run_name", "resume", "progress", "corruption", "seed", "model", "dataset",
               "model_fingerprint", "dataset_fingerprint"):
         if k in settings:
             raise ValueError(f"randomization_test sets {k!r} itself; do not pass it as a setting")
+    ex = execution or Execution(out_dir, root, device, devices, executor, progress, resume)
+    root = ex.root
     subject = Subject.of(model, dataset, root)
     plan = plan_runs(corruptions, label_noise, seeds, grid=grid, grid_weight_decay=grid_weight_decay,
                      grid_augment=grid_augment, regularized_random=regularized_random, **subject.identity(),
                      **settings)
-    out = Path(out_dir)
-    jobs = [subject.job(p.spec, root, resume=resume) for p in plan]
+    out = Path(ex.out_dir)
+    jobs = [subject.job(p.spec, root, resume=ex.resume) for p in plan]
     model, dataset = subject.model.name, subject.dataset
-    results = run_jobs(jobs, out, device=device, devices=devices, executor=executor, progress=progress,
-                       desc=f"randomization test {model}/{dataset}", rerun=not resume)
+    results = ex.run(jobs, desc=f"randomization test {model}/{dataset}")
     paths: dict[str, Any] = {"out_dir": out, "results": [out / f"{j.name}.json" for j in jobs]}
     table = plots.table1(results)
     try:

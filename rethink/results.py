@@ -24,6 +24,11 @@ class DamagedFile(ValueError):
     type); the message names the file."""
 
 
+class NewerFormat(ValueError):
+    """A result file of a newer format than this rethink reads (never set aside or
+    overwritten: a newer rethink wrote it); the message names the file."""
+
+
 #: The statuses of a run (see :attr:`Result.status`).
 STATUSES = ("completed", "running", "interrupted", "failed")
 
@@ -98,7 +103,7 @@ class Result:
         if not isinstance(version, int) or isinstance(version, bool):
             raise ValueError(f"{source}: not a rethink result (no integer format_version)")
         if version > FORMAT_VERSION:
-            raise ValueError(
+            raise NewerFormat(
                 f"{source}: result format_version {version} is newer than this rethink reads "
                 f"({FORMAT_VERSION}); upgrade rethink"
             )

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._io import check_writable, progress_bar
+from ._io import REUSE_NOTE, check_writable, note, progress_bar
 from .results import Result
 from .runs import RunSpec
 
-__all__ = ["FitJob", "run_jobs", "run_fits", "run_specs", "sweep", "slurm_executor"]
+__all__ = ["Execution", "FitJob", "run_jobs", "run_fits", "run_specs", "sweep", "slurm_executor"]
 
 
 @dataclass(frozen=True)
@@ -49,24 +49,12 @@ class FitJob:
         return self.spec.run_name()
 
     def finished(self, out_dir: Path) -> Result | None:
-        """The completed result of this spec in ``out_dir``, else None. A damaged file is
-        left for the fit to set aside; a result of another spec under this name raises."""
-        path = out_dir / f"{self.name}.json"
-        if not path.exists():
-            return None
-        try:
-            r = Result.load(path)
-        except ValueError as e:
-            if "newer" in str(e):
-                raise
-            return None
-        if r.status != "completed":
-            return None
-        diff = self.spec.diff(r.spec)
-        if diff:
-            what = ", ".join(f"{k} is {b!r} there but {a!r} here" for k, a, b in diff)
-            raise ValueError(f"{path} is from another run: {what}")
-        return r
+        """The completed result of this spec in ``out_dir`` (with its weights), else None. A
+        damaged file is left for the fit to set aside; a result of another spec under this
+        name raises :class:`rethink.run.OtherRun`."""
+        from .run import RunFiles
+
+        return RunFiles(Path(out_dir), self.name).finished(self.spec, set_aside=False)
 
     def __call__(self, out_dir: Path | None, device: str, progress: bool = False) -> Result:
         from .train import TrainingFailed, fit
@@ -184,6 +172,8 @@ def run_jobs(jobs: Sequence[Any], out_dir: str | os.PathLike | None, *, device: 
         devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     outputs: list[Any] = [job.finished(out) if out is not None and not rerun else None for job in jobs]
     todo = [i for i, o in enumerate(outputs) if o is None]
+    if progress and len(todo) < len(jobs):
+        note(f"{len(jobs) - len(todo)} of {len(jobs)} {desc} in {out}: {REUSE_NOTE}")
     if todo and executor is not None:
         _run_with_executor(jobs, todo, out, executor, device)
     elif len(todo) > 1 and devices is not None and len(devices) > 1:
@@ -214,6 +204,47 @@ def run_jobs(jobs: Sequence[Any], out_dir: str | os.PathLike | None, *, device: 
     return outputs
 
 
+@dataclass(frozen=True)
+class Execution:
+    """Where and how a command's runs execute: the settings every entry point and CLI command
+    shares, in one object (:func:`sweep`, :func:`rethink.randomization_test`,
+    :func:`rethink.zoo`, :func:`rethink.memorization` take it as ``execution=``, or build it
+    from the same keywords).
+
+    Attributes:
+        out_dir: the results folder (None: in memory only, in this process).
+        root: folder of the dataset files (None: $RETHINK_DATA, ./data, the system's).
+        device: device of in-process and executor jobs ("auto", "cpu", "cuda", "cuda:N").
+        devices: one worker process per entry (e.g. ["cuda:0", "cuda:1"], or ["cpu", "cpu"]).
+        executor: a submitit-style executor (:func:`slurm_executor`).
+        progress: progress bars (on a terminal only).
+        resume: reuse finished runs of the same settings and continue interrupted ones from
+            their checkpoints; False retrains every run.
+    """
+
+    out_dir: str | os.PathLike | None = None
+    root: str | os.PathLike | None = None
+    device: str = "auto"
+    devices: Sequence[str] | None = None
+    executor: Any = None
+    progress: bool = True
+    resume: bool = True
+
+    def run(self, jobs: Sequence[Any], desc: str = "runs") -> list[Any]:
+        """:func:`run_jobs` with these settings (``resume=False`` reruns every job)."""
+        return run_jobs(jobs, self.out_dir, device=self.device, devices=self.devices, executor=self.executor,
+                        progress=self.progress, desc=desc, rerun=not self.resume)
+
+    def fits(self, jobs: Sequence[FitJob], desc: str = "runs") -> list[Result]:
+        """:func:`run_fits` with these settings: one Result per job (a job listed twice runs once)."""
+        return run_fits(jobs, self.out_dir, device=self.device, devices=self.devices, executor=self.executor,
+                        progress=self.progress, desc=desc, rerun=not self.resume)
+
+    @property
+    def root_str(self) -> str | None:
+        return str(self.root) if self.root is not None else None
+
+
 def run_specs(specs: Sequence[RunSpec], out_dir: str | os.PathLike | None, *, root: str | None = None,
               **kwargs: Any) -> list[Result]:
     """:func:`run_jobs` over fits: one :class:`rethink.Result` per spec, in order (a spec
@@ -237,13 +268,15 @@ def _as_list(v: Any) -> list[Any]:
 def sweep(models: Sequence[Any] = ("mlp1x512",), corruptions: Sequence[Any] = ("none", "random_labels"),
           seeds: Sequence[int] = (0,), out_dir: str | os.PathLike = "results", *, dataset: Any = "digits",
           devices: Sequence[str] | None = None, executor: Any = None, progress: bool = True,
-          root: str | os.PathLike | None = None, device: str = "auto", **settings: Any) -> list[Result]:
+          root: str | os.PathLike | None = None, device: str = "auto", execution: Execution | None = None,
+          **settings: Any) -> list[Result]:
     """Train every combination of ``models`` x ``corruptions`` x ``seeds`` (and of any other
     run setting given as a list, e.g. ``weight_decay=[0, 5e-4]``) on ``dataset``, one result
     file per run in ``out_dir``. Finished runs of the same settings are read back, not
     retrained; interrupted runs resume from their checkpoint; a run that fails (NaN loss) is
-    recorded with status ``"failed"`` and the sweep goes on. ``devices`` / ``executor``: see
-    :func:`run_jobs`.
+    recorded with status ``"failed"`` and the sweep goes on. ``out_dir``, ``root``, ``device``,
+    ``devices``, ``executor``, ``progress``: see :class:`Execution` (``execution=`` gives them
+    all at once).
 
     ``models`` are anything :func:`rethink.fit_random` takes as a model (names, ``nn.Module``
     classes or factories, instances, which are copied) and ``dataset`` anything it takes as a
@@ -254,8 +287,10 @@ def sweep(models: Sequence[Any] = ("mlp1x512",), corruptions: Sequence[Any] = ("
     """
     from .inputs import Subject, as_dataset, as_model
 
-    if out_dir is None:
+    ex = execution or Execution(out_dir, root, device, devices, executor, progress)
+    if ex.out_dir is None:
         raise ValueError("sweep needs an out_dir for its result files")
+    root = ex.root
     for bad in ("model", "corruption", "seed", "out_dir", "resume", "run_name"):
         if bad in settings:
             raise ValueError(f"sweep takes models=, corruptions=, seeds= and out_dir=; not {bad}=")
@@ -277,8 +312,7 @@ def sweep(models: Sequence[Any] = ("mlp1x512",), corruptions: Sequence[Any] = ("
     jobs = []
     for sub, c, s, *vals in itertools.product(subjects, corruptions, seeds, *expand.values()):
         jobs.append(sub.job(sub.spec(corruption=c, seed=s, **fixed, **dict(zip(expand, vals))), root))
-    return run_fits(jobs, out_dir, devices=devices, executor=executor, progress=progress, device=device,
-                    desc="sweep")
+    return ex.fits(jobs, desc="sweep")
 
 
 def slurm_executor(folder: str | os.PathLike, **parameters: Any):

@@ -30,7 +30,7 @@ from ._check import check_choice, check_int, check_number, check_seed
 from .corruption import Corruption
 from .inputs import dataset_fingerprint, module_fingerprint
 from .loader import DEFAULT_MAX_ROTATION, NORMALIZE, augment_parts, parse_augment
-from .results import STATUSES, DamagedFile, Result
+from .results import STATUSES, DamagedFile, NewerFormat, Result
 
 __all__ = ["RunSpec", "DEFAULT_MAX_EPOCHS", "load_runs", "subset_indices", "check_number", "check_seed",
            "module_fingerprint", "dataset_fingerprint"]
@@ -376,7 +376,7 @@ def load_runs(out_dir: str | os.PathLike | Iterable, status: str | Iterable[str]
             try:
                 r = Result.load(item)
             except ValueError as e:
-                if "newer" in str(e) or on_error == "raise":
+                if isinstance(e, NewerFormat) or on_error == "raise":
                     raise
                 if isinstance(e, DamagedFile) and on_error == "warn":
                     warnings.warn(f"skipping a damaged result file: {e}", stacklevel=2)

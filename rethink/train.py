@@ -27,11 +27,8 @@ import math
 import os
 import platform
 import re
-import shutil
 import time
-import warnings
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,16 +38,15 @@ from torch import nn
 from . import datasets as _datasets
 from . import models as _models
 from ._build import resolve_device
-from ._io import atomic_torch_save, check_writable, progress_bar
+from ._io import REUSE_NOTE, atomic_torch_save, check_writable, note, progress_bar
 from .corruption import Corruption
-from .inputs import ModelSource, Subject, as_dataset, as_model, view_shape
+from .inputs import ModelSource, Subject, as_dataset, as_model
 from .loader import RandomizedLoader
 from .results import Result, load_model
-from .runs import RunSpec, subset_indices
+from .run import Run, check_same_spec, set_aside_file
+from .runs import RunSpec
 
 __all__ = ["fit", "fit_random", "make_spec", "load_model", "TrainingFailed"]
-
-_EVAL_BATCH = 1024
 
 #: The checkpoint and the "running" result are written after an epoch when at least this many
 #: seconds passed since they were last written (every epoch of a run whose epochs take longer);
@@ -121,7 +117,7 @@ def make_spec(model: Any = "mlp1x512", dataset: Any = "digits", corruption: Any 
 
 def fit_random(model: Any = "mlp1x512", dataset: Any = "digits", corruption: Any = "random_labels",
                *, root: str | os.PathLike | None = None, device: str | torch.device = "auto",
-               out_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
+               out_dir: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
                run_name: str | None = None, compile: bool = False, **settings: Any) -> Result:
     """Train ``model`` with SGD on ``dataset`` under ``corruption`` and return the Result.
 
@@ -156,7 +152,7 @@ def fit_random(model: Any = "mlp1x512", dataset: Any = "digits", corruption: Any
 
 def fit(spec: RunSpec, *, model: Any = None, dataset: Any = None,
         root: str | os.PathLike | None = None, device: str | torch.device = "auto",
-        out_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
+        out_dir: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
         run_name: str | None = None, compile: bool = False) -> Result:
     """Train the run ``spec`` with SGD (cross-entropy) until its stopping rule, and return it.
 
@@ -178,8 +174,9 @@ def fit(spec: RunSpec, *, model: Any = None, dataset: Any = None,
             status ``"running"`` together with the checkpoint), ``<run_name>.ckpt.pt``
             (checkpoint, removed at the end) and ``<run_name>.pt`` (final and initial
             weights). The folder must be writable: that is checked before anything runs.
-        resume: continue from ``<run_name>.ckpt.pt`` when present; a completed result of the
-            same spec is returned as it is. A damaged (e.g. truncated) result or checkpoint
+        resume: (the default, as in every command) a completed result of the same spec is
+            returned as it is and an interrupted run continues from ``<run_name>.ckpt.pt``;
+            False trains anew (never over a run of other settings). A damaged (e.g. truncated) result or checkpoint
             file is renamed to ``<file>.damaged`` with a warning and the run starts over.
         progress: a tqdm bar with live train/test accuracy.
         run_name: file stem in ``out_dir``; default ``spec.run_name()`` (readable settings and
@@ -223,14 +220,12 @@ def fit(spec: RunSpec, *, model: Any = None, dataset: Any = None,
             torch.cuda.set_device(dev)
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     try:
-        ds = dataset if dataset is not None else _datasets.load(spec.dataset, root=root)
-        spec = spec.resolved(num_train=len(ds.train))
+        run = Run.of(spec, dataset, root=root, out_dir=out_path, name=run_name)
         threads = torch.get_num_threads()
         if spec.threads is not None:
             torch.set_num_threads(spec.threads)
         try:
-            trainer = _Trainer(spec, ds, source, dev, rank, world, out_path, run_name or spec.run_name(), compile)
-            return trainer.run(resume, progress)
+            return _Trainer(run, source, dev, rank, world, compile).run(resume, progress)
         finally:
             torch.set_num_threads(threads)
     finally:
@@ -273,17 +268,6 @@ def _state_to_cpu(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v.detach().to("cpu", copy=True) if torch.is_tensor(v) else copy.deepcopy(v) for k, v in state.items()}
 
 
-def _set_aside(path: Path, error: Exception) -> None:
-    """Rename a damaged file to ``<name>.damaged`` (numbered if taken) and warn, naming it."""
-    target = path.with_name(path.name + ".damaged")
-    k = 1
-    while target.exists():
-        k += 1
-        target = path.with_name(f"{path.name}.damaged{k}")
-    shutil.move(str(path), str(target))
-    warnings.warn(f"{path} is damaged ({error}); kept as {target.name} and the run starts over", stacklevel=3)
-
-
 @torch.no_grad()
 def _evaluate(model: nn.Module, loader: RandomizedLoader, device: torch.device, amp: torch.dtype | None
               ) -> torch.Tensor:
@@ -317,13 +301,14 @@ class _Progress:
 class _Trainer:
     """One run: data, model, optimizer, files. Built by :func:`fit`."""
 
-    def __init__(self, spec: RunSpec, ds, source: ModelSource, dev, rank, world, out_path, run_name, compile_model):
-        self.spec, self.ds, self.dev, self.rank, self.world = spec, ds, dev, rank, world
-        self.run_name, self.out_path = run_name, out_path
+    def __init__(self, run: Run, source: ModelSource, dev, rank, world, compile_model):
+        spec, ds = run.spec, run.dataset
+        self.the_run, self.spec, self.ds, self.dev, self.rank, self.world = run, spec, ds, dev, rank, world
+        self.run_name, self.files = run.name, run.files
         if world > 1 and spec.batch_size % world:
             raise ValueError(f"batch_size {spec.batch_size} is not divisible by the world size {world}")
         self.amp = torch.bfloat16 if spec.dtype == "bfloat16" else None
-        self.source, self.input_shape = source, view_shape(ds.input_shape, spec.crop)
+        self.source, self.input_shape = source, run.input_shape
         net = source.build(spec.seed, self.input_shape, int(ds.num_classes), spec.dropout)
         self.channels_last = dev.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in net.modules())
         self._make_loaders()
@@ -333,33 +318,12 @@ class _Trainer:
         else:
             self.fwd, self.eval_fwd = self.train_net, self.net
         self.config = self._config(compile_model)
-        self.files = None
-        if out_path is not None:
-            self.files = {k: out_path / f"{run_name}{suffix}" for k, suffix in
-                          (("json", ".json"), ("ckpt", ".ckpt.pt"), ("pt", ".pt"))}
 
     # -- set-up ----------------------------------------------------------------------
     def _make_loaders(self) -> None:
-        spec, ds = self.spec, self.ds
-        num_train = len(ds.train)
-        self.subset = subset_indices(num_train, spec.train_size, spec.subset_seed, spec.train_pool)
-        corr = spec.corruption_object()
-        common = dict(crop=spec.crop, normalize=spec.normalize, device=str(self.dev), dtype=self.amp or torch.float32,
-                      channels_last=self.channels_last)
-        self.train_loader = RandomizedLoader(ds, corr, "train", spec.batch_size, True, spec.seed, spec.augment,
-                                             rank=self.rank, world_size=self.world, subset=self.subset,
-                                             max_rotation=spec.max_rotation or 25, **common)
-        eval_batch = max(spec.batch_size, _EVAL_BATCH)
-        self.train_eval = RandomizedLoader(ds, corr, "train", eval_batch, False, spec.seed, subset=self.subset,
-                                           **common)
-        test_subset = None
-        if spec.test_size is not None:
-            if spec.test_size > len(ds.test):
-                raise ValueError(f"test_size={spec.test_size} exceeds the {len(ds.test)} test images of {ds.name!r}")
-            test_subset = torch.arange(spec.test_size)
-        self.test_eval = (RandomizedLoader(ds, corr, "test", eval_batch, False, spec.seed, subset=test_subset,
-                                           **common) if len(ds.test) > 0 else None)
-        assert tuple(int(v) for v in self.train_eval.output_shape) == self.input_shape
+        data = self.the_run.data(self.dev, dtype=self.amp or torch.float32, channels_last=self.channels_last,
+                              rank=self.rank, world_size=self.world)
+        self.train_loader, self.train_eval, self.test_eval = data.train, data.train_eval, data.test_eval
 
     def _make_model(self, net: nn.Module) -> None:
         spec, dev, ds = self.spec, self.dev, self.ds
@@ -388,7 +352,7 @@ class _Trainer:
             self.train_net = DDP(net, device_ids=[dev.index] if dev.type == "cuda" else None)
         self.optimizer = torch.optim.SGD(net.parameters(), lr=spec.lr, momentum=spec.momentum,
                                          weight_decay=spec.weight_decay, fused=True if dev.type == "cuda" else None)
-        n_seen = self.subset.numel() if self.subset is not None else len(ds.train)
+        n_seen = self.the_run.num_train
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _ExampleDecay(spec.lr_decay, n_seen, spec.lr_decay_examples))
 
@@ -396,59 +360,32 @@ class _Trainer:
         ds = self.ds
         return {**self.spec.to_dict(), "run_name": self.run_name, "device": str(self.dev), "compile": bool(compile_model),
                 "world_size": self.world,
-                "num_train": int(self.subset.numel()) if self.subset is not None else len(ds.train),
-                "num_test": self.spec.test_size or len(ds.test), "num_classes": int(ds.num_classes),
+                "num_train": self.the_run.num_train, "num_test": self.the_run.num_test,
+                "num_classes": int(ds.num_classes),
                 "input_shape": list(self.input_shape),
                 "num_parameters": _models.num_parameters(self.net),
-                "out_dir": str(self.out_path.resolve()) if self.out_path is not None else None,
+                "out_dir": str(self.files.out_dir.resolve()) if self.files is not None else None,
                 "versions": _versions(self.dev)}
 
     # -- files -----------------------------------------------------------------------
-    def _existing(self) -> Result | None:
-        """The result under this run's name in out_dir, or None; a damaged one is set aside.
-        Raises ValueError (naming the settings that differ) when it is of another spec."""
-        path = self.files["json"]
-        if not path.exists():
-            return None
-        try:
-            done = Result.load(path)
-        except ValueError as e:
-            if "newer" in str(e):
-                raise
-            _set_aside(path, e)
-            return None
-        self._check_same_spec(done.config, path)
-        return done
-
     def _finished(self) -> Result | None:
         """A completed result of this spec in out_dir, or None; a damaged one is set aside."""
-        done = self._existing()
-        if done is None or done.status != "completed" or not self.files["pt"].exists():
-            return None
-        done.model, done.init_state = load_model(self.files["json"], device=self.dev)
+        done = self.files.finished(self.spec)
+        if done is not None:
+            done.model, done.init_state = load_model(self.files.json, device=self.dev)
         return done
 
-    def _check_same_spec(self, config: dict, path: Path) -> None:
-        try:
-            theirs = RunSpec.from_config(config)
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"{path} is not a result of a rethink run ({e})") from None
-        diff = self.spec.diff(theirs)
-        if diff:
-            what = ", ".join(f"{k} is {b!r} there but {a!r} here" for k, a, b in diff)
-            raise ValueError(f"{path} is from another run: {what}; give another run_name or out_dir")
-
     def _restore(self, state: _Progress) -> _Progress:
-        path = self.files["ckpt"]
+        path = self.files.ckpt
         if not path.exists():
             return state
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
             spec_dict = ckpt["spec"] if "spec" in ckpt else ckpt["config"]  # rethink 0.1: "config"
         except Exception as e:  # noqa: BLE001 - any failure to read it means a damaged file
-            _set_aside(path, e)
+            set_aside_file(path, e)
             return state
-        self._check_same_spec(spec_dict, path)
+        check_same_spec(self.spec, spec_dict, path)
         self.net.load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         self.scheduler.load_state_dict(ckpt["scheduler_state"])
@@ -469,7 +406,7 @@ class _Trainer:
             "steps_to_fit": state.steps_to_fit, "epochs_to_fit": state.epochs_to_fit, "elapsed": elapsed,
             "rng_state": torch.get_rng_state(),
             "cuda_rng_state": torch.cuda.get_rng_state(self.dev) if self.dev.type == "cuda" else None,
-        }, self.files["ckpt"])
+        }, self.files.ckpt)
 
     # -- the loop --------------------------------------------------------------------
     def run(self, resume: bool, progress: bool) -> Result:
@@ -485,9 +422,11 @@ class _Trainer:
         if self.files is not None and resume:
             done = self._finished()
             if done is not None:
+                if progress and self.rank == 0:
+                    note(f"{self.files.json} {REUSE_NOTE}")
                 return done
         elif self.files is not None:  # starting over: never over a run of other settings
-            self._existing()
+            self.files.result(self.spec)
         state = _Progress([], [], torch.zeros(0))
         if self.files is not None and resume:
             state = self._restore(state)
@@ -499,7 +438,7 @@ class _Trainer:
             result.status, result.error = status, error
             result.steps_to_fit, result.epochs_to_fit = state.steps_to_fit, state.epochs_to_fit
             if writer:
-                result.save(self.files["json"])
+                result.save(self.files.json)
 
         bar = self._bar(progress, state)
         self._elapsed0 = state.elapsed
@@ -536,10 +475,10 @@ class _Trainer:
             atomic_torch_save({"model_state": _state_to_cpu(self.net.state_dict()), "init_state": self.init_state,
                                "model": spec.model, "input_shape": list(self.input_shape),
                                "num_classes": int(self.ds.num_classes), "dropout": spec.dropout,
-                               **self.source.rebuild_record()}, self.files["pt"])
+                               **self.source.rebuild_record()}, self.files.pt)
         write("completed")
         if writer:
-            self.files["ckpt"].unlink(missing_ok=True)
+            self.files.ckpt.unlink(missing_ok=True)
         return result
 
     def _bar(self, progress: bool, state: _Progress):

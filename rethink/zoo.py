@@ -171,28 +171,31 @@ class ZooReport:
 
 def zoo(grid: dict[str, list] | None = None, seeds=(0, 1), out_dir: str | os.PathLike = "zoo", *,
         measures: bool = True, measure_settings: dict | None = None, root: str | None = None, device: str = "auto",
-        devices=None, executor: Any = None, progress: bool = True, **settings: Any) -> ZooReport:
+        devices=None, executor: Any = None, progress: bool = True, execution: Any = None,
+        **settings: Any) -> ZooReport:
     """Train the factorial grid of :func:`zoo_specs` into ``out_dir`` and compute the measures
     of every run that completed (``measure_settings`` go to :func:`rethink.measures.compute`,
     e.g. ``samples``, ``max_examples``). Finished runs and cached measures are reused; runs
-    and measures spread over ``devices`` or an ``executor`` (:func:`rethink.runner.run_jobs`).
+    and measures spread over ``devices`` or an ``executor`` (:func:`rethink.runner.run_jobs`);
+    ``execution`` (a :class:`rethink.runner.Execution`) gives out_dir, root, device, devices,
+    executor and progress at once.
 
     Returns a :class:`ZooReport`. Raises ValueError for a bad grid, seed, setting or measure
     setting (named), before anything runs."""
     import dataclasses
 
-    from .runner import run_fits, run_jobs
+    from .runner import Execution
 
+    ex = execution or Execution(out_dir, root, device, devices, executor, progress)
+    root, out_dir = ex.root, ex.out_dir
     plan = _plan(grid, seeds, root, settings)
     if measures:  # bad measure settings are refused before anything is trained
         MeasureJob.make("", measure_settings)
-    results = run_fits([sub.job(spec, root) for spec, sub in plan], out_dir, device=device, devices=devices,
-                       executor=executor, progress=progress)
+    results = ex.fits([sub.job(spec, root) for spec, sub in plan], desc="zoo")
     report = ZooReport(results=results, out_dir=Path(out_dir))
     if measures:
         done = [(r, sub) for r, (_, sub) in zip(results, plan) if r.status == "completed"]
         jobs = [dataclasses.replace(MeasureJob.make(r.run_name, measure_settings), data=sub.data) for r, sub in done]
-        outs = run_jobs(jobs, Path(out_dir), device=device, devices=devices, executor=executor, progress=progress,
-                        desc="measures")
+        outs = ex.run(jobs, desc="measures")
         report.measures = {j.run_name: o["values"] for j, o in zip(jobs, outs)}
     return report
