@@ -66,4 +66,18 @@ PYBIND11_MODULE(_C, m) {
         "Names of the integers in randomized_batch's `config` argument, in order (csrc/randomized_batch.h)");
   m.attr("max_rotation") = rethink::kMaxRotation;
   m.attr("max_stat_channels") = rethink::kMaxChannels;
+  // The kernels' enums by name, so that Python never restates their integers.
+  pybind11::dict pixel_modes;
+  pixel_modes["none"] = static_cast<int>(rethink::kPixelNone);
+  pixel_modes["shuffled_pixels"] = static_cast<int>(rethink::kShuffledPixels);
+  pixel_modes["shuffled_values"] = static_cast<int>(rethink::kShuffledValues);
+  pixel_modes["random_pixels"] = static_cast<int>(rethink::kRandomPixels);
+  pixel_modes["random_values"] = static_cast<int>(rethink::kRandomValues);
+  pixel_modes["gaussian"] = static_cast<int>(rethink::kGaussian);
+  m.attr("pixel_modes") = pixel_modes;
+  pybind11::dict normalize_modes;
+  normalize_modes["none"] = static_cast<int>(rethink::Normalize::kNone);
+  normalize_modes["per_image"] = static_cast<int>(rethink::Normalize::kPerImage);
+  normalize_modes["per_channel"] = static_cast<int>(rethink::Normalize::kPerChannel);
+  m.attr("normalize_modes") = normalize_modes;
 }

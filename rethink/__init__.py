@@ -23,7 +23,8 @@ from .loader import RandomizedLoader, randomized_batch  # isort: skip
 
 # the engine: models, the run model, the trainer, the runner
 from . import models, runs, train, runner  # isort: skip
-from .runs import RunSpec, load_runs  # isort: skip
+from .runs import RunSpec  # isort: skip
+from .results import load_runs  # isort: skip
 from .train import fit, fit_random, load_model  # isort: skip
 from .runner import sweep  # isort: skip
 

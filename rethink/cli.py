@@ -76,38 +76,55 @@ def _optional_float(s: str) -> float | None:
 
 #: (flag, RunSpec field, type, list allowed in sweeps, help)
 _RUN_OPTIONS = [
-    ("--lr", "lr", float, True, "initial learning rate (default: the paper's, 0.1 Inception, 0.01 others)"),
-    ("--momentum", "momentum", float, False, "SGD momentum (default 0.9)"),
-    ("--weight-decay", "weight_decay", float, True, "L2 weight decay (default 0, the paper's)"),
-    ("--lr-decay", "lr_decay", float, False, "decay factor per --lr-decay-examples (default 0.95)"),
+    ("--lr", "lr", float, True, "initial learning rate (default: the paper's per model, rethink.paper.LR; 0.01 for "
+                                "others)"),
+    ("--momentum", "momentum", float, False, "SGD momentum"),
+    ("--weight-decay", "weight_decay", float, True, "L2 weight decay (the paper's default: none)"),
+    ("--lr-decay", "lr_decay", float, False, "decay factor per --lr-decay-examples"),
     ("--lr-decay-examples", "lr_decay_examples", _integer, False,
-     "training examples per decay step (default 50000, one CIFAR-10 epoch)"),
-    ("--batch-size", "batch_size", _integer, True, "batch size (default 128)"),
-    ("--max-epochs", "max_epochs", _integer, False, "epoch budget (default per dataset: digits 1000, others 200)"),
+     "training examples per decay step (the default is one CIFAR-10 epoch)"),
+    ("--batch-size", "batch_size", _integer, True, "batch size"),
+    ("--max-epochs", "max_epochs", _integer, False, "epoch budget (default per dataset: "
+                                                    "rethink.runs.DEFAULT_MAX_EPOCHS)"),
     ("--stop-at-train-acc", "stop_at_train_acc", _optional_float, False,
-     "stop at this train accuracy (default 1.0; 'none': train the whole budget)"),
+     "stop at this train accuracy ('none': train the whole budget)"),
     ("--stop-at-train-loss", "stop_at_train_loss", _optional_float, False, "stop at this train cross-entropy"),
     ("--epochs-after-fit", "epochs_after_fit", _integer, False,
-     "keep training this many epochs after the stopping target (default 0)"),
+     "keep training this many epochs after the stopping target"),
     ("--augment", "augment", str, True,
      "none (default), or crop, flip, rotate joined with + (e.g. crop+flip); crop_flip = pad 4, crop, flip"),
     ("--crop", "crop", _integer, False, "crop size: the centre crop (the paper's 28), or the random window of 'crop'"),
-    ("--max-rotation", "max_rotation", _integer, False, "degrees of 'rotate' (default 25)"),
-    ("--normalize", "normalize", str, False, "per_image (the paper's, default), per_channel or none"),
-    ("--dropout", "dropout", float, True, "dropout probability in the model (default 0)"),
+    ("--max-rotation", "max_rotation", _integer, False, "degrees of 'rotate' (default {rotation})"),
+    ("--normalize", "normalize", str, False, "per_image (the paper's), per_channel or none"),
+    ("--dropout", "dropout", float, True, "dropout probability in the model"),
     ("--train-size", "train_size", _integer, True, "train on a random subset of this many training images"),
     ("--test-size", "test_size", _integer, False, "measure test accuracy on the first N test images (default all)"),
-    ("--dtype", "dtype", str, False, "float32 (default) or bfloat16 (autocast)"),
-    ("--loss-window", "loss_window", _integer, False, "SGD steps per logged training-loss value (default 50)"),
+    ("--dtype", "dtype", str, False, "float32 or bfloat16 (autocast)"),
+    ("--loss-window", "loss_window", _integer, False, "SGD steps per logged training-loss value"),
 ]
 
 
+def _help(field: str, text: str) -> str:
+    """A run option's help with its default read from RunSpec (never restated here)."""
+    import dataclasses
+
+    from .loader import DEFAULT_MAX_ROTATION
+    from .runs import RunSpec
+
+    text = text.replace("{rotation}", str(DEFAULT_MAX_ROTATION))
+    default = {f.name: f.default for f in dataclasses.fields(RunSpec)}[field]
+    if default is None or "default" in text:
+        return text
+    return f"{text} (default {default:g})" if isinstance(default, float) else f"{text} (default {default})"
+
+
 def _add_run_options(p: argparse.ArgumentParser, lists: bool) -> None:
-    for flag, _, cast, listable, text in _RUN_OPTIONS:
+    for flag, field, cast, listable, text in _RUN_OPTIONS:
         if lists and listable:
-            p.add_argument(flag, nargs="+", default=argparse.SUPPRESS, help=text + " (several values: one run each)")
+            p.add_argument(flag, nargs="+", default=argparse.SUPPRESS,
+                           help=_help(field, text) + " (several values: one run each)")
         else:
-            p.add_argument(flag, type=cast, default=argparse.SUPPRESS, help=text)
+            p.add_argument(flag, type=cast, default=argparse.SUPPRESS, help=_help(field, text))
 
 
 def _run_settings(args, lists: bool) -> dict[str, Any]:
@@ -141,8 +158,8 @@ def _add_common(p: argparse.ArgumentParser, *, out_default: str | None) -> None:
 
 def _add_reuse(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerun", action="store_true",
-                   help="train every run anew (default, as in every command: finished runs of the same settings "
-                        "in --out-dir are reused and interrupted ones continue from their checkpoint)")
+                   help="train every run anew; without it (in every command) finished runs of the same settings "
+                        "in --out-dir are reused and interrupted ones continue from their checkpoint")
     p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)  # the default; rethink 0.2's flag
 
 
@@ -345,15 +362,7 @@ def _cmd_memorization(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
-    from ._version import __version__
-
-    parser = _Parser(prog="rethink", description="Randomization tests of Zhang et al. 2017, 'Understanding deep "
-                                                 "learning requires rethinking generalization'.")
-    parser.add_argument("--version", action="version", version=f"rethink {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="command", parser_class=_Parser)
-
+def _parser_fit_random(sub) -> None:
     p = sub.add_parser("fit-random", help="train one model on (randomized) data",
                        description="Train a model with SGD on randomized data until it fits the training set; "
                                    "print the final metrics.")
@@ -369,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reuse(p)
     p.set_defaults(func=_cmd_fit_random)
 
+
+def _parser_sweep(sub) -> None:
     s = sub.add_parser("sweep", help="train every combination of models, corruptions, seeds and settings",
                        description="Run fit-random for the product of the given settings, one result file per "
                                    "run; finished runs of the same settings are skipped on a rerun.")
@@ -384,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reuse(s)
     s.set_defaults(func=_cmd_sweep)
 
+
+def _parser_randomization_test(sub) -> None:
     r = sub.add_parser("randomization-test",
                        help="the paper's randomization test (Figures 1 and 2, Table 1) on a model and a dataset",
                        description="Train a model on true labels, random labels, shuffled pixels, random pixels "
@@ -411,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reuse(r)
     r.set_defaults(func=_cmd_randomization_test)
 
+
+def _parser_measures(sub) -> None:
     m = sub.add_parser("measures", help="rank complexity measures by how well they predict the generalization gap",
                        description="Compute complexity measures for every run in a results folder and rank them "
                                    "by how well they predict the generalization gap; writes measures.csv, "
@@ -423,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(m, out_default=None)
     m.set_defaults(func=_cmd_measures)
 
+
+def _parser_zoo(sub) -> None:
     z = sub.add_parser("zoo", help="train a factorial grid of models (a model zoo) and compute their measures",
                        description="Train every combination of the --grid values for every seed to a common "
                                    "stopping rule, then compute each run's complexity measures (cached per run); "
@@ -443,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reuse(z)
     z.set_defaults(func=_cmd_zoo)
 
+
+def _parser_memorization(sub) -> None:
     mz = sub.add_parser("memorization", help="memorization score of every training example (Feldman & Zhang 2020)",
                         description="Train --runs networks on random --subset fractions of the training pool, all "
                                     "with the same corrupted labels, and estimate every example's memorization "
@@ -462,6 +481,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(mz, out_default="memorization")
     _add_reuse(mz)
     mz.set_defaults(func=_cmd_memorization)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    from ._version import __version__
+
+    parser = _Parser(prog="rethink", description="Randomization tests of Zhang et al. 2017, 'Understanding deep "
+                                                 "learning requires rethinking generalization'.")
+    parser.add_argument("--version", action="version", version=f"rethink {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="command", parser_class=_Parser)
+    _parser_fit_random(sub)
+    _parser_sweep(sub)
+    _parser_randomization_test(sub)
+    _parser_measures(sub)
+    _parser_zoo(sub)
+    _parser_memorization(sub)
     return parser
 
 

@@ -46,7 +46,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .expressivity import InterpolatingNet, _theorem1
+from .theorem1 import InterpolatingNet, _theorem1
 
 __all__ = ["DeepInterpolatingNet", "interpolate_deep"]
 

@@ -48,15 +48,20 @@ __all__ = [
     "randomized_batch",
 ]
 
+#: the kernels' enums by name (csrc/randomize.h PixelMode, csrc/randomized_batch.h Normalize)
+PIXEL_MODES: dict[str, int] = dict(_build._C.pixel_modes)
+NORMALIZE_MODES: dict[str, int] = dict(_build._C.normalize_modes)
 #: normalizations: None, "per_image" (the paper's whitening), "per_channel" (dataset mean/std)
-NORMALIZE = {None: 0, "none": 0, "per_image": 1, "per_channel": 2}
+NORMALIZE = {None: NORMALIZE_MODES["none"], "none": NORMALIZE_MODES["none"], "per_image": NORMALIZE_MODES["per_image"],
+             "per_channel": NORMALIZE_MODES["per_channel"]}
+#: (corruption kind, unit) -> the kernel's pixel mode
 _PIXEL_MODES = {
-    ("shuffled_pixels", "pixel"): 1,
-    ("shuffled_pixels", "value"): 2,
-    ("random_pixels", "pixel"): 3,
-    ("random_pixels", "value"): 4,
-    ("gaussian", "pixel"): 5,
-    ("gaussian", "value"): 5,
+    ("shuffled_pixels", "pixel"): PIXEL_MODES["shuffled_pixels"],
+    ("shuffled_pixels", "value"): PIXEL_MODES["shuffled_values"],
+    ("random_pixels", "pixel"): PIXEL_MODES["random_pixels"],
+    ("random_pixels", "value"): PIXEL_MODES["random_values"],
+    ("gaussian", "pixel"): PIXEL_MODES["gaussian"],
+    ("gaussian", "value"): PIXEL_MODES["gaussian"],
 }
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 #: splits whose prepared images take at most this many bytes are prepared once and cached
@@ -114,17 +119,18 @@ class _Plan:
             raise ValueError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {dtype!r}")
         if split not in SPLIT_IDS:
             raise ValueError(f"unknown split {split!r}: expected 'train' or 'test'")
-        pixel_mode = _PIXEL_MODES.get((corruption.kind, corruption.unit), 0)
+        pixel_mode = _PIXEL_MODES.get((corruption.kind, corruption.unit), PIXEL_MODES["none"])
         norm = NORMALIZE[normalize]
         values = [0.0] * (4 * c)
-        if pixel_mode == 5 or norm == 2:
-            if (pixel_mode == 5 or norm == 2) and c > _build._C.max_stat_channels:
+        gaussian, per_channel = pixel_mode == PIXEL_MODES["gaussian"], norm == NORMALIZE_MODES["per_channel"]
+        if gaussian or per_channel:
+            if c > _build._C.max_stat_channels:
                 raise ValueError(f"per-channel statistics support at most {_build._C.max_stat_channels} "
                                  f"channels, got {c}")
             raw = stats()
-            if pixel_mode == 5:
+            if gaussian:
                 values[:c], values[c:2 * c] = _check_stats(raw, c, "corruption 'gaussian'", positive=False)
-            if norm == 2:
+            if per_channel:
                 values[2 * c:3 * c], values[3 * c:] = _check_stats(raw, c, "normalize='per_channel'", positive=True)
         self.config = {
             "pixel_mode": pixel_mode, "corruption_seed": corruption.seed, "split": SPLIT_IDS[split],

@@ -180,8 +180,8 @@ def memorization(model: Any = "mlp1x512", dataset: Any = "fashion_mnist", corrup
             setting (named).
     """
     from .corruption import corrupted_labels
-    from .inputs import Subject
-    from .runner import Execution
+    from .runner import Execution, FitJob
+    from .runs import Subject
 
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
         raise ValueError(f"runs must be an integer >= 2 (scores compare runs with and without each example), "
@@ -206,7 +206,7 @@ def memorization(model: Any = "mlp1x512", dataset: Any = "fashion_mnist", corrup
              for k in range(runs)]
     out = Path(out_dir)
     root_s = str(root) if root is not None else None
-    results = ex.run([subject.job(s, root_s) for s in specs], desc="memorization fits")
+    results = ex.run([FitJob.of(subject, s, root_s) for s in specs], desc="memorization fits")
     failed = [r.run_name for r in results if r.status != "completed"]
     if failed:
         raise RuntimeError(f"{len(failed)} fit(s) failed, e.g. {failed[0]}: the scores need every run")

@@ -334,8 +334,8 @@ def randomization_test(model: Any = "mlp1x512", dataset: Any = "digits", *, root
         ValueError: a bad corruption, label-noise level, seed or setting (before anything
             runs or is written).
     """
-    from .inputs import Subject
-    from .runner import Execution
+    from .runner import Execution, FitJob
+    from .runs import Subject
 
     for k in ("out_dir", "run_name", "resume", "progress", "corruption", "seed", "model", "dataset",
               "model_fingerprint", "dataset_fingerprint"):
@@ -348,7 +348,7 @@ def randomization_test(model: Any = "mlp1x512", dataset: Any = "digits", *, root
                      grid_augment=grid_augment, regularized_random=regularized_random, **subject.identity(),
                      **settings)
     out = Path(ex.out_dir)
-    jobs = [subject.job(p.spec, root, resume=ex.resume) for p in plan]
+    jobs = [FitJob.of(subject, p.spec, root, resume=ex.resume) for p in plan]
     model, dataset = subject.model.name, subject.dataset
     results = ex.run(jobs, desc=f"randomization test {model}/{dataset}")
     paths: dict[str, Any] = {"out_dir": out, "results": [out / f"{j.name}.json" for j in jobs]}

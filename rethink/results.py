@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._check import check_choice
 from ._io import atomic_write_json
 
 #: Version of the on-disk result format. ``Result.load`` refuses newer files and reads
@@ -280,3 +283,53 @@ def load_model(result_or_path: Result | str | os.PathLike, device: Any = "cpu") 
                              dropout=float(saved.get("dropout", 0.0)))
     net.load_state_dict(saved["model_state"])
     return net.to(device).eval(), saved["init_state"]
+
+
+def load_runs(out_dir: str | os.PathLike | Iterable, status: str | Iterable[str] | None = None,
+              *, on_error: str = "warn") -> list[Result]:
+    """The results in a folder (every ``*.json`` that is a rethink result, sorted by name), or
+    the results given as a list of Results / result paths.
+
+    Args:
+        status: keep only results with this status ("completed", "running", "interrupted", "failed") or
+            any of these statuses; None keeps all.
+        on_error: a damaged JSON file (e.g. truncated by a crash) is skipped with a warning
+            ("warn"), skipped silently ("skip") or raises ("raise"). JSON files that are not
+            rethink results (e.g. a cache) are always skipped.
+
+    Each Result read from a file has ``Result.path`` set. Raises ValueError for a result
+    written by a newer rethink, for a folder that does not exist, and for an unknown
+    ``status`` or ``on_error``.
+    """
+    if status is not None and not isinstance(status, str) and not (
+            isinstance(status, Iterable) and all(isinstance(s, str) for s in status)):
+        raise ValueError(f"status must be one of {STATUSES}, a list of them or None, got {status!r}")
+    statuses = {status} if isinstance(status, str) else (set(status) if status is not None else None)
+    for s in statuses or ():
+        check_choice("status", s, STATUSES)
+    check_choice("on_error", on_error, ("warn", "skip", "raise"))
+    if isinstance(out_dir, (str, os.PathLike)):
+        folder = Path(out_dir)
+        if not folder.is_dir():
+            raise ValueError(f"results folder {str(folder)!r} does not exist or is not a folder")
+        items: list[Any] = sorted(folder.glob("*.json"))
+    else:
+        items = list(out_dir)
+    out = []
+    for item in items:
+        if isinstance(item, Result):
+            r = item
+        elif isinstance(item, (str, os.PathLike)):
+            try:
+                r = Result.load(item)
+            except ValueError as e:
+                if isinstance(e, NewerFormat) or on_error == "raise":
+                    raise
+                if isinstance(e, DamagedFile) and on_error == "warn":
+                    warnings.warn(f"skipping a damaged result file: {e}", stacklevel=2)
+                continue
+        else:
+            raise TypeError(f"expected Results or result paths, got {type(item).__name__}")
+        if statuses is None or r.status in statuses:
+            out.append(r)
+    return out

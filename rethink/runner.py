@@ -44,6 +44,13 @@ class FitJob:
     module: Any = field(default=None, compare=False, hash=False, repr=False)
     data: Any = field(default=None, compare=False, hash=False, repr=False)
 
+    @classmethod
+    def of(cls, subject: Any, spec: RunSpec, root: str | os.PathLike | None = None, resume: bool = True) -> FitJob:
+        """The job training ``spec``, a spec of ``subject`` (a :class:`rethink.runs.Subject`),
+        carrying its user model and data."""
+        return cls(spec, str(root) if root is not None else None, resume=resume,
+                   module=subject.model if subject.model.is_user else None, data=subject.data)
+
     @property
     def name(self) -> str:
         return self.spec.run_name()
@@ -285,7 +292,8 @@ def sweep(models: Sequence[Any] = ("mlp1x512",), corruptions: Sequence[Any] = ("
     Returns the Results in product order (datasets, models, corruptions, seeds, then the listed
     settings in the order given). Raises ValueError for bad settings, before any run starts.
     """
-    from .inputs import Subject, as_dataset, as_model
+    from .inputs import as_dataset, as_model
+    from .runs import Subject
 
     ex = execution or Execution(out_dir, root, device, devices, executor, progress)
     if ex.out_dir is None:
@@ -311,7 +319,7 @@ def sweep(models: Sequence[Any] = ("mlp1x512",), corruptions: Sequence[Any] = ("
         subjects += [Subject(as_model(m), d if data is None else str(data.name), data, fp) for m in models]
     jobs = []
     for sub, c, s, *vals in itertools.product(subjects, corruptions, seeds, *expand.values()):
-        jobs.append(sub.job(sub.spec(corruption=c, seed=s, **fixed, **dict(zip(expand, vals))), root))
+        jobs.append(FitJob.of(sub, sub.spec(corruption=c, seed=s, **fixed, **dict(zip(expand, vals))), root))
     return ex.fits(jobs, desc="sweep")
 
 

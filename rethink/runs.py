@@ -20,19 +20,16 @@ import hashlib
 import json
 import os
 import re
-import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
-from ._check import check_choice, check_int, check_number, check_seed
+from . import paper
+from ._check import check_int, check_number, check_seed
 from .corruption import Corruption
-from .inputs import dataset_fingerprint, module_fingerprint
+from .inputs import ModelSource, as_dataset, as_model, dataset_fingerprint, module_fingerprint
 from .loader import DEFAULT_MAX_ROTATION, NORMALIZE, augment_parts, parse_augment
-from .results import STATUSES, DamagedFile, NewerFormat, Result
 
-__all__ = ["RunSpec", "DEFAULT_MAX_EPOCHS", "load_runs", "subset_indices", "check_number", "check_seed",
+__all__ = ["RunSpec", "Subject", "DEFAULT_MAX_EPOCHS", "subset_indices", "check_number", "check_seed",
            "module_fingerprint", "dataset_fingerprint"]
 
 #: Default ``max_epochs`` per dataset name; other datasets: 1000 under 10,000 training
@@ -103,11 +100,11 @@ class RunSpec:
     seed: int = 0
     corruption_seed: int | None = None
     lr: float | None = None
-    momentum: float = 0.9
+    momentum: float = paper.MOMENTUM
     weight_decay: float = 0.0
-    lr_decay: float = 0.95
-    lr_decay_examples: int = 50_000
-    batch_size: int = 128
+    lr_decay: float = paper.LR_DECAY_PER_EPOCH
+    lr_decay_examples: int = paper.CIFAR10_TRAIN_IMAGES
+    batch_size: int = paper.BATCH_SIZE
     max_epochs: int | None = None
     stop_at_train_acc: float | None = 1.0
     stop_at_train_loss: float | None = None
@@ -338,51 +335,50 @@ def subset_indices(num_train: int, train_size: int | None, seed: int, train_pool
     return torch.randperm(pool, generator=g)[:train_size].sort().values
 
 
-def load_runs(out_dir: str | os.PathLike | Iterable, status: str | Iterable[str] | None = None,
-              *, on_error: str = "warn") -> list[Result]:
-    """The results in a folder (every ``*.json`` that is a rethink result, sorted by name), or
-    the results given as a list of Results / result paths.
+# ----------------------------------------------------------------------------- the subject of runs
 
-    Args:
-        status: keep only results with this status ("completed", "running", "interrupted", "failed") or
-            any of these statuses; None keeps all.
-        on_error: a damaged JSON file (e.g. truncated by a crash) is skipped with a warning
-            ("warn"), skipped silently ("skip") or raises ("raise"). JSON files that are not
-            rethink results (e.g. a cache) are always skipped.
 
-    Each Result read from a file has ``Result.path`` set. Raises ValueError for a result
-    written by a newer rethink, for a folder that does not exist, and for an unknown
-    ``status`` or ``on_error``.
+@dataclass(frozen=True)
+class Subject:
+    """The model and the data that a command's runs share, read once: every spec it makes
+    names them (with their fingerprints) and every job it makes carries the user objects.
+
+    Attributes:
+        model: the :class:`ModelSource`.
+        dataset: ``spec.dataset``: the name rethink loads, or the user dataset's name.
+        data: the user Dataset (None for a name, loaded by each run itself).
+        dataset_fingerprint: ``spec.dataset_fingerprint`` (None for a name).
     """
-    if status is not None and not isinstance(status, str) and not (
-            isinstance(status, Iterable) and all(isinstance(s, str) for s in status)):
-        raise ValueError(f"status must be one of {STATUSES}, a list of them or None, got {status!r}")
-    statuses = {status} if isinstance(status, str) else (set(status) if status is not None else None)
-    for s in statuses or ():
-        check_choice("status", s, STATUSES)
-    check_choice("on_error", on_error, ("warn", "skip", "raise"))
-    if isinstance(out_dir, (str, os.PathLike)):
-        folder = Path(out_dir)
-        if not folder.is_dir():
-            raise ValueError(f"results folder {str(folder)!r} does not exist or is not a folder")
-        items: list[Any] = sorted(folder.glob("*.json"))
-    else:
-        items = list(out_dir)
-    out = []
-    for item in items:
-        if isinstance(item, Result):
-            r = item
-        elif isinstance(item, (str, os.PathLike)):
-            try:
-                r = Result.load(item)
-            except ValueError as e:
-                if isinstance(e, NewerFormat) or on_error == "raise":
-                    raise
-                if isinstance(e, DamagedFile) and on_error == "warn":
-                    warnings.warn(f"skipping a damaged result file: {e}", stacklevel=2)
-                continue
-        else:
-            raise TypeError(f"expected Results or result paths, got {type(item).__name__}")
-        if statuses is None or r.status in statuses:
-            out.append(r)
-    return out
+
+    model: ModelSource
+    dataset: str
+    data: Any = None
+    dataset_fingerprint: str | None = None
+
+    @classmethod
+    def of(cls, model: Any, dataset: Any, root: str | os.PathLike | None = None) -> Subject:
+        """The subject of ``model`` and ``dataset`` (anything :func:`rethink.inputs.as_model`
+        and :func:`rethink.inputs.as_dataset` take). A dataset name is not loaded here."""
+        source = as_model(model)
+        if isinstance(dataset, str):
+            return cls(source, dataset)
+        data, fp = as_dataset(dataset, root=root)
+        return cls(source, str(data.name), data, fp)
+
+    def identity(self) -> dict[str, Any]:
+        """The RunSpec fields that name this subject."""
+        return {"model": self.model.name, "model_fingerprint": self.model.fingerprint, "dataset": self.dataset,
+                "dataset_fingerprint": self.dataset_fingerprint}
+
+    def spec(self, **settings: Any) -> RunSpec:
+        """The :class:`RunSpec` of this subject with ``settings``."""
+        for k in ("model", "dataset", "model_fingerprint", "dataset_fingerprint"):
+            if k in settings:
+                raise ValueError(f"{k} is the subject's; give the model and dataset to the command itself")
+        return RunSpec(**self.identity(), **settings)
+
+    def load(self, root: str | os.PathLike | None = None):
+        """The Dataset (the user's, or the named one loaded from ``root``)."""
+        from . import datasets as _datasets
+
+        return self.data if self.data is not None else _datasets.load(self.dataset, root=root)

@@ -57,7 +57,7 @@ import torch
 from torch import nn
 
 from ._check import check_seed
-from .expressivity import _check_duplicate_targets, _check_queries, _check_X, _targets
+from .theorem1 import _check_duplicate_targets, _check_queries, _check_X, _targets
 
 __all__ = ["SlabNet", "interpolate_slabs", "SLAB_TOLERANCE"]
 

@@ -507,7 +507,7 @@ def study(results_or_dir, out_dir=None, *, measures="all", device="auto", seed=0
 
     from ._io import atomic_write_text, check_writable
     from .measures import check_settings
-    from .runs import load_runs
+    from .results import load_runs
 
     folder = Path(results_or_dir) if isinstance(results_or_dir, (str, os.PathLike)) else None
     runs = load_runs(results_or_dir)

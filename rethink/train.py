@@ -40,11 +40,11 @@ from . import models as _models
 from ._build import resolve_device
 from ._io import REUSE_NOTE, atomic_torch_save, check_writable, note, progress_bar
 from .corruption import Corruption
-from .inputs import ModelSource, Subject, as_dataset, as_model
+from .inputs import ModelSource, as_dataset, as_model
 from .loader import RandomizedLoader
 from .results import Result, load_model
 from .run import Run, check_same_spec, set_aside_file
-from .runs import RunSpec
+from .runs import RunSpec, Subject
 
 __all__ = ["fit", "fit_random", "make_spec", "load_model", "TrainingFailed"]
 

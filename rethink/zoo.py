@@ -55,7 +55,8 @@ def zoo_specs(grid: dict[str, list] | None = None, seeds=(0, 1), **settings: Any
 
 def _plan(grid, seeds, root, settings: dict[str, Any]) -> list[tuple[RunSpec, Any]]:
     """``[(spec, its Subject)]`` of the zoo's runs; each distinct model and dataset read once."""
-    from .inputs import Subject, as_dataset, as_model
+    from .inputs import as_dataset, as_model
+    from .runs import Subject
 
     if grid is not None and not isinstance(grid, dict):
         raise ValueError(f"grid must be a dict of RunSpec settings -> lists of values, got {type(grid).__name__}")
@@ -184,14 +185,14 @@ def zoo(grid: dict[str, list] | None = None, seeds=(0, 1), out_dir: str | os.Pat
     setting (named), before anything runs."""
     import dataclasses
 
-    from .runner import Execution
+    from .runner import Execution, FitJob
 
     ex = execution or Execution(out_dir, root, device, devices, executor, progress)
     root, out_dir = ex.root, ex.out_dir
     plan = _plan(grid, seeds, root, settings)
     if measures:  # bad measure settings are refused before anything is trained
         MeasureJob.make("", measure_settings)
-    results = ex.fits([sub.job(spec, root) for spec, sub in plan], desc="zoo")
+    results = ex.fits([FitJob.of(sub, spec, root) for spec, sub in plan], desc="zoo")
     report = ZooReport(results=results, out_dir=Path(out_dir))
     if measures:
         done = [(r, sub) for r, (_, sub) in zip(results, plan) if r.status == "completed"]
