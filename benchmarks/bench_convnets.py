@@ -16,7 +16,9 @@ measured in one run.
    loader's per-image-whitened 1x28x28 views; the run has no crop). The runs alternate,
    ``--runs`` times each; each ratio is taken within one round and the median is printed.
    The first ``fit_random`` call of the process also reads the dataset files (printed
-   apart: ``cold``); later calls of the same process reuse the decompressed files.
+   apart: ``cold``, after torch's one-time import of torch._dynamo, which the first
+   optimizer of any process pays); later calls of the same process reuse the decompressed
+   files (rethink.datasets keeps them while they are unchanged).
 
     python benchmarks/bench_convnets.py [--threads 2] [--reps 20] [--inception-reps 5] [--runs 5]
         [--skip alexnet,inception,mlp]
@@ -111,6 +113,9 @@ def fit_time(out_dir: bool) -> float:
 
 
 def bench_mlp(runs: int) -> None:
+    # torch imports torch._dynamo when the process makes its first optimizer (~1 s here): a
+    # cost of any PyTorch program, paid before the first run so that "cold" is rethink's own
+    torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
     cold = fit_time(False)  # the first call of the process: reads the dataset files as well
     spec, train, test = mlp_data()
     num_classes = int(train[1].max()) + 1
