@@ -8,8 +8,9 @@ noise: nothing per image is stored), the augmentation (rotation, random crop wit
 without zero padding, horizontal flip, drawn per (seed, epoch, image)), the centre crop,
 the normalization and the conversion to the output dtype and layout, and gathers the
 corrupted labels. No host synchronization happens per batch and no Python code runs per
-image. Without augmentation a split's prepared images are the same in every epoch, so
-they are made once (one kernel call) and each batch is an index gather from them.
+image. Without augmentation a loader's prepared images (its split, or only its subset)
+are the same in every epoch, so they are made once (one kernel call) and each batch is an
+index gather from them; loaders of the same samples and view can share them.
 
 The op's arguments are described once, in csrc/randomized_batch.h; :class:`_Plan` fills
 its ``config`` integers by the names the extension exports.
@@ -195,8 +196,10 @@ class RandomizedLoader:
         subset: None (the whole split) or int64 indices of the samples to use, into the
             whole split: corruption and per-image randomness stay keyed by the index in the
             whole split, so a subset sees exactly the corrupted samples of the full run.
-        cache: without augmentation, prepare the split once and gather batches from it
-            (True), never (False), or when it takes at most :data:`CACHE_BYTES` ("auto").
+        cache: without augmentation, prepare the loader's samples (the split, or the subset)
+            once and gather batches from them (True), never (False), or when they take at most
+            :data:`CACHE_BYTES` ("auto"). Loaders of the same samples and view can share them
+            (:meth:`share_prepared`).
 
     Iterating yields ``(x, y)`` on ``device``: x of shape (B, C, H', W') and ``dtype``,
     y int64 (B,). Each pass is a new epoch (new order, new augmentation draws, same
@@ -262,6 +265,7 @@ class RandomizedLoader:
             raise ValueError(f"split {split!r} of dataset {dataset.name!r} is empty"
                              + (" (an empty subset)" if subset is not None else ""))
         self._n, self._total = n, total
+        self._source = part.images  # what the loader was made from (share_prepared compares it)
         self._images = part.images.contiguous().to(self.device)
         self.labels = corrupted_labels(part.labels, dataset.num_classes, corruption, split).to(self.device)
         if self._index is not None:
@@ -305,18 +309,28 @@ class RandomizedLoader:
 
     def order(self, epoch: int) -> torch.Tensor:
         """The global sample order of ``epoch`` (int64 indices into the whole split, on the device)."""
-        if not self.shuffle:
+        pos = self._positions(epoch)
+        if pos is None:
             return self.indices
+        return pos if self._index is None else self._index[pos]
+
+    def _positions(self, epoch: int) -> torch.Tensor | None:
+        """The order of ``epoch`` as positions in [0, num samples) among the loader's samples
+        (the subset's own order), or None for the unshuffled order."""
+        if not self.shuffle:
+            return None
         g = torch.Generator().manual_seed(_derive(self.seed, int(epoch), _STREAM_ORDER))
-        perm = torch.randperm(self._n, generator=g).to(self.device)
-        return perm if self._index is None else self._index[perm]
+        return torch.randperm(self._n, generator=g).to(self.device)
 
     def __iter__(self):
         epoch = self._epoch
         self._epoch += 1
-        order = self.order(epoch)
+        pos = self._positions(epoch)
+        order = self.indices if pos is None else (pos if self._index is None else self._index[pos])
         bs, shard = self.batch_size, self.batch_size // self.world_size
         cached = self._prepared() if self._use_cache else None
+        if cached is not None:
+            positions = pos if pos is not None else torch.arange(self._n, device=self.device)
         for k in range(self._len):
             size = shard if (k + 1) * bs <= self._n else self._last
             start = k * bs + self.rank * size
@@ -324,18 +338,42 @@ class RandomizedLoader:
             if cached is None:
                 yield self._plan.run(self._images, self.labels, idx, epoch, False)
             else:
-                xb = cached.index_select(0, idx)
+                # the prepared rows are the loader's samples in their own order: gather by position
+                xb = cached.index_select(0, positions[start : start + size])
                 if self.channels_last and xb.dim() == 4:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 yield xb, self.labels.index_select(0, idx)
 
     def _prepared(self) -> torch.Tensor:
-        """The whole split prepared once (no augmentation: the same in every epoch), rows
-        indexed like the whole split (rows outside a subset are never read)."""
+        """The loader's samples (the whole split, or the subset in its order) prepared once:
+        without augmentation they are the same in every epoch. One kernel call; each image is
+        made from its index in the whole split alone, so a row equals the streamed batch's."""
         if self._cache is None:
-            x, _ = self._plan.run(self._images, self.labels, torch.arange(self._total, device=self.device), 0, False)
+            x, _ = self._plan.run(self._images, self.labels, self.indices, 0, False)
             self._cache = x
         return self._cache
+
+    def share_prepared(self, other: RandomizedLoader) -> bool:
+        """Take ``other``'s prepared samples instead of preparing the same ones again, when
+        both prepare their samples (no augmentation) and those are the same: the same image
+        tensor of the same split, the same corruption, view, normalization, dtype and layout
+        (the op's arguments but the epoch) and the same samples in the same order. Batch
+        size, shuffling and rank may differ. Prepares ``other``'s samples now when it has not
+        yet. Returns whether they are shared (else nothing changes)."""
+        if not isinstance(other, RandomizedLoader) or other is self:
+            return False
+        if not (self._use_cache and other._use_cache) or self._source is not other._source:
+            return False
+        if self.split != other.split or self.device != other.device:
+            return False
+        mine, theirs = (dict(p.config, epoch=0, check_indices=0) for p in (self._plan, other._plan))
+        if mine != theirs or self._plan.stats != other._plan.stats or self._plan.dtype != other._plan.dtype:
+            return False
+        if (self._index is None) != (other._index is None) or (
+                self._index is not None and not torch.equal(self._index, other._index)):
+            return False
+        self._cache = other._prepared()
+        return True
 
     def batch(self, indices, epoch: int | None = None):
         """The batch of the given sample indices (into the whole split, any order) in ``epoch``

@@ -443,6 +443,9 @@ class _Trainer:
         bar = self._bar(progress, state)
         self._elapsed0 = state.elapsed
         t0 = last_save = time.perf_counter()
+        # training and evaluation see the same training samples when nothing is drawn per epoch:
+        # prepare them once for both (inside the timed part, as the first epoch did before)
+        self.train_eval.share_prepared(self.train_loader)
         try:
             while not self._done(state):
                 error = self._epoch(state, t0)

@@ -2,8 +2,10 @@
 the tests themselves in the real formats."""
 
 import gzip
+import os
 import pickle
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -175,6 +177,38 @@ def test_idx_datasets(tmp_path, gz, name, sub):
         d.train.images[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"].astype(np.uint8))
     )
     assert d.test.labels.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+
+
+def test_idx_files_are_read_once_while_unchanged_and_every_load_gets_new_tensors(tmp_path, monkeypatch):
+    arrays = _write_idx(tmp_path, gz=True)
+    settled = time.time() - 60
+    for f in tmp_path.iterdir():
+        os.utime(f, (settled, settled))
+    datasets.clear_cache()
+    calls = []
+    real = gzip.decompress
+    monkeypatch.setattr(gzip, "decompress", lambda data: calls.append(len(data)) or real(data))
+    a = load("mnist", tmp_path)
+    b = load("mnist", tmp_path)
+    assert len(calls) == 4  # the second load decompresses nothing
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.test.labels, b.test.labels)
+    a.train.images.zero_()
+    a.test.labels.zero_()
+    expected = torch.from_numpy(arrays["train-images-idx3-ubyte"].astype(np.uint8))
+    assert torch.equal(b.train.images[:, 0], expected)
+    assert torch.equal(load("mnist", tmp_path).train.images[:, 0], expected)
+    assert load("mnist", tmp_path).test.labels.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+    assert len(calls) == 4
+    # a rewritten file is read again; just written, it is not kept (a rewrite within the same
+    # timestamp tick could go unnoticed)
+    labels = (arrays["t10k-labels-idx1-ubyte"] + 1) % 10
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(labels)))
+    assert load("mnist", tmp_path).test.labels.tolist() == labels.tolist() and len(calls) == 5
+    load("mnist", tmp_path)
+    assert len(calls) == 6
+    datasets.clear_cache()
+    load("mnist", tmp_path)
+    assert len(calls) == 10
 
 
 def test_idx_missing_names_file(tmp_path):

@@ -621,6 +621,48 @@ def test_cached_split_equals_the_kernel(small, monkeypatch):
     assert torch.equal(cached[0], streamed[0]) and torch.equal(cached[1], streamed[1])
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_prepared_subset_equals_the_kernel_and_holds_only_the_subset(small, shuffle):
+    subset = torch.tensor([40, 3, 11, 69, 10, 25, 7])
+    c = Corruption("random_pixels", seed=4)
+    cached = RandomizedLoader(small, c, batch_size=3, shuffle=shuffle, subset=subset, seed=1)
+    streamed = RandomizedLoader(small, c, batch_size=3, shuffle=shuffle, subset=subset, seed=1, cache=False)
+    for _ in range(2):  # two epochs: two orders when shuffled
+        a, b = _cat(cached), _cat(streamed)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert cached._prepared().shape[0] == subset.numel()
+
+
+def test_share_prepared_only_between_loaders_of_the_same_samples_and_view(small):
+    subset = torch.tensor([20, 3, 11, 29, 10, 25, 7])
+    c = Corruption("gaussian", seed=4)
+
+    def evaluation(**kw):
+        return RandomizedLoader(small, c, batch_size=16, shuffle=False, subset=subset, seed=1, **kw)
+
+    training = RandomizedLoader(small, c, batch_size=4, subset=subset, seed=1)
+    alone, shared = evaluation(), evaluation()
+    assert shared.share_prepared(training) and shared._prepared() is training._prepared()
+    a, b = _cat(alone), _cat(shared)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    others = [
+        RandomizedLoader(small, c, subset=subset[:-1]),  # other samples
+        RandomizedLoader(small, c, subset=subset.flip(0)),  # the same samples in another order
+        RandomizedLoader(small, Corruption("gaussian", seed=5), subset=subset),  # other pixels
+        RandomizedLoader(small, c, subset=subset, normalize=None),
+        RandomizedLoader(small, c, subset=subset, crop=8),
+        RandomizedLoader(small, c, subset=subset, dtype=torch.bfloat16),
+        RandomizedLoader(small, c, subset=subset, augment="flip"),  # nothing prepared
+        RandomizedLoader(small, c, subset=subset, cache=False),
+        RandomizedLoader(small, c, "test", subset=subset),  # the other split
+        RandomizedLoader(synthetic(70, 30, (3, 10, 9), seed=2), c, subset=subset),  # other image tensors
+    ]
+    for other in others:
+        fresh = evaluation()
+        assert not fresh.share_prepared(other) and fresh._cache is None
+    assert not alone.share_prepared(alone)
+
+
 def test_raw_op_refuses_tensors_on_different_devices_meta_included():
     imgs, labs, idx = torch.zeros(6, 2, 5, 5, dtype=torch.uint8), torch.zeros(6, dtype=torch.long), torch.tensor([0, 1])
     op = torch.ops.rethink.randomized_batch

@@ -107,6 +107,22 @@ def test_prepared_split_equals_streaming_loader(corruption, monkeypatch):
     _assert_same_state(prepared.model.state_dict(), streamed.model.state_dict())
 
 
+def test_run_without_augmentation_prepares_each_split_once(monkeypatch):
+    # the training samples serve both the SGD batches and the training evaluation, and only
+    # the subset's samples are made: one kernel call for them, one for the test split
+    calls = []
+    real = rethink.loader._Plan.run
+
+    def counting(self, images, labels, indices, epoch, check_indices):
+        calls.append(int(indices.numel()))
+        return real(self, images, labels, indices, epoch, check_indices)
+
+    monkeypatch.setattr(rethink.loader._Plan, "run", counting)
+    r = rethink.fit_random("mlp1x512", "digits", "gaussian", train_size=500, max_epochs=2, batch_size=100, **FAST)
+    assert sorted(calls) == sorted([500, len(rethink.datasets.load("digits").test)])
+    assert r.config["num_train"] == 500 and len(r.history) == 2
+
+
 def test_augmented_run_measures_train_accuracy_without_augmentation():
     r = rethink.fit_random("mlp1x512", "digits", "labels:0.3", augment="crop_flip", max_epochs=2, **FAST)
     assert r.config["augment"] == "crop_flip" and len(r.history) == 2
