@@ -271,6 +271,11 @@ def figure1(results: Iterable[Result], path: str | os.PathLike, *, model: str | 
         if pts:
             ax_b.errorbar([p for p, _, _ in pts], [r for _, r, _ in pts], yerr=[e for _, _, e in pts],
                           marker=markers[i % len(markers)], label=key, lw=1.6, capsize=3)
+    missing = [f"{key}: {', '.join(f'{p:g}' for p, r in zip(s['label_noise'], s['relative']) if math.isnan(r))}"
+               for key, s in data["b"].items() if any(math.isnan(r) for r in s["relative"])]
+    if missing and ax_b.lines:
+        ax_b.text(0.02, 0.98, "not drawn (a run did not reach the target):\n" + "\n".join(missing), fontsize=7,
+                  va="top", ha="left", transform=ax_b.transAxes)
     ax_b.set_xlabel("label corruption")
     ax_b.set_ylabel("time to overfit (relative to true labels)")
     ax_b.set_title("(b) convergence slowdown", fontsize=10)
@@ -368,15 +373,19 @@ def figure2(results: Iterable[Result], path: str | os.PathLike, *, model: str | 
     Left: test accuracy per epoch of ``model`` on true labels, one curve per regularizer
     setting (mean over seeds); the area between a curve and its running maximum is shaded:
     what early stopping at the best epoch could have kept (the paper's indicator). Right:
-    small Inception with and without batch norm (true labels, no regularizer), or a note
-    when those runs are absent. A PNG carries the plotted numbers (:func:`read_figure_data`).
+    small Inception with and without batch norm (true labels, no regularizer); without those
+    runs the figure has the left panel only. A PNG carries the plotted numbers (:func:`read_figure_data`).
 
     Raises:
         TypeError: an element of ``results`` is not a Result.
         ValueError: ``model`` has no true-label run.
     """
     data = figure2_data(results, model=model)
-    fig, (ax_r, ax_b) = _figure(10.5, 3.9, 2, dpi)
+    if data["batch_norm"]:
+        fig, (ax_r, ax_b) = _figure(10.5, 3.9, 2, dpi)
+    else:  # no empty panel: without small Inception runs the batch-norm comparison is left out
+        fig, ax_r = _figure(5.6, 3.9, 1, dpi)
+        ax_b = None
     colors = ["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink"]
 
     def draw(ax, curves):
@@ -393,11 +402,9 @@ def figure2(results: Iterable[Result], path: str | os.PathLike, *, model: str | 
 
     draw(ax_r, data["regularizers"]["curves"])
     ax_r.set_title(f"(a) {data['regularizers']['model'] or 'no true-label runs'}: regularizers", fontsize=10)
-    draw(ax_b, data["batch_norm"])
-    ax_b.set_title("(b) small Inception with and without batch norm", fontsize=10)
-    if not data["batch_norm"]:
-        ax_b.text(0.5, 0.5, "no small Inception runs\n(inception_small, inception_small_nobn)", ha="center",
-                  va="center", transform=ax_b.transAxes)
+    if ax_b is not None:
+        draw(ax_b, data["batch_norm"])
+        ax_b.set_title("(b) small Inception with and without batch norm", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

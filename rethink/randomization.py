@@ -148,13 +148,49 @@ def verdict(results: Iterable[Result], *, chance_tolerance: float = 0.05) -> str
             second += f" (note: random-label test accuracy is more than {_pct(chance_tolerance)} from chance)"
         if extra:
             second += "; steps to fit relative to true labels: " + ", ".join(extra)
-        return f"{first} {second}."
+        return " ".join([f"{first} {second}.", *_more(results)])
     target = plots.mean_spread(r.config.get("stop_at_train_acc") for r in results)[0]
     target = 1.0 if math.isnan(target) else target
     epochs = max(d["epochs"] for d in rand)
-    first = (f"{who} does not fit random labels to {_pct(target)} train accuracy within {epochs} epochs "
-             f"(it reaches {_pct(r_train)}); {falls}{seeds}.")
-    return f"{first} Within this budget the randomization test does not show that it can memorize the training set."
+    first = (f"{who} does not fit random labels to {_pct(target)} train accuracy within {epochs} "
+             f"epoch{'s' if epochs != 1 else ''} (it reaches {_pct(r_train)}); {falls}{seeds}.")
+    return " ".join([f"{first} Within this budget the randomization test does not show that it can memorize the "
+                     f"training set.", *_more(results)])
+
+
+def _more(results: Iterable[Result]) -> list[str]:
+    """The verdict's sentences on the label-noise sweep (Figure 1 b, c) and the regularizers
+    (Table 1), each naming what is missing."""
+    results = list(results)
+    out = []
+    data = plots.figure1_data(results)
+    for key, c in data["c"].items():
+        ps = c["label_noise"]
+        if len(ps) < 3:
+            continue
+        errs = ", ".join(f"{p:g}: {_pct(e)}" for p, e in zip(ps, c["test_error"]))
+        b = data["b"].get(key, {})
+        unfit = [p for p, r in zip(b.get("label_noise", []), b.get("relative", [])) if math.isnan(r)]
+        note = (f"; at label noise {', '.join(f'{p:g}' for p in unfit)} not every run reached the target, so "
+                f"Figure 1b leaves {'it' if len(unfit) == 1 else 'them'} out" if unfit else "")
+        out.append(f"Label noise ({key}): test error by corruption level {errs}{note}.")
+    descs = [r.summary() for r in results if r.history]
+    groups: dict[str, list[float]] = {}
+    for d in descs:
+        if d["variant"] == "true":
+            groups.setdefault(plots.regularizer_label(d), []).append(d["test_acc"])
+    if len(groups) > 1 and "no regularizer" in groups:
+        def acc(v):
+            m, sd, n = plots.mean_spread(v)
+            return _pct(m) + (f" ± {_pct(sd)}" if n > 1 else "")
+
+        base = plots.mean_spread(groups["no regularizer"])[0]
+        parts = [f"{name} {acc(v)}" for name, v in sorted(groups.items()) if name != "no regularizer"]
+        diffs = [abs(plots.mean_spread(v)[0] - base) for name, v in groups.items() if name != "no regularizer"]
+        out.append(f"Regularizers (true labels, final test accuracy): none {acc(groups['no regularizer'])}, "
+                   f"{', '.join(parts)}; "
+                   f"the largest change is {100 * max(diffs):.1f} points.")
+    return out
 
 
 # ----------------------------------------------------------------------------- summary.csv

@@ -558,7 +558,7 @@ def study(results_or_dir, out_dir=None, *, measures="all", device="auto", seed=0
         w.writerow({c: r.get(c) for c in cols})
     atomic_write_text(paths["csv"], buf.getvalue())
     atomic_write_text(paths["md"], _markdown(rows, ranking, hps, seconds, skipped, noise))
-    _plot(rows, names, paths["png"])
+    _plot(rows, [r["measure"] for r in ranking[:PLOT_MEASURES]], paths["png"], total=len(names))
     return StudyReport(rows, ranking, hps, seconds, skipped, {k: str(v) for k, v in paths.items()})
 
 
@@ -639,7 +639,13 @@ def _markdown(rows, ranking, hps, seconds, skipped, noise=math.nan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(rows, names, path) -> None:
+#: measures.png shows the first this many measures of the ranking (all are in measures.csv)
+PLOT_MEASURES = 8
+
+
+def _plot(rows, names, path, total: int | None = None) -> None:
+    """Gap against measure for ``names`` (the top of the ranking), one readable panel each;
+    values that are not finite are counted in the panel's title, not drawn."""
     import io
 
     import matplotlib
@@ -649,9 +655,9 @@ def _plot(rows, names, path) -> None:
 
     from ._io import atomic_write_bytes
 
-    cols = 6
+    cols = 4
     nr = max(1, math.ceil(len(names) / cols))
-    fig, axes = plt.subplots(nr, cols, figsize=(3 * cols, 2.6 * nr), squeeze=False)
+    fig, axes = plt.subplots(nr, cols, figsize=(4 * cols, 3.4 * nr), squeeze=False)
     gaps = [r["gap"] for r in rows]
     kinds = sorted({str(r.get("corruption")) for r in rows})
     colors = {k: plt.cm.tab10(i % 10) for i, k in enumerate(kinds)}
@@ -661,13 +667,19 @@ def _plot(rows, names, path) -> None:
             if pts:
                 ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=12, color=colors[kind], label=kind)
         tau = kendall_tau([r[k] for r in rows], gaps)
-        ax.set_title(f"{k}\ntau={tau:+.2f}" if not math.isnan(tau) else k, fontsize=8)
-        ax.tick_params(labelsize=6)
-        ax.set_ylabel("gap", fontsize=7)
+        bad = sum(not math.isfinite(r[k]) for r in rows)
+        head = f"{k}, tau={tau:+.2f}" if not math.isnan(tau) else k
+        ax.set_title(head + (f"\n{bad} of {len(rows)} runs not finite, not drawn" if bad else ""), fontsize=10)
+        ax.tick_params(labelsize=8)
+        ax.set_xlabel(k, fontsize=9)
+        ax.set_ylabel("generalization gap", fontsize=9)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     if len(kinds) > 1:
-        axes.flat[0].legend(fontsize=6)
+        axes.flat[0].legend(fontsize=8, title="corruption", title_fontsize=8)
+    if total is not None and total > len(names):
+        fig.suptitle(f"the top {len(names)} of {total} measures of the ranking (every value is in measures.csv)",
+                     fontsize=11)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)

@@ -237,3 +237,15 @@ def test_table1_datasets_split_rows():
 def test_table1_rejects_non_results():
     with pytest.raises(TypeError):
         plots.table1([1, 2])
+
+
+def test_figure2_has_no_empty_panel(tmp_path):
+    import matplotlib.image
+
+    one = plots.figure2(paper_set(), tmp_path / "one.png")  # no small Inception runs: one panel
+    both = plots.figure2(paper_set() + paper_set(model="inception_small") + paper_set(model="inception_small_nobn"),
+                         tmp_path / "two.png", model="mlp1x512")
+    w1, w2 = matplotlib.image.imread(one).shape[1], matplotlib.image.imread(both).shape[1]
+    assert w1 < 0.7 * w2
+    assert plots.read_figure_data(one)["batch_norm"] == {}
+    assert len(plots.read_figure_data(both)["batch_norm"]) == 2  # with and without batch norm
