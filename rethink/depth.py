@@ -46,6 +46,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._check import check_int
 from .theorem1 import InterpolatingNet, _theorem1
 
 __all__ = ["DeepInterpolatingNet", "interpolate_deep"]
@@ -334,8 +335,7 @@ def interpolate_deep(
         ValueError: everything :func:`rethink.interpolate` raises; ``depth`` < 2 or larger than
             the number m of distinct rows of X (each hidden layer needs one node of its own).
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
-        raise ValueError(f"interpolate_deep needs depth >= 2 (an int), got {depth!r}")
+    check_int("depth (interpolate_deep: at least 2 hidden layers)", depth, low=2)
     net = _theorem1(X, Y, num_classes=num_classes, seed=seed)
     m = net.node_z.numel()
     if depth > m:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from . import _build  # noqa: F401  (loads the extension and registers the ops)
+from ._check import check_int
 from .augment import (
     AUGMENT_TOKENS,
     AUGMENTS,
@@ -291,9 +292,7 @@ class RandomizedLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next pass draw epoch ``epoch`` (an int in [0, 2^32))."""
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or not (0 <= epoch < 2**32):
-            raise ValueError(f"epoch must be an int in [0, 2^32), got {epoch!r}")
-        self._epoch = int(epoch)
+        self._epoch = check_int("epoch", epoch, low=0, high=2**32 - 1)
 
     def __len__(self) -> int:
         return self._len
@@ -474,9 +473,7 @@ def randomized_batch(
             f"images, labels, indices on different devices: {images.device}, {labels.device}, {indices.device}")
     _build.resolve_device(images.device)
     if num_classes is not None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-        _check_labels(labels, int(num_classes), "labels")
+        _check_labels(labels, check_int("num_classes", num_classes, low=1), "labels")
     elif labels.numel() and int(labels.min()) < 0:
         raise ValueError(f"labels: label {int(labels.min())} is negative")
     n = images.shape[0]
@@ -485,6 +482,5 @@ def randomized_batch(
         raise ValueError(f"index {bad} out of range for {n} images")
     plan = _Plan(tuple(images.shape[1:]), corruption, split, seed, augment, crop, normalize, dtype, channels_last,
                  lambda: channel_stats, max_rotation)
-    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or not (0 <= epoch < 2**32):
-        raise ValueError(f"epoch must be an int in [0, 2^32), got {epoch!r}")
-    return plan.run(images.contiguous(), labels.contiguous(), indices, int(epoch), True)
+    epoch = check_int("epoch", epoch, low=0, high=2**32 - 1)
+    return plan.run(images.contiguous(), labels.contiguous(), indices, epoch, True)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from . import ops
+from ._check import check_int
 
 
 class LocalResponseNorm(nn.Module):
@@ -25,8 +26,7 @@ class LocalResponseNorm(nn.Module):
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
         super().__init__()
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"LocalResponseNorm: size must be an integer >= 1, got {size!r}")
+        check_int("LocalResponseNorm: size", size, low=1)
         if not (alpha >= 0 and beta >= 0 and k > 0):
             raise ValueError(f"LocalResponseNorm: needs alpha >= 0, beta >= 0, k > 0, got {alpha}, {beta}, {k}")
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
@@ -49,8 +49,7 @@ class ReLUMaxPoolLRN(nn.Module):
         super().__init__()
         for name, v, low in (("kernel_size", kernel_size, 1), ("stride", stride, 1), ("padding", padding, 0),
                              ("size", size, 1)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"ReLUMaxPoolLRN: {name} must be an integer >= {low}, got {v!r}")
+            check_int(f"ReLUMaxPoolLRN: {name}", v, low=low, high=None)
         if 2 * padding > kernel_size:
             raise ValueError(f"ReLUMaxPoolLRN: padding {padding} exceeds half the kernel size {kernel_size}")
         if not (alpha >= 0 and beta >= 0 and k > 0):
