@@ -96,7 +96,8 @@ def _plan(grid, seeds, root, settings: dict[str, Any]) -> list[tuple[RunSpec, An
 class MeasureJob:
     """The complexity measures of one finished run, cached in ``<run_name>.measures.json``
     (keyed by the measure settings and by the sha256 of the run's weights file
-    ``<run_name>.pt``, so other settings, or a run retrained since, are recomputed)."""
+    ``<run_name>.pt``, so other settings, or a run retrained since, are recomputed; where the
+    weights file is absent, as in a committed result folder, the cache is used as it is)."""
 
     run_name: str
     settings: tuple = ()  # sorted (key, value) pairs for rethink.measures.compute
@@ -133,13 +134,15 @@ class MeasureJob:
 
         from ._io import file_digest
 
-        path = out_dir / f"{self.run_name}.measures.json"
+        path, pt = out_dir / f"{self.run_name}.measures.json", out_dir / f"{self.run_name}.pt"
         try:
             d = json.loads(path.read_text())
-            weights = file_digest(out_dir / f"{self.run_name}.pt")
+            # without its weights file (e.g. a committed result folder) the cache is the only record
+            weights = file_digest(pt) if pt.exists() else None
         except (OSError, ValueError):
             return None
-        ok = isinstance(d, dict) and d.get("settings") == self._key() and d.get("weights") == weights
+        ok = isinstance(d, dict) and d.get("settings") == self._key() and (weights is None
+                                                                            or d.get("weights") == weights)
         return d if ok else None
 
     def __call__(self, out_dir: Path, device: str) -> dict:

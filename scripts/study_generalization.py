@@ -13,6 +13,7 @@ docs/results/ (``python scripts/make_report.py collect`` stores them) and writes
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -31,9 +32,9 @@ MEMO = dict(model="mlp1x512", dataset="fashion_mnist", corruption="labels:0.2:di
 
 
 STORE = ROOT / "docs" / "results"
-#: What Jiang et al. 2020 report for CIFAR-10, as this project's brief states it: their best
-#: measures were sharpness- and PAC-Bayes-based and magnitude-aware; norm-based products often
-#: correlated negatively with the gap. The report's comparison rows, named as theirs.
+#: This project's one-line summary of what Jiang et al. 2020 found on CIFAR-10 (not their
+#: numbers): their best measures were sharpness- and PAC-Bayes-based and magnitude-aware;
+#: norm-based products often correlated negatively with the gap.
 JIANG = {
     "pacbayes_mag_flatness": "among their best",
     "sharpness_mag": "among their best",
@@ -69,6 +70,43 @@ def _memorization_figure(d: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
+
+
+def _p(p: float, eq: bool = False) -> str:
+    """A permutation p-value as printed: never 0 (its floor is 1 / (1 + permutations))."""
+    if math.isnan(p):
+        return "n/a"
+    if p < 0.001:
+        return "< 0.001"
+    return f"= {p:.3f}" if eq else f"{p:.3f}"
+
+
+#: neighbours of the k-NN label-disagreement baseline of the memorization report
+KNN = 10
+
+
+def _knn_auroc(d: dict) -> float:
+    """AUROC against the flipped labels of the k-NN label disagreement on the memorization pool
+    (the pool's images and corrupted labels rebuilt from the dataset and the stored settings)."""
+    import torch
+
+    from rethink.memorization import auroc
+
+    st = d["settings"]
+    spec = rethink.RunSpec.from_config({k: v for k, v in st.items() if k not in ("runs", "subset")})
+    ds = rethink.datasets.load(spec.dataset)
+    pool = d["pool"]
+    x = ds.train.images[:pool].reshape(pool, -1).double() / 255
+    labels = rethink.corruption.corrupted_labels(ds.train.labels, ds.num_classes, spec.corruption_object(),
+                                                 "train")[:pool]
+    flipped = torch.tensor(d["flipped_mask"], dtype=torch.bool)
+    if not torch.equal(flipped, labels != ds.train.labels[:pool]):
+        raise RuntimeError("the rebuilt corruption does not match the stored flipped mask")
+    dist = torch.cdist(x, x)
+    dist.fill_diagonal_(math.inf)
+    nn_idx = dist.topk(KNN, largest=False).indices
+    disagree = (labels[nn_idx] != labels[:, None]).double().mean(1)
+    return auroc(disagree, flipped)
 
 
 def report(out: Path) -> Path:
@@ -107,18 +145,57 @@ def report(out: Path) -> Path:
           "differences within the seed-to-seed noise dropped). For margin, sigma and alpha a good measure has a "
           "negative tau (they shrink as the gap grows) and a sign error near 1.\n\n")
         hps = [h for h in rep.hyperparameters if h != "seed"]
-        head = ["measure", "tau", *[f"Psi {h}" for h in hps], "Psi mean", "CMI", "sign err worst / mean",
-                "Jiang et al. (CIFAR-10)"]
+        head = ["measure", "tau", "p (perm.)", *[f"Psi {h}" for h in hps], "Psi mean", "CMI", "sign err worst / mean",
+                "non-finite", "Jiang et al. (CIFAR-10), our summary"]
+        gaps_row = [r["gap"] for r in rep.rows]
+        pvals = {r["measure"]: rethink.study.permutation_pvalue([x[r["measure"]] for x in rep.rows], gaps_row,
+                                                                 resamples=2000, seed=0) for r in rep.ranking}
+        nonfinite = {r["measure"]: sum(not math.isfinite(x[r["measure"]]) for x in rep.rows) for r in rep.ranking}
         w("| " + " | ".join(head) + " |\n| " + " | ".join("---" for _ in head) + " |\n")
         def f(v):
             return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.3f}"
 
+        def psi_mean(r):  # Jiang et al.'s Psi: the mean over the hyper-parameters (the seed is none)
+            v = [r[f"psi_{h}"] for h in hps if not math.isnan(r[f"psi_{h}"])]
+            return sum(v) / len(v) if v else math.nan
+
         for r in rep.ranking:
             tau = f(r["tau"]) + (f" ± {r['tau_spread']:.3f}" if not math.isnan(r["tau_spread"]) else "")
-            cells = [r["measure"], tau, *[f(r[f"psi_{h}"]) for h in hps], f(r["granulated"]), f(r["cmi"]),
-                     f"{f(r['sign_error_worst'])} / {f(r['sign_error_mean'])}", JIANG.get(r["measure"], "")]
+            cells = [r["measure"], tau, _p(pvals[r["measure"]]), *[f(r[f"psi_{h}"]) for h in hps],
+                     f(psi_mean(r)), f(r["cmi"]), f"{f(r['sign_error_worst'])} / {f(r['sign_error_mean'])}",
+                     f"{nonfinite[r['measure']]} of {len(rep.rows)}" if nonfinite[r["measure"]] else "0",
+                     JIANG.get(r["measure"], "")]
             w("| " + " | ".join(cells) + " |\n")
         w("\n")
+        w("p (perm.): two-sided permutation p-value of tau (2,000 permutations of the gaps, seed 0). Psi mean: the "
+          "mean of the Psi columns shown (the seed is not a hyper-parameter). Non-finite: runs whose value is "
+          "infinite or NaN (left out of every score of that measure). The last column is this project's one-line "
+          "summary of Jiang et al.'s findings, not their numbers.\n\n")
+        degenerate = [m for m, k in nonfinite.items() if k > len(rep.rows) // 2]
+        constant = [r["measure"] for r in rep.ranking
+                    if len({x[r["measure"]] for x in rep.rows if math.isfinite(x[r["measure"]])}) <= 1]
+        if degenerate or constant:
+            w("Degenerate measures: " + "; ".join(
+                [f"{m} is not finite in {nonfinite[m]} of {len(rep.rows)} runs (its scores rest on the rest)"
+                 for m in degenerate] + [f"{m} takes one value over the zoo" for m in constant]) + ".\n\n")
+        best_cmi = max((r["cmi"] for r in rep.ranking if not math.isnan(r["cmi"])), default=math.nan)
+        w(f"What a CMI of {best_cmi:.3f} means: knowing which of two runs has the larger measure removes "
+          f"{100 * best_cmi:.1f}% of the uncertainty (entropy) about which has the larger gap, once both runs' "
+          f"values of the worst pair of hyper-parameters are known. 0 is no information, 1 decides it; every "
+          f"measure here is close to 0.\n\n")
+        base = rethink.study.hyperparameter_baseline(gaps_row, [{h: x[h] for h in hps} for x in rep.rows])
+        top = rep.ranking[0]
+        w("## What the hyper-parameters alone say\n\n")
+        w("A measure is worth its computation only if it ranks the gaps better than the hyper-parameters do. "
+          "Tau between each hyper-parameter (its values in order) and the gap: " + ", ".join(
+              f"{h} {v:+.3f}" for h, v in sorted(base.single.items(), key=lambda kv: -abs(kv[1]))) +
+          f". The best single hyper-parameter, {base.best}, has |tau| {abs(base.best_tau):.3f}; a gradient-boosting "
+          f"model on the hyper-parameters, predicting each configuration's gap from the other configurations "
+          f"({base.folds}-fold, a configuration's seeds kept together), reaches tau {base.model_tau:+.3f} on held-out "
+          f"configurations. The best measure by |tau|, {top['measure']}, has tau {top['tau']:+.3f}: "
+          + ("below" if abs(top["tau"]) < abs(base.best_tau) else "above") +
+          " the best single hyper-parameter, and " + ("below" if abs(top["tau"]) < abs(base.model_tau) else "above") +
+          " the model on all of them.\n\n")
         by = {r["measure"]: r for r in rep.ranking}
         envs = max(r["sign_error_envs"] for r in rep.ranking)
         worst = {round(r["sign_error_worst"], 3) for r in rep.ranking if not math.isnan(r["sign_error_worst"])}
@@ -126,17 +203,19 @@ def report(out: Path) -> Path:
             w(f"The sign error's worst case is over {envs} environments with few pairs each: for every measure some "
               f"environment orders all its pairs wrongly (1.000 throughout), so only the mean separates the "
               f"measures here.\n\n")
-        w("Where this zoo agrees with Jiang et al. and where not (a tau counts only where it is larger than its "
-          "spread over seeds):\n\n")
+        w("Where this zoo agrees with Jiang et al. and where not (a tau counts only where its permutation p-value "
+          "is below 0.05):\n\n")
         for name, theirs in JIANG.items():
             r = by.get(name)
             if r is None:
                 continue
             rank = [x["measure"] for x in rep.ranking].index(name) + 1
-            clear = abs(r["tau"]) > r["tau_spread"] if not math.isnan(r["tau_spread"]) else False
             sign = "positive" if r["tau"] > 0 else "negative"
-            here = (f"tau {r['tau']:+.3f} ± {r['tau_spread']:.3f}, rank {rank} of {len(rep.ranking)} by |tau|; "
-                    + (f"{sign} beyond its spread" if clear else "within its spread of zero"))
+            pv = pvals[name]
+            here = (f"tau {r['tau']:+.3f} ± {r['tau_spread']:.3f} (over the two seeds' halves of the zoo), rank {rank} "
+                    f"of {len(rep.ranking)} by |tau|, permutation p {_p(pv, eq=True)}: "
+                    + (f"{sign}, unlikely under no association" if pv < 0.05 else
+                       "not distinguishable from no association"))
             w(f"- {name}: Jiang et al.: {theirs}; here: {here}.\n")
         w("\nThe gap in this zoo is driven mostly by label noise and training-set size (Psi near ±1 for those two "
           "hyper-parameters for most measures): a measure that tracks them ranks high by tau, whatever it does "
@@ -160,6 +239,18 @@ def report(out: Path) -> Path:
           f"**{d['auroc']:.3f}**.\n\n| fits used | AUROC |\n| --- | --- |\n")
         for k, v in d["auroc_by_runs"].items():
             w(f"| {k} | {v:.3f} |\n")
+        fits = rethink.load_runs(STORE / "memorization")
+        all_fit = all(r.final["train_acc"] == 1.0 for r in fits)
+        if not all_fit:
+            raise RuntimeError("not every memorization fit reached 100% training accuracy: the paragraph below "
+                               "would not hold")
+        w(f"\nEvery one of the {len(fits)} fits reached 100% training accuracy, so an example's accuracy in the fits that trained on it is "
+          f"1 and its score is 1 minus its accuracy in the fits that held it out: the score measures how often "
+          f"networks that did not see an example disagree with its (possibly flipped) label, i.e. cross-validated "
+          f"disagreement with the label. A simpler signal of the same kind, needing no training: the fraction of an "
+          f"example's {KNN} nearest neighbours (Euclidean, pixels in [0, 1], within the pool) whose label differs "
+          f"from its own; its AUROC against the flipped set is **{_knn_auroc(d):.3f}** (memorization scores: "
+          f"{d['auroc']:.3f}).\n")
         fig = _memorization_figure(d, ROOT / "docs" / "figures" / "memorization.png")
         w(f"\n![memorization scores, flipped and clean labels](figures/{fig.name})\n\n")
     out.write_text("".join(lines))
