@@ -79,6 +79,10 @@ def test_measures_cache_is_keyed_by_the_weights(tmp_path):
     again = rethink.runner.run_jobs([job], tmp_path, device="cpu", progress=False)[0]
     assert again["values"]["l2"] == pytest.approx(2 * out["values"]["l2"], rel=1e-5)
     assert r.status == "completed"
+    # a folder without the weights (e.g. committed results): the cache is the only record and is used
+    (tmp_path / "w.pt").unlink()
+    assert job.finished(tmp_path) == again
+    assert MeasureJob.make("w", {"measures": ["margin"]}).finished(tmp_path) is None  # other settings: none
 
 
 @pytest.mark.slow
