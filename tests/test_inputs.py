@@ -48,6 +48,15 @@ def digits():
     return ds.train.images[:240], ds.train.labels[:240], ds.test.images[:80], ds.test.labels[:80]
 
 
+@pytest.fixture(params=["tensors", "torchvision"])
+def user_data(request, digits):
+    """The same images as a user tensor tuple and as a pair of torchvision-style datasets."""
+    x, y, xt, yt = digits
+    if request.param == "tensors":
+        return (x.float() / 255, y, xt, yt)  # float images in [0, 1]
+    return (TorchvisionStyle(x, y), TorchvisionStyle(xt, yt))
+
+
 def _state(module):
     return {k: v.clone() for k, v in module.state_dict().items()}
 
@@ -175,54 +184,62 @@ def test_fit_random_class_on_torchvision_style(digits):
     assert [h["train_acc"] for h in r1.history] == [h["train_acc"] for h in r2.history]  # seeded factory
 
 
-def test_sweep_user_model_and_data(tmp_path, digits):
+def test_sweep_user_model_and_data(tmp_path, user_data):
     net = UserCNN()
     before = _state(net)
     kw = dict(corruptions=["none", "random_labels"], seeds=[0], out_dir=tmp_path, max_epochs=1, **FAST)
-    rs = rethink.sweep([net, UserCNN], dataset=digits, **kw)
+    rs = rethink.sweep([net, UserCNN], dataset=user_data, **kw)
     assert [r.status for r in rs] == ["completed"] * 4 and _same(_state(net), before)
     files = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.json")}
-    again = rethink.sweep([net, UserCNN], dataset=digits, **kw)  # finished runs are read back
+    again = rethink.sweep([net, UserCNN], dataset=user_data, **kw)  # finished runs are read back
     assert [r.history for r in again] == [r.history for r in rs]
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.json")} == files
 
 
-def test_randomization_test_user_model_and_data(tmp_path, digits):
-    x, y, xt, yt = digits
+def test_randomization_test_user_model_and_data(tmp_path, user_data):
     net = UserCNN()
     before = _state(net)
-    rep = rethink.randomization_test(net, (TorchvisionStyle(x, y), TorchvisionStyle(xt, yt)),
+    rep = rethink.randomization_test(net, user_data,
                                      corruptions=["none", "random_labels"], label_noise=[], grid=False,
                                      out_dir=tmp_path, max_epochs=1, **FAST)
     assert len(rep.results) == 2 and all(r.config["model"] == "UserCNN" for r in rep.results)
     assert rep.paths["figure1"].exists() and _same(_state(net), before)
 
 
-def test_zoo_user_model_and_data(tmp_path, digits):
-    rep = rethink.zoo({"model": [UserCNN], "lr": [0.01, 0.05]}, seeds=[0], out_dir=tmp_path, dataset=digits,
+def test_zoo_user_model_and_data(tmp_path, user_data):
+    rep = rethink.zoo({"model": [UserCNN], "lr": [0.01, 0.05]}, seeds=[0], out_dir=tmp_path, dataset=user_data,
                       max_epochs=1, stop_at_train_acc=None, test_size=None, measure_settings={"measures": ["l2"]},
                       **FAST)
     assert len(rep.results) == 2 and len(rep.measures) == 2
     assert all(v["l2"] > 0 for v in rep.measures.values())
 
 
-def test_memorization_user_model_and_data(tmp_path, digits):
-    rep = rethink.memorization(UserCNN, digits, "labels:0.2", runs=2, out_dir=tmp_path, max_epochs=1, **FAST)
-    assert rep.scores.shape == (len(digits[1]),) and rep.flipped.any()
-
-
-def test_measures_and_rademacher_user_model_and_data(digits):
-    x, y, xt, yt = digits
+def test_memorization_user_model_and_data(tmp_path, user_data, digits):
     net = UserCNN()
     before = _state(net)
-    vals = rethink.measures.compute(net, TorchvisionStyle(x, y), measures=["l2", "margin"], device="cpu")
-    assert vals["l2"] > 0 and np.isfinite(vals["margin"])
+    rep = rethink.memorization(net, user_data, "labels:0.2", runs=2, out_dir=tmp_path, max_epochs=1, **FAST)
+    assert rep.scores.shape == (len(digits[1]),) and rep.flipped.any() and _same(_state(net), before)
+
+
+def test_measures_and_rademacher_user_model_and_data(user_data):
+    net = UserCNN()
+    before = _state(net)
+    vals = rethink.measures.compute(net, user_data, measures=["l2", "margin"], device="cpu")
+    assert vals["l2"] > 0 and np.isfinite(vals["margin"]) and _same(_state(net), before)
     two = UserCNN(num_classes=2)  # Rademacher draws two classes
     two_before = _state(two)
-    rad = rethink.rademacher(two, (x, y), draws=1, max_epochs=1, device="cpu")
-    assert len(rad.correlations) == 1 and _same(_state(two), two_before) and _same(_state(net), before)
-    rad = rethink.rademacher(UserCNN, TorchvisionStyle(x, y), draws=2, max_epochs=1, device="cpu")
+    rad = rethink.rademacher(two, user_data, draws=1, max_epochs=1, device="cpu")
+    assert len(rad.correlations) == 1 and _same(_state(two), two_before)
+    rad = rethink.rademacher(UserCNN, user_data, draws=2, max_epochs=1, device="cpu")
     assert len(rad.correlations) == 2 and all(-1 <= c <= 1 for c in rad.correlations)
+
+
+def test_a_user_run_trained_in_one_command_is_measured_from_its_files(tmp_path, user_data):
+    rethink.fit_random(UserCNN, user_data, "none", max_epochs=1, out_dir=tmp_path, run_name="u", **FAST)
+    with pytest.raises(ValueError, match="user dataset"):  # the data is not in the files: it must be given
+        rethink.measures.compute(str(tmp_path / "u.json"), measures=["l2"], device="cpu")
+    vals = rethink.measures.compute(str(tmp_path / "u.json"), user_data, measures=["l2", "margin"], device="cpu")
+    assert vals["l2"] > 0
 
 
 def test_cli_user_model_and_dataset_file(tmp_path, monkeypatch, digits, capsys):
