@@ -364,7 +364,7 @@ class _Trainer:
                 "num_classes": int(ds.num_classes),
                 "input_shape": list(self.input_shape),
                 "num_parameters": _models.num_parameters(self.net),
-                "out_dir": str(self.files.out_dir.resolve()) if self.files is not None else None,
+                "out_dir": str(self.files.out_dir) if self.files is not None else None,  # as given, not resolved
                 "versions": _versions(self.dev)}
 
     # -- files -----------------------------------------------------------------------

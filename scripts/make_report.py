@@ -384,8 +384,8 @@ def section_figures(w, per_model, stage: str) -> None:
         if gains:
             g, sd, n = mean_spread(gains)
             w(f"{model_label(m)}, true labels: per run, early stopping could have gained {100 * g:.2f}"
-              + (f" ± {100 * sd:.2f}" if n > 1 else "") + f" points of test accuracy ({n} runs; the panel "
-              "draws means over seeds).\n\n")
+              + (f" ± {100 * sd:.2f}" if n > 1 else "") + f" points of test accuracy ({n} run{'s' if n != 1 else ''}; "
+              "the panel draws means over seeds).\n\n")
 
 
 def section_appendix_e(w, per_model) -> None:
