@@ -4,8 +4,9 @@ measured in one run.
 1. Small AlexNet's training step (batch 128, 1x24x24 inputs, SGD with momentum) with
    rethink.models (fused ReLU -> max-pool -> LRN, rethink.nn.ReLUMaxPoolLRN) against the
    same network built from torch's modules (``SmallAlexNet(fused=False)``).
-2. Small Inception's training step (same batch and inputs). It has no fused kernel (no
-   ``fused`` flag: its step is convolutions and batch norm), so only its step time is given.
+2. Small Inception's training step (same batch and inputs), contiguous against channels_last
+   memory (what the trainer uses for it on a CPU). It has no fused kernel (no ``fused``
+   flag: its step is convolutions and batch norm).
 3. A 1-epoch MLP 1x512 run on 10,000 Fashion-MNIST training images,
    ``fit_random("mlp1x512", "fashion_mnist", "none", train_size=10000, max_epochs=1)``,
    without and with ``out_dir`` (a temporary folder, so the result files are written),
@@ -167,9 +168,14 @@ def main() -> None:
             print(f"round {r}: small AlexNet step, torch modules {ref * 1e3:.1f} ms, rethink.models "
                   f"{fused * 1e3:.1f} ms, speed-up {ref / fused:.2f}x")
     if "inception" not in skip:
-        net = models.create("inception_small", (1, 24, 24), 10, seed=0)
-        t = step_time(net, x, y, args.inception_reps)
-        print(f"small Inception step: {t * 1e3:.1f} ms (no fused kernel: torch's convolutions and batch norm)")
+        for r in range(2):
+            net = models.create("inception_small", (1, 24, 24), 10, seed=0)
+            t = step_time(net, x, y, args.inception_reps)
+            cl = models.create("inception_small", (1, 24, 24), 10, seed=0).to(memory_format=torch.channels_last)
+            t_cl = step_time(cl, x.to(memory_format=torch.channels_last), y, args.inception_reps)
+            print(f"round {r}: small Inception step: contiguous {t * 1e3:.1f} ms, channels_last (what the trainer "
+                  f"uses on a CPU) {t_cl * 1e3:.1f} ms, speed-up {t / t_cl:.2f}x (no fused kernel: torch's "
+                  f"convolutions and batch norm)")
     if "mlp" not in skip:
         bench_mlp(args.runs)
 

@@ -148,7 +148,12 @@ class DownsampleModule(nn.Module):
 class SmallInception(nn.Module):
     """The paper's small Inception (its Figure 3): Conv96 -> Inc(32,32) -> Inc(32,48) ->
     Down(80) -> Inc(112,48) -> Inc(96,64) -> Inc(80,80) -> Inc(48,96) -> Down(96) ->
-    Inc(176,160) -> Inc(176,160) -> global mean pool (7x7 at 28x28 input) -> FC."""
+    Inc(176,160) -> Inc(176,160) -> global mean pool (7x7 at 28x28 input) -> FC.
+
+    ``channels_last_cpu``: the trainer runs it in channels_last memory on a CPU too, where
+    torch's convolutions of its many small branches are faster that way (BENCHMARKS.md)."""
+
+    channels_last_cpu = True
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, bn: bool = True, dropout: float = 0.0):
         super().__init__()

@@ -183,7 +183,8 @@ def fit(spec: RunSpec, *, model: Any = None, dataset: Any = None,
             a hash of all of them).
         compile: run the model through ``torch.compile``.
 
-    On a GPU, models with convolutions use channels_last. Under ``torchrun`` (environment
+    On a GPU, models with convolutions use channels_last; on a CPU those whose class sets
+    ``channels_last_cpu`` (small Inception) do. Under ``torchrun`` (environment
     ``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel, each rank loads its
     shard of every batch, and only rank 0 writes files.
 
@@ -310,7 +311,8 @@ class _Trainer:
         self.amp = torch.bfloat16 if spec.dtype == "bfloat16" else None
         self.source, self.input_shape = source, run.input_shape
         net = source.build(spec.seed, self.input_shape, int(ds.num_classes), spec.dropout)
-        self.channels_last = dev.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in net.modules())
+        conv = any(isinstance(m, nn.Conv2d) for m in net.modules())
+        self.channels_last = conv and (dev.type == "cuda" or getattr(net, "channels_last_cpu", False))
         self._make_loaders()
         self._make_model(net)
         if compile_model:
@@ -362,7 +364,7 @@ class _Trainer:
                 "world_size": self.world,
                 "num_train": self.the_run.num_train, "num_test": self.the_run.num_test,
                 "num_classes": int(ds.num_classes),
-                "input_shape": list(self.input_shape),
+                "input_shape": list(self.input_shape), "channels_last": bool(self.channels_last),
                 "num_parameters": _models.num_parameters(self.net),
                 "out_dir": str(self.files.out_dir) if self.files is not None else None,  # as given, not resolved
                 "versions": _versions(self.dev)}

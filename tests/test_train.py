@@ -513,3 +513,13 @@ def test_threads_are_set_recorded_and_part_of_a_given_runs_identity(tmp_path):
     assert [d[0] for d in spec.replace(threads=1).diff(spec.replace(threads=3))] == ["threads"]
     with pytest.raises(ValueError, match="threads must be an integer >= 1"):
         rethink.RunSpec(threads=0)
+
+
+def test_memory_format_on_cpu_follows_the_model():
+    # small Inception runs in channels_last on a CPU too (faster there); small AlexNet and MLPs do not
+    kw = dict(dataset="digits", corruption="none", max_epochs=1, train_size=64, test_size=32, batch_size=32, **FAST)
+    inc = rethink.fit_random("inception_small", **kw)
+    assert inc.config["channels_last"] is True
+    assert rethink.fit_random("alexnet_small", **kw).config["channels_last"] is False
+    assert rethink.fit_random("mlp1x128", **kw).config["channels_last"] is False
+    assert math.isfinite(inc.history[0]["train_loss"])
