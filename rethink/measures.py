@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .perturbation import _batches, _check_data, _check_model, _trace, pacbayes_sigma, sharpness_alpha
@@ -54,6 +55,13 @@ __all__ = [
     "pacbayes_sigma",
     "sharpness_alpha",
     "steps_to_loss",
+    "adaptive_sharpness_worst",
+    "adaptive_sharpness_avg",
+    "layer_margins",
+    "margin_signature",
+    "binary_kl",
+    "kl_inverse",
+    "pacbayes_bound",
     "compute",
 ]
 
@@ -74,6 +82,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "sharpness": ("sharpness_alpha", "sharpness"),
     "sharpness_mag": ("sharpness_mag_alpha", "sharpness_mag"),
     "optimization": ("steps_to_loss", "steps_to_fit"),
+    "adaptive_sharpness": ("adaptive_sharpness_worst", "adaptive_sharpness_avg"),
+    "margin_signature": tuple(f"margin_sig_l{k}_{st}" for k in range(4)
+                              for st in ("q1", "median", "q3", "lower_fence", "upper_fence")),
+    "pacbayes_bound": ("pacbayes_bound", "pacbayes_bound_kl", "pacbayes_bound_sigma", "pacbayes_bound_emp_error"),
 }
 #: Every measure name :func:`compute` can return, in report order.
 MEASURES: tuple[str, ...] = tuple(m for g in GROUPS.values() for m in g)
@@ -107,6 +119,19 @@ DOCS: dict[str, str] = {
     "sharpness_mag": "1 / sharpness_mag_alpha^2",
     "steps_to_loss": "SGD steps until training cross-entropy <= 0.1",
     "steps_to_fit": "SGD steps until the run's target training accuracy (Result.steps_to_fit)",
+    "adaptive_sharpness_worst": "mean over batches B of 128: max_{|delta| <= 0.002 |w|} L_B(w + delta) - L_B(w) "
+                                "(20 APGD steps, Andriushchenko et al. 2023)",
+    "adaptive_sharpness_avg": "E_{delta ~ N(0, 0.1^2 diag(w^2))} L(w + delta) - L(w) (Andriushchenko et al. 2023)",
+    **{f"margin_sig_l{k}_{st}": f"{name} over correct x of d_l(x) / sqrt(tr Cov(x^l)), d_l the linearized "
+                                f"distance to the boundary at {'the input' if k == 0 else f'hidden slot {k}'} "
+                                f"(Jiang et al. 2019)"
+       for k in range(4) for st, name in (("q1", "Q1"), ("median", "median"), ("q3", "Q3"),
+                                          ("lower_fence", "Q1 - 1.5 IQR"), ("upper_fence", "Q3 + 1.5 IQR"))},
+    "pacbayes_bound": "min over sigma of kl^-1(kl^-1(hat e, ln(2K/0.01)/samples), (KL + ln(2 sqrt(n) K/0.04))/n), "
+                      "Q = N(w, sigma^2), P = N(w0, sigma^2)",
+    "pacbayes_bound_kl": "KL(Q || P) = ||w - w0||^2 / (2 sigma^2) at the bound's sigma",
+    "pacbayes_bound_sigma": "the bound's sigma, from the grid 10^(-4 + j/4), j = 0..20",
+    "pacbayes_bound_emp_error": "Monte-Carlo training error of Q at the bound's sigma",
 }
 
 
@@ -340,6 +365,352 @@ def steps_to_loss(history: Sequence[dict], threshold: float = 0.1) -> float:
     return math.nan
 
 
+
+# ---------------------------------------------------------------------------- adaptive sharpness
+# Andriushchenko, Croce, Mueller, Hein, Flammarion, "A modern look at the relationship between
+# sharpness and generalization", ICML 2023; their code github.com/tml-epfl/sharpness-vs-generalization
+# (sharpness.py: eval_APGD_sharpness, weight_ascent_step_momentum, eval_average_sharpness,
+# random_init_lw; eval_sharpness.py; sh/eval_sharpness_final.sh).
+
+#: rho of the worst-case adaptive l_inf sharpness: their code has one argparse default (rho=0.1)
+#: for every algorithm; their final experiments run adaptive m_apgd_linf at rho in
+#: {0.001, 0.002, 0.004, 0.008} (ResNet-18, CIFAR-10) and we take 0.002 from that grid.
+ADAPTIVE_WORST_RHO = 0.002
+#: rho of the average-case adaptive sharpness: their argparse default 0.1, also in the grid
+#: {0.05, 0.1, 0.2, 0.4} of their adaptive avg_l2 experiments (ResNet-18, CIFAR-10).
+ADAPTIVE_AVG_RHO = 0.1
+#: m of m-sharpness: the worst case is found for every batch of m examples separately and the
+#: values averaged (their --bs_sharpness default 128, over --n_eval_sharpness 1024 examples).
+ADAPTIVE_M = 128
+#: projected gradient-ascent steps of the worst case (their --n_iters default 20).
+ADAPTIVE_STEPS = 20
+
+
+def _apgd_checkpoints(n_iters: int) -> list[int]:
+    """The iterations at which their APGD checks whether to halve the step size
+    (``eval_APGD_sharpness``, version 'default': checkpoints at p_j n_iters with p_0 = 0, p_1 = 0.22,
+    p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06), rounded up; the one at 0 dropped)."""
+    p, w = [0.0, 0.22], [0, math.ceil(n_iters * 0.22)]
+    while w[-1] < n_iters and w[-1] != w[-2]:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+        w.append(math.ceil(p[-1] * n_iters))
+    return w[1:]
+
+
+def _functional(model: nn.Module):
+    names = [n for n, _ in model.named_parameters()]
+    params = [p.detach() for _, p in model.named_parameters()]
+
+    def call(ps, x):
+        return torch.func.functional_call(model, dict(zip(names, ps)), (x,))
+
+    return params, call
+
+
+def adaptive_sharpness_worst(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, rho: float = ADAPTIVE_WORST_RHO,
+                             steps: int = ADAPTIVE_STEPS, m: int = ADAPTIVE_M) -> float:
+    """Worst-case adaptive l_inf m-sharpness (Andriushchenko et al. 2023, eq. (1) with
+    ``T_w = diag(|w|)``): the mean over batches B of m consecutive examples of
+    ``max_{||delta / |w| ||_inf <= rho} L_B(w + delta) - L_B(w)``, L_B the mean cross-entropy on B.
+
+    The maximum is approximated with their method (``eval_APGD_sharpness`` with
+    ``adaptive=True, norm='linf', rand_init=False``): ``steps`` steps of sign-gradient ascent
+    with step ``s |w|`` from delta = 0, s = 2 rho at first, projected on the box
+    ``|delta_i| <= rho |w_i|``, momentum 0.75 (delta <- 0.75 delta + 0.25 delta_prev), and the
+    step halved at the APGD checkpoints (:func:`_apgd_checkpoints`) when fewer than 75% of the
+    steps since the last one raised the loss or the loss did not move; each batch keeps the
+    largest loss seen. As in their code, halving the step moves the point where the next gradient
+    is taken to the best point so far while the perturbation being updated stays where it was.
+    Every parameter is perturbed, the last layer included (their ``layer_name_pattern='all'``);
+    they keep batch norm in eval mode and perturb its affine parameters, here batch norm is folded
+    first (:func:`fold_batchnorm`) and the folded weights and biases are perturbed (a deviation:
+    the multiplicative perturbation of a folded weight is not the product of the two they apply).
+    Their ``normalize_logits`` option is off (their default). ``rho = 0`` gives 0.
+    Deterministic (no random start). The examples ``x, y`` are taken in the order given."""
+    _check_model(model)
+    _check_data(x, y)
+    model.eval()
+    w, call = _functional(model)
+    scale = [p.abs() for p in w]
+    checks = set(_apgd_checkpoints(steps))
+
+    def loss_grad(ps, xb, yb):
+        ps = [p.detach().requires_grad_(True) for p in ps]
+        with torch.enable_grad():
+            loss = F.cross_entropy(call(ps, xb), yb)
+            grads = torch.autograd.grad(loss, ps)
+        return float(loss.detach()), grads
+
+    total = 0.0
+    for s in _batches(len(x), m):
+        xb, yb = x[s], y[s]
+        init_loss, grads = loss_grad(w, xb, yb)
+        delta = [torch.zeros_like(p) for p in w]
+        prev = [torch.zeros_like(p) for p in w]
+        worst_loss, worst_delta = init_loss, [d.clone() for d in delta]
+        prev_worst, step, prev_step, prev_cp, updates = init_loss, 2 * rho, 2 * rho, 0, 0
+        for i in range(steps):
+            backup = [d.clone() for d in delta]
+            delta = [torch.clamp(d + step * g.sign() * a, -rho * a, rho * a) for d, g, a in zip(delta, grads, scale)]
+            delta = [0.75 * d + 0.25 * q for d, q in zip(delta, prev)]
+            prev = backup
+            loss, grads = loss_grad([p + d for p, d in zip(w, delta)], xb, yb)
+            if loss > worst_loss:
+                worst_loss, worst_delta, updates = loss, [d.clone() for d in delta], updates + 1
+            if i in checks:
+                cond1 = updates < 0.75 * (i - prev_cp)
+                cond2 = prev_step == step and prev_worst == worst_loss
+                prev_step, prev_worst, prev_cp, updates = step, worst_loss, i, 0
+                if cond1 or cond2:
+                    step *= 0.5
+                    _, grads = loss_grad([p + d for p, d in zip(w, worst_delta)], xb, yb)
+        total += (worst_loss - init_loss) * (s.stop - s.start)
+    return total / len(x)
+
+
+def adaptive_sharpness_avg(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, rho: float = ADAPTIVE_AVG_RHO,
+                           samples: int = 8, seed: int = 0, batch_size: int = 1024) -> float:
+    """Average-case adaptive sharpness (Andriushchenko et al. 2023, eq. (2) with ``T_w = diag(|w|)``
+    and Gaussian noise, their ``eval_average_sharpness(adaptive=True, norm='l2')``):
+    ``E_{delta ~ N(0, rho^2 diag(w^2))} L_S(w + delta) - L_S(w)``, L_S the mean cross-entropy on
+    ``x, y``; every parameter perturbed (last layer included; batch norm folded first, see
+    :func:`adaptive_sharpness_worst`).
+
+    Monte-Carlo with ``samples`` draws: draw j is ``delta = rho |w| z`` with z drawn in float32,
+    parameter by parameter in ``named_parameters`` order, from ``torch.Generator`` seeded
+    ``seed * 1_000_003 + j`` on the CPU (the same draws on every device). Deviation: their code
+    draws fresh noise for every batch of 128; here each draw is evaluated on all examples
+    (the same expectation)."""
+    _check_model(model)
+    _check_data(x, y)
+    model.eval()
+    w, call = _functional(model)
+
+    def loss(ps):
+        total = 0.0
+        with torch.no_grad():
+            for s in _batches(len(x), batch_size):
+                total += float(F.cross_entropy(call(ps, x[s]), y[s], reduction="sum"))
+        return total / len(x)
+
+    base = loss(w)
+    acc = 0.0
+    for j in range(samples):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + j)
+        z = [torch.randn(p.shape, generator=g, dtype=torch.float32).to(device=p.device, dtype=p.dtype) for p in w]
+        acc += loss([p + rho * p.abs() * zi for p, zi in zip(w, z)])
+    return acc / samples - base
+
+
+# ---------------------------------------------------------------------------- margin signature
+# Jiang, Krishnan, Mobahi, Bengio, "Predicting the generalization gap in deep networks with margin
+# distributions", ICLR 2019; their code google-research/demogen/margin_utils.py (``margin``).
+
+#: The hidden layers of the signature: the input and three hidden layers (as in the paper).
+SIGNATURE_LAYERS = 4
+#: The statistics of each layer's normalized margin distribution (the paper's signature).
+SIGNATURE_STATS = ("q1", "median", "q3", "lower_fence", "upper_fence")
+
+
+def _signature_slots(hidden: int) -> list[int]:
+    """Which of the ``hidden`` representations 1..hidden fill the slots l1..l3: all of them when
+    there are at most 3, else 3 evenly spaced ones, 1 + floor(k (hidden - 1) / 2) for k = 0, 1, 2
+    (the first, the middle and the last)."""
+    if hidden <= SIGNATURE_LAYERS - 1:
+        return list(range(1, hidden + 1))
+    return [1 + (k * (hidden - 1)) // 2 for k in range(SIGNATURE_LAYERS - 1)]
+
+
+def layer_margins(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+                  epsilon: float = 1e-6) -> tuple[list[torch.Tensor], list[float]]:
+    """Linearized distances to the decision boundary at every layer's input (Jiang et al. 2019, eq. (3);
+    demogen ``margin`` with ``dist_norm=2``), and the total variation of each layer's input.
+
+    For layer l (the l-th conv/linear layer in call order, l = 0 the network's input as the first
+    layer sees it, l >= 1 the hidden representation the l-th layer after it receives, after the
+    ReLU, pooling and flattening before it), example x with label i and j the highest-scoring
+    other class: ``d_l(x) = (f_i(x) - f_j(x)) / sqrt(epsilon + ||grad_{x^l} (f_i - f_j)||_2^2)``
+    (demogen's epsilon = 1e-6; negative for a misclassified example), and
+    ``nu_l = sqrt(tr Cov(x^l))``, the square root of the summed per-coordinate variance
+    (population variance, float64) of x^l over the examples.
+
+    Returns ``(d, nu)``: ``d[l]`` float64 (n,) on the CPU, ``nu[l]`` a float."""
+    _check_model(model)
+    _check_data(x, y)
+    model.eval()
+    dev = next(model.parameters()).device
+    d: list[list[torch.Tensor]] = []
+    sums: list[torch.Tensor] = []
+    sq: list[torch.Tensor] = []
+    shift: list[torch.Tensor] = []
+    for s in _batches(len(x), batch_size):
+        acts: list[torch.Tensor] = []
+
+        def pre(mod, inp, acts=acts):
+            acts.append(inp[0])
+
+        handles = [mod.register_forward_pre_hook(pre) for _, mod in layers(model)]
+        try:
+            with torch.enable_grad():
+                logits = model(x[s].to(dev).detach().requires_grad_(True))
+                yy = y[s].to(dev)
+                other = logits.detach().scatter(1, yy[:, None], -math.inf).argmax(1)
+                diff = logits.gather(1, yy[:, None])[:, 0] - logits.gather(1, other[:, None])[:, 0]
+                grads = torch.autograd.grad(diff.sum(), acts)
+        finally:
+            for h in handles:
+                h.remove()
+        if not d:
+            d = [[] for _ in acts]
+            shift = [a.detach().double().mean(0) for a in acts]
+            sums = [torch.zeros_like(c) for c in shift]
+            sq = [torch.zeros_like(c) for c in shift]
+        num = diff.detach().double()
+        for k, (a, g) in enumerate(zip(acts, grads)):
+            gn = torch.sqrt(epsilon + g.double().reshape(len(g), -1).pow(2).sum(1))
+            d[k].append((num / gn).cpu())
+            c = a.detach().double() - shift[k]
+            sums[k] += c.sum(0)
+            sq[k] += (c * c).sum(0)
+    n = len(x)
+    nu = [float(torch.sqrt((q / n - (s / n) ** 2).clamp_min(0).sum())) for s, q in zip(sums, sq)]
+    return [torch.cat(v) for v in d], nu
+
+
+def margin_signature(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
+    """The margin-distribution signature (Jiang et al. 2019, sections 3.1-3.2): for the input and three
+    hidden layers (slots l0..l3: l0 the input, l1..l3 from :func:`_signature_slots`), the
+    quartiles Q1, median, Q3 and the fences ``Q1 - 1.5 IQR``, ``Q3 + 1.5 IQR`` of the normalized
+    margins ``d_l(x) / nu_l`` (:func:`layer_margins`) over the correctly classified examples
+    (the paper ignores the misclassified ones, whose distance is negative). Quantiles by linear
+    interpolation (``torch.quantile``, as ``np.percentile``).
+
+    Names ``margin_sig_l{k}_{stat}`` (stat in :data:`SIGNATURE_STATS`), the same for every network.
+    NaN: a slot the network has no layer for (a network with fewer than 3 hidden layers, e.g.
+    mlp1x512 has l0 and l1 only), or no correctly classified example; inf or NaN when a layer's
+    input does not vary over the examples (nu_l = 0). The paper regresses on the log of these
+    values; they are reported as they are."""
+    d, nu = layer_margins(model, x, y, batch_size)
+    slots = [0] + _signature_slots(len(d) - 1)
+    out = {}
+    for k in range(SIGNATURE_LAYERS):
+        vals = [math.nan] * len(SIGNATURE_STATS)
+        if k < len(slots):
+            l = slots[k]  # noqa: E741
+            keep = d[l][d[l] > 0]
+            if len(keep):
+                q = torch.quantile(keep / nu[l], torch.tensor([0.25, 0.5, 0.75], dtype=keep.dtype)).tolist()
+                iqr = q[2] - q[0]
+                vals = [q[0], q[1], q[2], q[0] - 1.5 * iqr, q[2] + 1.5 * iqr]
+        out.update({f"margin_sig_l{k}_{st}": v for st, v in zip(SIGNATURE_STATS, vals)})
+    return out
+
+
+# ---------------------------------------------------------------------------- PAC-Bayes bound
+# Dziugaite & Roy, "Computing nonvacuous generalization bounds for deep (stochastic) neural networks
+# with many more parameters than training data", UAI 2017; McAllester 1999; Langford & Seeger 2001;
+# Maurer 2004 (the 2 sqrt(n) / delta form); Langford & Caruana 2002 (the Monte-Carlo bound).
+
+#: The sigma grid of :func:`pacbayes_bound`: 10^(-4 + j/4), j = 0..20 (1e-4 to 10, 21 values),
+#: fixed before the data are seen, paid for by a union bound.
+PACBAYES_SIGMAS = tuple(10.0 ** (-4 + j / 4) for j in range(21))
+#: The confidence of :func:`pacbayes_bound`: 0.04 for the PAC-Bayes bound and 0.01 for the
+#: Monte-Carlo estimate of the posterior's error, each split evenly over the sigma grid.
+PACBAYES_DELTA = 0.05
+PACBAYES_DELTA_MC = 0.01
+
+
+def binary_kl(q: float, p: float) -> float:
+    """``kl(q || p) = q log(q/p) + (1-q) log((1-q)/(1-p))`` (nats; 0 log 0 = 0)."""
+    out = 0.0
+    if q > 0:
+        out += q * math.log(q / p) if p > 0 else math.inf
+    if q < 1:
+        out += (1 - q) * math.log((1 - q) / (1 - p)) if p < 1 else math.inf
+    return out
+
+
+def kl_inverse(q: float, c: float, iters: int = 200) -> float:
+    """``kl^{-1}(q, c) = sup {p in [q, 1] : kl(q || p) <= c}`` by bisection on [q, 1] (where
+    kl(q || .) increases), returning the upper end of the final bracket (never below the
+    supremum; width < 1e-15 or ``iters`` halvings). 1 for ``c = inf`` or ``q >= 1``; NaN for a NaN
+    argument. Raises ValueError for q outside [0, 1] or c < 0."""
+    if math.isnan(q) or math.isnan(c):
+        return math.nan
+    if not 0.0 <= q <= 1.0 or c < 0:
+        raise ValueError(f"kl_inverse needs q in [0, 1] and c >= 0, got q={q!r}, c={c!r}")
+    if q >= 1.0 or c == math.inf:
+        return 1.0
+    lo, hi = q, 1.0
+    for _ in range(iters):
+        if hi - lo < 1e-15:
+            break
+        mid = (lo + hi) / 2
+        if binary_kl(q, mid) <= c:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def pacbayes_bound(model: nn.Module, init_model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                   samples: int = 8, seed: int = 0, sigmas: Sequence[float] = PACBAYES_SIGMAS,
+                   delta: float = PACBAYES_DELTA, delta_mc: float = PACBAYES_DELTA_MC,
+                   memory_budget: int = 1 << 30, batch_size: int = 1024) -> dict[str, float]:
+    """A PAC-Bayes bound on the test error of the stochastic classifier ``Q = N(w, sigma^2 I)``
+    (Dziugaite & Roy 2017; the kl form of Langford & Seeger 2001 with Maurer's 2 sqrt(n)), with
+    prior ``P = N(w0, sigma^2 I)`` centred at the initialization ``init_model`` (data-independent):
+    with probability >= 1 - ``delta`` over the n training examples ``x, y`` and the Monte-Carlo
+    draws, for every sigma of the grid ``sigmas`` (K values) at once,
+
+        e_Q <= kl^{-1}( kl^{-1}(hat e, ln(2K / delta_mc) / samples),
+                        (KL + ln(2 sqrt(n) K / (delta - delta_mc))) / n ),
+
+    ``KL = ||w - w0||^2 / (2 sigma^2)``, hat e the mean training error over ``samples`` draws
+    ``w + sigma z_j`` (z_j from :meth:`rethink.perturbation._Perturber.normal`, the same z at every
+    sigma; each draw evaluated on all n examples), the inner kl^{-1} the bound of Langford & Caruana
+    on the posterior's training error from hat e (Dziugaite & Roy's treatment of the Monte-Carlo
+    error). The reported bound is the smallest over the grid (the union bound pays for the
+    choice); the grid is scanned from the largest sigma down and stops once ``kl^{-1}(0, .)`` of
+    the next KL term is no better than the best bound (KL only grows as sigma falls).
+
+    Errors are 0-1 errors against the labels given (for a run on corrupted labels: the labels
+    it was trained on). Returns ``pacbayes_bound`` (in [0, 1]), ``pacbayes_bound_kl`` (KL in nats
+    at the chosen sigma), ``pacbayes_bound_sigma`` and ``pacbayes_bound_emp_error`` (hat e there).
+    All NaN when n < 8 (Maurer's bound needs n >= 8). Raises ValueError when the two networks'
+    parameter shapes differ."""
+    from .perturbation import _Perturber
+
+    _check_model(model)
+    _check_data(x, y)
+    a, b = list(model.parameters()), list(init_model.parameters())
+    if [p.shape for p in a] != [p.shape for p in b]:
+        raise ValueError("the model and its initialization have different parameter shapes")
+    n, k = len(x), len(sigmas)
+    nan = dict(pacbayes_bound=math.nan, pacbayes_bound_kl=math.nan, pacbayes_bound_sigma=math.nan,
+               pacbayes_bound_emp_error=math.nan)
+    if n < 8:
+        return nan
+    d2 = float(sum(((p.detach().double() - q.detach().double().to(p.device)) ** 2).sum() for p, q in zip(a, b)))
+    pert = _Perturber(model, x, y, memory_budget, batch_size, seed=seed)
+    z = pert.normal(samples, seed)
+    mc_c = math.log(2 * k / delta_mc) / samples
+    pb_log = math.log(2 * math.sqrt(n) * k / (delta - delta_mc))
+    best = dict(nan, pacbayes_bound=math.inf)
+    for sigma in sorted(sigmas, reverse=True):
+        kl = d2 / (2 * sigma * sigma)
+        c = (kl + pb_log) / n
+        if kl_inverse(0.0, c) >= best["pacbayes_bound"]:
+            break
+        stacked = [p.unsqueeze(0) + sigma * zi for p, zi in zip(pert.params, z)]
+        err = 1.0 - pert._correct(stacked, pert.x, pert.y) / (samples * n)
+        bound = kl_inverse(kl_inverse(err, mc_c), c)
+        if bound < best["pacbayes_bound"]:
+            best = dict(pacbayes_bound=bound, pacbayes_bound_kl=kl, pacbayes_bound_sigma=sigma,
+                        pacbayes_bound_emp_error=err)
+    return best
+
+
 # ---------------------------------------------------------------------------- compute
 
 
@@ -491,6 +862,20 @@ def _group(g: str, c: dict) -> dict[str, float]:
         a = sharpness_alpha(folded, c["xs"], c["ys"], magnitude_aware=g == "sharpness_mag", seed=c["seed"],
                             batch_size=c["batch_size"], steps=c["sharpness_steps"])
         return {f"{g}_alpha": a, g: _inverse_square(a)}
+    if g == "adaptive_sharpness":
+        return {"adaptive_sharpness_worst": adaptive_sharpness_worst(folded, c["xs"], c["ys"]),
+                "adaptive_sharpness_avg": adaptive_sharpness_avg(folded, c["xs"], c["ys"],
+                                                                 samples=c["samples"], seed=c["seed"],
+                                                                 batch_size=c["batch_size"])}
+    if g == "margin_signature":
+        return margin_signature(folded, x, c["y"], batch_size=c["batch_size"])
+    if g == "pacbayes_bound":
+        if c["init_state"] is None:
+            return dict.fromkeys(GROUPS["pacbayes_bound"], math.nan)
+        init = copy.deepcopy(c["model"])
+        init.load_state_dict(c["init_state"])
+        return pacbayes_bound(folded, fold_batchnorm(init.to(c["dev"]), x[:1]), x, c["y"], samples=c["samples"],
+                              seed=c["seed"], memory_budget=c["memory_budget"], batch_size=c["batch_size"])
     if g == "optimization":
         h, fit = c["history"], c["steps_to_fit"]
         return {"steps_to_loss": steps_to_loss(h) if h is not None else math.nan,
@@ -547,15 +932,18 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
         dataset: training data: a dataset name, a Dataset, or ``(x, y)`` tensors already
             preprocessed as the model expects.
         corruption: the corruption the model was trained with (labels as trained on).
-        init_state: the model's ``state_dict`` at initialization (for ``dist_init``).
+        init_state: the model's ``state_dict`` at initialization (for ``dist_init`` and the
+            prior of ``pacbayes_bound``).
         measures: "all", or names from :data:`MEASURES` / groups from :data:`GROUPS`.
         device: "auto" (CUDA when available), "cpu" or "cuda".
         seed: seeds the Monte-Carlo noise, the sharpness start, the power iteration and the
-            subsample of ``max_examples`` training examples used by the PAC-Bayes and
-            sharpness measures (margin uses every training example).
+            subsample of ``max_examples`` training examples used by the PAC-Bayes flatness and
+            sharpness measures and by adaptive sharpness (margin, the margin signature and
+            ``pacbayes_bound`` use every training example).
         history: per-epoch dicts with "step" and "train_loss" (for ``steps_to_loss``).
         steps_to_fit: the run's ``Result.steps_to_fit`` (None: not fitted, NaN).
-        samples: Monte-Carlo draws per PAC-Bayes evaluation.
+        samples: Monte-Carlo draws per PAC-Bayes evaluation, for average adaptive sharpness
+            and per sigma of ``pacbayes_bound``.
         sharpness_steps: projected gradient-ascent steps per sharpness evaluation.
         memory_budget: bytes for one batched PAC-Bayes pass (default 1 GiB, or a quarter of
             the free GPU memory).
@@ -565,7 +953,11 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
         in each function's docstring), with ``.seconds`` (group -> wall seconds). Under
         ``measures="all"``, ``dist_init`` without ``init_state`` and ``steps_to_loss`` without
         ``history`` are NaN (and ``steps_to_fit`` is NaN for a run that did not fit);
-        ``*_over_margin`` and ``inverse_margin`` are NaN when the margin is <= 0.
+        ``*_over_margin`` and ``inverse_margin`` are NaN when the margin is <= 0;
+        ``pacbayes_bound*`` are NaN without ``init_state`` (under "all") or with fewer than 8
+        training examples; ``margin_sig_l{k}_*`` are NaN for a slot the network has no hidden
+        layer for or when no training example is classified correctly (and inf/NaN for a layer
+        whose input does not vary). Nothing is clipped: an infinite or NaN value is reported as such.
 
     Raises:
         TypeError/ValueError: not a module, a model without parameters, no training data,
@@ -578,8 +970,9 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
     info = _resolve_run(model, dataset, corruption, init_state, history, normalize, crop, steps_to_fit)
     _check_model(info["model"])
     groups, explicit = _select(measures)
-    if explicit and "dist_init" in groups and info["init_state"] is None:
-        raise ValueError("measure dist_init needs init_state (the model's state_dict at initialization)")
+    for g in ("dist_init", "pacbayes_bound"):
+        if explicit and g in groups and info["init_state"] is None:
+            raise ValueError(f"measure {g} needs init_state (the model's state_dict at initialization)")
     if explicit and "optimization" in groups and info["history"] is None:
         raise ValueError("measure steps_to_loss needs history (per-epoch dicts with step and train_loss)")
     dev = resolve_device(device, kernels=False)
@@ -593,7 +986,7 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
     c = dict(info, net=net, folded=fold_batchnorm(net, x[:1]), x=x, y=y, dev=dev, seed=seed, samples=samples,
              memory_budget=memory_budget, batch_size=batch_size, sharpness_steps=sharpness_steps, xs=x, ys=y,
              gamma=math.nan, g2=math.nan)
-    if any(g.startswith(("pacbayes", "sharpness")) for g in groups) and len(x) > max_examples:
+    if any(g.startswith(("pacbayes", "sharpness", "adaptive")) for g in groups) and len(x) > max_examples:
         idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_examples].to(dev)
         c["xs"], c["ys"] = x[idx], y[idx]
     out = MeasureValues()
