@@ -98,3 +98,20 @@ def test_zoo_through_submitit_local_executor(tmp_path):
     assert [h["train_loss"] for h in rep.results[1].history] == pytest.approx(
         [h["train_loss"] for h in single.history], rel=1e-6)
     assert set(rep.measures) == {r.run_name for r in rep.results}
+
+
+def test_an_all_measures_cache_of_an_older_rethink_is_recomputed(tmp_path):
+    import json
+
+    rethink.fit_random(max_epochs=1, train_size=100, test_size=50, out_dir=tmp_path, run_name="w", device="cpu",
+                       progress=False)
+    job = MeasureJob.make("w", {"measures": "all", "samples": 1, "max_examples": 64, "sharpness_steps": 1})
+    path = tmp_path / "w.measures.json"
+    job(tmp_path, "cpu")
+    assert job.finished(tmp_path) is not None
+    d = json.loads(path.read_text())
+    del d["values"]["pacbayes_bound"]  # written before that measure existed
+    path.write_text(json.dumps(d))
+    assert job.finished(tmp_path) is None  # "all" means more now: computed again
+    (tmp_path / "w.pt").unlink()
+    assert job.finished(tmp_path) is not None  # without the weights the stored record is all there is
