@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
-from . import paper
+from . import _build, paper
 from ._check import check_int, check_number, check_seed
 from .corruption import Corruption
 from .inputs import ModelSource, as_dataset, as_model, dataset_fingerprint, module_fingerprint
@@ -156,7 +156,7 @@ class RunSpec:
                              f"augment={self.augment!r}")
         if rotate:
             rot = DEFAULT_MAX_ROTATION if self.max_rotation is None else self.max_rotation
-            check_number("max_rotation", rot, low=1, high=45, integer=True)
+            check_number("max_rotation", rot, low=1, high=_build._C.max_rotation, integer=True)  # the kernels' limit
             set_(self, "max_rotation", int(rot))
         norm = None if self.normalize in ("none", "None") else self.normalize
         if not (norm is None or isinstance(norm, str)) or norm not in NORMALIZE:
@@ -172,18 +172,18 @@ class RunSpec:
                 raise ValueError(f"{name} must be a short string of A-Z a-z 0-9 . _ -, got {v!r}")
 
     def _check_crop(self) -> None:
-        """crop against the image size of a named dataset (user datasets are checked when loaded)."""
+        """crop against the image size of a named dataset, by the loader's one check of a view
+        (:func:`rethink.augment.check_view`); user datasets are checked when loaded."""
+        from .augment import check_view
         from .datasets import SHAPES
 
         if self.dataset_fingerprint is not None or self.dataset not in SHAPES:
             return
         _, h, w = SHAPES[self.dataset][0]
-        parts = augment_parts(self.augment)
-        if self.crop is not None and (self.crop > h or self.crop > w):
-            raise ValueError(f"crop={self.crop} is larger than the {h} x {w} images of dataset {self.dataset!r}")
-        if parts["random_crop"] and not parts["pad"] and (self.crop is None or self.crop >= min(h, w)):
-            raise ValueError(f"augment 'crop' draws a crop window inside the {h} x {w} images of {self.dataset!r}: "
-                             f"give a smaller crop (e.g. crop={min(h, w) * 6 // 7}), got crop={self.crop!r}")
+        try:
+            check_view(h, w, self.augment, self.crop, DEFAULT_MAX_ROTATION)
+        except ValueError as e:
+            raise ValueError(f"{e} (dataset {self.dataset!r})") from None
 
     def _check_numbers(self) -> None:
         set_ = object.__setattr__

@@ -302,3 +302,20 @@ def test_shuffled_pixel_runs_with_a_crop_are_not_taken_for_earlier_versions_runs
         (kept if same else renamed).add(Corruption.parse(r.config["corruption"]).kind)
     assert renamed == {"shuffled_pixels"}
     assert "shuffled_pixels" not in kept and {"none", "random_labels", "gaussian"} <= kept
+
+
+def test_the_view_limits_are_the_loaders():
+    # one check of a view for the spec and the loader: the same message, with the dataset named
+    from rethink import _build
+    from rethink.augment import check_view
+
+    for kw in (dict(crop=9), dict(augment="crop", crop=8), dict(augment="crop")):
+        with pytest.raises(ValueError) as from_loader:
+            check_view(8, 8, kw.get("augment"), kw.get("crop"), 25)
+        with pytest.raises(ValueError) as from_spec:
+            RunSpec(dataset="digits", **kw)
+        assert str(from_spec.value) == f"{from_loader.value} (dataset 'digits')"
+    limit = _build._C.max_rotation
+    RunSpec(augment="rotate", max_rotation=limit)
+    with pytest.raises(ValueError, match=f"max_rotation must be an integer >= 1 and <= {limit}"):
+        RunSpec(augment="rotate", max_rotation=limit + 1)
