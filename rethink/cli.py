@@ -362,13 +362,34 @@ def _cmd_memorization(args) -> int:
     return 0
 
 
+def _default(fn, name: str) -> Any:
+    """The default of parameter ``name`` of ``fn``: the CLI never restates a module's default."""
+    import inspect
+
+    return inspect.signature(fn).parameters[name].default
+
+
+def _shown(value: Any) -> str:
+    """A default as --help prints it (lists space-separated, as the CLI takes them)."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _listed(value: Any) -> list[str]:
+    """A list default as the strings argparse would have parsed."""
+    return [_shown(v) for v in value]
+
+
 def _parser_fit_random(sub) -> None:
+    from .train import fit_random
+
     p = sub.add_parser("fit-random", help="train one model on (randomized) data",
                        description="Train a model with SGD on randomized data until it fits the training set; "
                                    "print the final metrics.")
-    p.add_argument("--model", default="mlp1x512", help=_models_help() + " (default mlp1x512)")
-    p.add_argument("--dataset", default="digits", help=_DATASET_HELP + " (default digits)")
-    p.add_argument("--corruption", default="random_labels", help=_CORRUPTION_HELP + " (default random_labels)")
+    for flag, text in (("model", _models_help()), ("dataset", _DATASET_HELP), ("corruption", _CORRUPTION_HELP)):
+        d = _default(fit_random, flag)
+        p.add_argument(f"--{flag}", default=d, help=f"{text} (default {_shown(d)})")
     p.add_argument("--seed", type=_integer, default=0, help="seed of the initialization, batch order and "
                                                             "corruption (default 0)")
     p.add_argument("--run-name", default=None, help="result file stem (default: from the settings)")
@@ -380,15 +401,19 @@ def _parser_fit_random(sub) -> None:
 
 
 def _parser_sweep(sub) -> None:
+    from .runner import sweep
+
+    d = {k: _default(sweep, k) for k in ("models", "dataset", "corruptions", "seeds")}
     s = sub.add_parser("sweep", help="train every combination of models, corruptions, seeds and settings",
                        description="Run fit-random for the product of the given settings, one result file per "
                                    "run; finished runs of the same settings are skipped on a rerun.")
-    s.add_argument("--model", "--models", dest="models", nargs="+", default=["mlp1x512"],
-                   help="one or more: " + _models_help() + " (default mlp1x512)")
-    s.add_argument("--dataset", nargs="+", default=["digits"], help="one or more: " + _DATASET_HELP + " (default digits)")
-    s.add_argument("--corruption", "--corruptions", dest="corruptions", nargs="+", default=["none", "random_labels"],
-                   help="one or more: " + _CORRUPTION_HELP + " (default none random_labels)")
-    s.add_argument("--seeds", nargs="+", default=["0"], help="seeds (default 0)")
+    s.add_argument("--model", "--models", dest="models", nargs="+", default=_listed(d["models"]),
+                   help=f"one or more: {_models_help()} (default {_shown(d['models'])})")
+    s.add_argument("--dataset", nargs="+", default=[d["dataset"]],
+                   help=f"one or more: {_DATASET_HELP} (default {d['dataset']})")
+    s.add_argument("--corruption", "--corruptions", dest="corruptions", nargs="+", default=_listed(d["corruptions"]),
+                   help=f"one or more: {_CORRUPTION_HELP} (default {_shown(d['corruptions'])})")
+    s.add_argument("--seeds", nargs="+", default=_listed(d["seeds"]), help=f"seeds (default {_shown(d['seeds'])})")
     s.add_argument("--devices", nargs="+", default=None, help="one worker per device, e.g. cuda:0 cuda:1, or cpu cpu")
     _add_run_options(s, lists=True)
     _add_common(s, out_default="results")
@@ -397,25 +422,30 @@ def _parser_sweep(sub) -> None:
 
 
 def _parser_randomization_test(sub) -> None:
+    from .randomization import randomization_test
+
+    d = {k: _default(randomization_test, k) for k in ("model", "dataset", "corruptions", "label_noise", "seeds",
+                                                        "grid_weight_decay", "grid_augment")}
     r = sub.add_parser("randomization-test",
                        help="the paper's randomization test (Figures 1 and 2, Table 1) on a model and a dataset",
                        description="Train a model on true labels, random labels, shuffled pixels, random pixels "
                                    "and Gaussian inputs, on a label-noise sweep and on the Table 1 regularizer "
                                    "grid, for every seed; write every result, summary.csv, figure1.png, "
                                    "figure2.png, table1.md and a verdict into --out-dir.")
-    r.add_argument("--model", default="mlp1x512", help=_models_help() + " (default mlp1x512)")
-    r.add_argument("--dataset", default="digits", help=_DATASET_HELP + " (default digits)")
-    r.add_argument("--corruption", "--corruptions", dest="corruptions", nargs="+",
-                   default=["none", "random_labels", "shuffled_pixels", "random_pixels", "gaussian"],
-                   help="the variants: " + _CORRUPTION_HELP + " (default: the paper's five, none random_labels "
-                        "shuffled_pixels random_pixels gaussian)")
-    r.add_argument("--label-noise", nargs="+", default=["0", "0.2", "0.4", "0.6", "0.8", "1"],
-                   help="label-corruption levels (default 0 0.2 0.4 0.6 0.8 1)")
-    r.add_argument("--seeds", nargs="+", default=["0"], help="seeds: several give mean and spread (default 0)")
+    r.add_argument("--model", default=d["model"], help=f"{_models_help()} (default {d['model']})")
+    r.add_argument("--dataset", default=d["dataset"], help=f"{_DATASET_HELP} (default {d['dataset']})")
+    r.add_argument("--corruption", "--corruptions", dest="corruptions", nargs="+", default=_listed(d["corruptions"]),
+                   help=f"the variants: {_CORRUPTION_HELP} (default: the paper's five, {_shown(d['corruptions'])})")
+    r.add_argument("--label-noise", nargs="+", default=_listed(d["label_noise"]),
+                   help=f"label-corruption levels (default {_shown(d['label_noise'])})")
+    r.add_argument("--seeds", nargs="+", default=_listed(d["seeds"]),
+                   help=f"seeds: several give mean and spread (default {_shown(d['seeds'])})")
     r.add_argument("--devices", nargs="+", default=None, help="one worker per device, e.g. cuda:0 cuda:1")
     r.add_argument("--no-grid", action="store_true", help="skip the Table 1 weight decay / augmentation runs")
-    r.add_argument("--grid-weight-decay", type=float, default=5e-4, help="weight decay of the grid (default 5e-4)")
-    r.add_argument("--grid-augment", default="flip", help="augmentation of the grid (default flip; 'none' to skip)")
+    r.add_argument("--grid-weight-decay", type=float, default=d["grid_weight_decay"],
+                   help=f"weight decay of the grid (default {_shown(d['grid_weight_decay'])})")
+    r.add_argument("--grid-augment", default=d["grid_augment"],
+                   help=f"augmentation of the grid (default {d['grid_augment']}; 'none' to skip)")
     r.add_argument("--regularized-random", action="store_true",
                    help="also train random labels with the grid's regularizers (the paper's Appendix E)")
     _add_run_options(r, lists=False)
@@ -426,20 +456,29 @@ def _parser_randomization_test(sub) -> None:
 
 
 def _parser_measures(sub) -> None:
+    from .measures import compute
+
+    d = {k: _default(compute, k) for k in ("seed", "samples", "max_examples")}
     m = sub.add_parser("measures", help="rank complexity measures by how well they predict the generalization gap",
                        description="Compute complexity measures for every run in a results folder and rank them "
                                    "by how well they predict the generalization gap; writes measures.csv, "
                                    "measures.md and measures.png.")
     m.add_argument("results", help="folder of result JSONs (from fit-random, sweep or zoo)")
     m.add_argument("--measures", nargs="+", default=["all"], help=_measures_help())
-    m.add_argument("--seed", type=_integer, default=0, help="seed of the Monte-Carlo draws and subsamples (default 0)")
-    m.add_argument("--samples", type=_integer, default=8, help="Monte-Carlo draws per PAC-Bayes evaluation")
-    m.add_argument("--max-examples", type=_integer, default=2048, help="training examples for PAC-Bayes and sharpness")
+    m.add_argument("--seed", type=_integer, default=d["seed"],
+                   help=f"seed of the Monte-Carlo draws and subsamples (default {d['seed']})")
+    m.add_argument("--samples", type=_integer, default=d["samples"],
+                   help=f"Monte-Carlo draws per PAC-Bayes evaluation (default {d['samples']})")
+    m.add_argument("--max-examples", type=_integer, default=d["max_examples"],
+                   help=f"training examples for PAC-Bayes and sharpness (default {d['max_examples']})")
     _add_common(m, out_default=None)
     m.set_defaults(func=_cmd_measures)
 
 
 def _parser_zoo(sub) -> None:
+    from .zoo import ZOO_SETTINGS, zoo
+
+    seeds = _default(zoo, "seeds")
     z = sub.add_parser("zoo", help="train a factorial grid of models (a model zoo) and compute their measures",
                        description="Train every combination of the --grid values for every seed to a common "
                                    "stopping rule, then compute each run's complexity measures (cached per run); "
@@ -447,8 +486,9 @@ def _parser_zoo(sub) -> None:
                                    "on Fashion-MNIST subsets.")
     z.add_argument("--grid", nargs="+", default=None, metavar="SETTING=V1,V2",
                    help="e.g. model=mlp1x128,mlp2x512 lr=0.01,0.03 batch-size=32,128 (default: the built-in grid)")
-    z.add_argument("--dataset", default="fashion_mnist", help=_DATASET_HELP + " (default fashion_mnist)")
-    z.add_argument("--seeds", nargs="+", default=["0", "1"], help="replicate seeds (default 0 1)")
+    z.add_argument("--dataset", default=ZOO_SETTINGS["dataset"],
+                   help=f"{_DATASET_HELP} (default {ZOO_SETTINGS['dataset']}, the default grid's)")
+    z.add_argument("--seeds", nargs="+", default=_listed(seeds), help=f"replicate seeds (default {_shown(seeds)})")
     z.add_argument("--devices", nargs="+", default=None, help="one worker per device, e.g. cuda:0 cuda:1, or cpu cpu")
     z.add_argument("--executor", choices=["slurm", "local"], default=None,
                    help="run every job through submitit: on a Slurm cluster, or submitit's local executor")
@@ -462,19 +502,23 @@ def _parser_zoo(sub) -> None:
 
 
 def _parser_memorization(sub) -> None:
+    from .memorization import memorization
+
+    d = {k: _default(memorization, k) for k in ("model", "dataset", "corruption", "runs", "subset", "seed")}
     mz = sub.add_parser("memorization", help="memorization score of every training example (Feldman & Zhang 2020)",
                         description="Train --runs networks on random --subset fractions of the training pool, all "
                                     "with the same corrupted labels, and estimate every example's memorization "
                                     "score; report its AUROC against the examples whose labels were flipped.")
-    mz.add_argument("--model", default="mlp1x512", help=_models_help() + " (default mlp1x512)")
-    mz.add_argument("--dataset", default="fashion_mnist", help=_DATASET_HELP + " (default fashion_mnist)")
-    mz.add_argument("--corruption", default="labels:0.2", help="corruption of every run: " + _CORRUPTION_HELP +
-                                                               " (default labels:0.2)")
-    mz.add_argument("--runs", type=_integer, default=50, help="fits on random subsets (default 50)")
-    mz.add_argument("--subset", type=float, default=0.7, help="fraction of the pool per fit (default 0.7)")
+    mz.add_argument("--model", default=d["model"], help=f"{_models_help()} (default {d['model']})")
+    mz.add_argument("--dataset", default=d["dataset"], help=f"{_DATASET_HELP} (default {d['dataset']})")
+    mz.add_argument("--corruption", default=d["corruption"],
+                    help=f"corruption of every run: {_CORRUPTION_HELP} (default {d['corruption']})")
+    mz.add_argument("--runs", type=_integer, default=d["runs"], help=f"fits on random subsets (default {d['runs']})")
+    mz.add_argument("--subset", type=float, default=d["subset"],
+                    help=f"fraction of the pool per fit (default {_shown(d['subset'])})")
     mz.add_argument("--train-pool", type=_integer, default=None, help="use the first N training images (default all)")
-    mz.add_argument("--seed", type=_integer, default=0, help="seed of the corruption and of run k's subset and "
-                                                             "initialization (seed + k) (default 0)")
+    mz.add_argument("--seed", type=_integer, default=d["seed"], help="seed of the corruption and of run k's subset "
+                                                                     f"and initialization (seed + k) (default {d['seed']})")
     mz.add_argument("--influence", action="store_true", help="also the influence of training on test examples")
     mz.add_argument("--devices", nargs="+", default=None, help="one worker per device")
     _add_run_options(mz, lists=False)
