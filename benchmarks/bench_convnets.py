@@ -68,7 +68,7 @@ def mlp_data():
     spec = rethink.train.make_spec(**{k: v for k, v in MLP_RUN.items() if k != "progress"})[0]
     spec = spec.resolved()
     ds = datasets.load(spec.dataset)
-    from rethink.runs import subset_indices
+    from rethink.spec import subset_indices
 
     subset = subset_indices(len(ds.train), spec.train_size, spec.subset_seed, spec.train_pool)
     kw = dict(crop=spec.crop, normalize=spec.normalize)

@@ -22,8 +22,8 @@ from .corruption import Corruption, corrupt  # isort: skip
 from .loader import RandomizedLoader, randomized_batch  # isort: skip
 
 # the engine: models, the run model, the trainer, the runner
-from . import models, runs, train, runner  # isort: skip
-from .runs import RunSpec  # isort: skip
+from . import models, spec, run, train, runner  # isort: skip
+from .spec import RunSpec  # isort: skip
 from .results import load_runs  # isort: skip
 from .train import fit, fit_random, load_model  # isort: skip
 from .runner import sweep  # isort: skip
@@ -70,9 +70,17 @@ __all__ = [
     "rademacher",
     "randomization_test",
     "randomized_batch",
+    "run",
     "runner",
     "runs",
+    "spec",
     "sweep",
     "train",
     "zoo",
 ]
+
+# rethink 0.2's name of ``rethink.spec``, kept so that ``import rethink.runs`` and
+# ``from rethink.runs import RunSpec`` still work (there is no runs.py beside runner.py)
+import sys as _sys  # noqa: E402  isort: skip
+
+runs = _sys.modules[__name__ + ".runs"] = spec

@@ -2,7 +2,7 @@
 
 Every parser of rethink is defined here, with one vocabulary: ``--out-dir`` for the
 results folder, lists as space-separated values (``--seeds 0 1 2``; commas work too),
-and the settings of a run (:class:`rethink.runs.RunSpec`) spelled the same in every
+and the settings of a run (:class:`rethink.spec.RunSpec`) spelled the same in every
 command. A failing command exits with code 1 and one line on stderr:
 ``rethink: error: <reason>``.
 """
@@ -85,7 +85,7 @@ _RUN_OPTIONS = [
      "training examples per decay step (the default is one CIFAR-10 epoch)"),
     ("--batch-size", "batch_size", _integer, True, "batch size"),
     ("--max-epochs", "max_epochs", _integer, False, "epoch budget (default per dataset: "
-                                                    "rethink.runs.DEFAULT_MAX_EPOCHS)"),
+                                                    "rethink.spec.DEFAULT_MAX_EPOCHS)"),
     ("--stop-at-train-acc", "stop_at_train_acc", _optional_float, False,
      "stop at this train accuracy ('none': train the whole budget)"),
     ("--stop-at-train-loss", "stop_at_train_loss", _optional_float, False, "stop at this train cross-entropy"),
@@ -109,7 +109,7 @@ def _help(field: str, text: str) -> str:
     import dataclasses
 
     from .loader import DEFAULT_MAX_ROTATION
-    from .runs import RunSpec
+    from .spec import RunSpec
 
     text = text.replace("{rotation}", str(DEFAULT_MAX_ROTATION))
     default = {f.name: f.default for f in dataclasses.fields(RunSpec)}[field]

@@ -17,7 +17,7 @@ from typing import Any
 
 from .plots import mean_spread
 from .results import Result
-from .runs import RunSpec
+from .spec import RunSpec
 
 __all__ = ["Comparison", "compare", "QUANTITIES"]
 

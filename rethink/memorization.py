@@ -30,7 +30,7 @@ import torch
 from ._check import check_int, check_path
 from ._io import atomic_torch_save, atomic_write_json
 from .results import Result
-from .runs import subset_indices
+from .spec import subset_indices
 
 __all__ = ["MemorizationReport", "PredictJob", "memorization", "memorization_scores", "auroc"]
 
@@ -181,7 +181,7 @@ def memorization(model: Any = "mlp1x512", dataset: Any = "fashion_mnist", corrup
     """
     from .corruption import corrupted_labels
     from .runner import Execution, FitJob
-    from .runs import Subject
+    from .spec import Subject
 
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
         raise ValueError(f"runs must be an integer >= 2 (scores compare runs with and without each example), "

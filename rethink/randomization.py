@@ -31,7 +31,7 @@ from ._io import atomic_write_text
 from .augment import parse_augment
 from .corruption import Corruption
 from .results import Result
-from .runs import RunSpec
+from .spec import RunSpec
 
 __all__ = ["DEFAULT_CORRUPTIONS", "DEFAULT_LABEL_NOISE", "PlannedRun", "RandomizationTestReport", "plan_runs",
            "randomization_test", "verdict", "write_summary_csv"]
@@ -371,7 +371,7 @@ def randomization_test(model: Any = "mlp1x512", dataset: Any = "digits", *, root
             runs or is written).
     """
     from .runner import Execution, FitJob
-    from .runs import Subject
+    from .spec import Subject
 
     for k in ("out_dir", "run_name", "resume", "progress", "corruption", "seed", "model", "dataset",
               "model_fingerprint", "dataset_fingerprint"):

@@ -160,8 +160,8 @@ class Result:
 
     @property
     def spec(self):
-        """The :class:`rethink.runs.RunSpec` of this run (from its config)."""
-        from .runs import RunSpec
+        """The :class:`rethink.spec.RunSpec` of this run (from its config)."""
+        from .spec import RunSpec
 
         return RunSpec.from_config(self.config)
 

@@ -1,6 +1,6 @@
 """One run as one object: its spec, its data as the network sees it, and its files.
 
-A :class:`Run` is made once from a :class:`rethink.runs.RunSpec` and its Dataset. It holds
+A :class:`Run` is made once from a :class:`rethink.spec.RunSpec` and its Dataset. It holds
 what every consumer of a run needs and used to rebuild for itself (training, the measures,
 memorization's predictions, Rademacher's draws):
 
@@ -26,7 +26,7 @@ import torch
 from .inputs import view_shape
 from .loader import DEFAULT_MAX_ROTATION, RandomizedLoader
 from .results import NewerFormat, Result
-from .runs import RunSpec, subset_indices
+from .spec import RunSpec, subset_indices
 
 __all__ = ["Run", "RunData", "RunFiles", "OtherRun", "EVAL_BATCH"]
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from ._io import REUSE_NOTE, check_writable, note, progress_bar
 from .results import Result
-from .runs import RunSpec
+from .spec import RunSpec
 
 __all__ = ["Execution", "FitJob", "run_jobs", "run_fits", "run_specs", "sweep", "slurm_executor"]
 
@@ -46,7 +46,7 @@ class FitJob:
 
     @classmethod
     def of(cls, subject: Any, spec: RunSpec, root: str | os.PathLike | None = None, resume: bool = True) -> FitJob:
-        """The job training ``spec``, a spec of ``subject`` (a :class:`rethink.runs.Subject`),
+        """The job training ``spec``, a spec of ``subject`` (a :class:`rethink.spec.Subject`),
         carrying its user model and data."""
         return cls(spec, str(root) if root is not None else None, resume=resume,
                    module=subject.model if subject.model.is_user else None, data=subject.data)
@@ -293,7 +293,7 @@ def sweep(models: Sequence[Any] = ("mlp1x512",), corruptions: Sequence[Any] = ("
     settings in the order given). Raises ValueError for bad settings, before any run starts.
     """
     from .inputs import as_dataset, as_model
-    from .runs import Subject
+    from .spec import Subject
 
     ex = execution or Execution(out_dir, root, device, devices, executor, progress)
     if ex.out_dir is None:

@@ -25,13 +25,13 @@ from .measures import DOCS, GROUPS, MEASURES, MeasureValues, compute
 def _hyperparameters() -> tuple[str, ...]:
     from dataclasses import fields
 
-    from .runs import RunSpec
+    from .spec import RunSpec
 
     skip = {"model_fingerprint", "dataset_fingerprint", "corruption_seed", "subset_seed", "loss_window"}
     return tuple(f.name for f in fields(RunSpec) if f.name not in skip)
 
 
-#: The settings of a run (rethink.runs.RunSpec fields) that can be the hyper-parameters of a
+#: The settings of a run (rethink.spec.RunSpec fields) that can be the hyper-parameters of a
 #: study; those that vary across the runs are used.
 HYPERPARAMETERS = _hyperparameters()
 

@@ -1,4 +1,4 @@
-"""The trainer: :func:`fit` trains one :class:`rethink.runs.RunSpec` with SGD and records it.
+"""The trainer: :func:`fit` trains one :class:`rethink.spec.RunSpec` with SGD and records it.
 
 This is the experiment of Zhang et al. 2017: a model is trained with plain SGD on a copy
 of the data whose labels or pixels were randomized, until it fits the training set (and,
@@ -44,7 +44,7 @@ from .inputs import ModelSource, as_dataset, as_model
 from .loader import RandomizedLoader
 from .results import Result, load_model
 from .run import Run, check_same_spec, set_aside_file
-from .runs import RunSpec, Subject
+from .spec import RunSpec, Subject
 
 __all__ = ["fit", "fit_random", "make_spec", "load_model", "TrainingFailed"]
 
@@ -133,7 +133,7 @@ def fit_random(model: Any = "mlp1x512", dataset: Any = "digits", corruption: Any
             for the image conversion rule).
         corruption: a :class:`rethink.Corruption` (used with its seed) or its string form
             such as ``"random_labels"`` or ``"labels:0.4"`` (drawn with ``seed``).
-        **settings: the run's settings, :class:`rethink.runs.RunSpec` fields: ``seed``,
+        **settings: the run's settings, :class:`rethink.spec.RunSpec` fields: ``seed``,
             ``lr``, ``momentum``, ``weight_decay``, ``lr_decay``, ``lr_decay_examples``,
             ``batch_size``, ``max_epochs``, ``stop_at_train_acc``, ``stop_at_train_loss``,
             ``epochs_after_fit``, ``augment``, ``crop``, ``max_rotation``, ``normalize``,
@@ -197,7 +197,7 @@ def fit(spec: RunSpec, *, model: Any = None, dataset: Any = None,
         TrainingFailed: the loss became NaN or infinite; the result so far is saved.
     """
     if not isinstance(spec, RunSpec):
-        raise ValueError(f"spec must be a rethink.runs.RunSpec, got {type(spec).__name__}")
+        raise ValueError(f"spec must be a rethink.spec.RunSpec, got {type(spec).__name__}")
     if run_name is not None and not (isinstance(run_name, str) and re.fullmatch(r"[A-Za-z0-9._-]+", run_name)):
         raise ValueError(f"run_name {run_name!r} may use only the characters A-Z a-z 0-9 . _ -")
     if (model is None) != (spec.model_fingerprint is None) or (dataset is None) != (spec.dataset_fingerprint is None):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .results import Result
-from .runs import RunSpec
+from .spec import RunSpec
 
 __all__ = ["ZOO_GRID", "ZOO_SETTINGS", "ZooReport", "zoo", "zoo_specs", "MeasureJob"]
 
@@ -56,7 +56,7 @@ def zoo_specs(grid: dict[str, list] | None = None, seeds=(0, 1), **settings: Any
 def _plan(grid, seeds, root, settings: dict[str, Any]) -> list[tuple[RunSpec, Any]]:
     """``[(spec, its Subject)]`` of the zoo's runs; each distinct model and dataset read once."""
     from .inputs import as_dataset, as_model
-    from .runs import Subject
+    from .spec import Subject
 
     if grid is not None and not isinstance(grid, dict):
         raise ValueError(f"grid must be a dict of RunSpec settings -> lists of values, got {type(grid).__name__}")

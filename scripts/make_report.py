@@ -27,7 +27,7 @@ import rethink  # noqa: E402
 from rethink import paper, plots  # noqa: E402
 from rethink.plots import mean_spread, model_label  # noqa: E402
 from rethink.results import Result  # noqa: E402
-from rethink.runs import RunSpec  # noqa: E402
+from rethink.spec import RunSpec  # noqa: E402
 
 DOCS = ROOT / "docs"
 STORE = DOCS / "results"
