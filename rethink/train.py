@@ -118,7 +118,8 @@ def make_spec(model: Any = "mlp1x512", dataset: Any = "digits", corruption: Any 
 def fit_random(model: Any = "mlp1x512", dataset: Any = "digits", corruption: Any = "random_labels",
                *, root: str | os.PathLike | None = None, device: str | torch.device = "auto",
                out_dir: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
-               run_name: str | None = None, compile: bool = False, **settings: Any) -> Result:
+               run_name: str | None = None, compile: bool = False, execution: Any = None,
+               **settings: Any) -> Result:
     """Train ``model`` with SGD on ``dataset`` under ``corruption`` and return the Result.
 
     Args:
@@ -139,12 +140,19 @@ def fit_random(model: Any = "mlp1x512", dataset: Any = "digits", corruption: Any
             ``epochs_after_fit``, ``augment``, ``crop``, ``max_rotation``, ``normalize``,
             ``dropout``, ``train_size``, ``dtype``, ``loss_window`` ... (defaults: the paper's).
         root, device, out_dir, resume, progress, run_name, compile: see :func:`fit`.
+        execution: a :class:`rethink.runner.Execution` giving root, device, out_dir, resume
+            and progress at once (as every command takes it; then those keywords are unused).
 
     Raises:
         ValueError: an unknown model, dataset, corruption, setting, device or dtype; a
             value out of range (the message names it); see :func:`fit`.
         TrainingFailed: the loss became NaN or infinite (the message names the step).
     """
+    if execution is not None:
+        if execution.devices or execution.executor is not None:
+            raise ValueError("fit_random trains one run in this process: give devices / an executor to sweep")
+        root, device, out_dir = execution.root, execution.device, execution.out_dir
+        resume, progress = execution.resume, execution.progress
     spec, module, data = make_spec(model, dataset, corruption, root=root, **settings)
     return fit(spec, model=module, dataset=data, root=root, device=device, out_dir=out_dir, resume=resume,
                progress=progress, run_name=run_name, compile=compile)

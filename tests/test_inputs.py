@@ -266,3 +266,14 @@ def test_cli_user_model_and_dataset_file(tmp_path, monkeypatch, digits, capsys):
     assert "2 runs, 0 failed" in capsys.readouterr().out
     assert main(["fit-random", "--model", "my_nets:nothing", "--no-progress"]) == 1
     assert "has no attribute 'nothing'" in capsys.readouterr().err
+
+
+def test_fit_random_takes_the_commands_execution_settings(tmp_path, digits):
+    from rethink.runner import Execution
+
+    ex = Execution(out_dir=tmp_path, device="cpu", progress=False)
+    r = rethink.fit_random("mlp1x128", digits, "none", max_epochs=1, execution=ex)
+    assert (tmp_path / f"{r.config['run_name']}.json").exists()
+    with pytest.raises(ValueError, match="give devices / an executor to sweep"):
+        rethink.fit_random("mlp1x128", digits, "none", max_epochs=1,
+                           execution=Execution(out_dir=tmp_path, devices=["cpu", "cpu"]))
