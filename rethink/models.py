@@ -16,6 +16,11 @@ inception_small_nobn   the same without batch norm                              
 resnet18               CIFAR-style ResNet-18 (3x3 stem, no max-pool; 32x32 inputs) 11,173,962
 =====================  ==========================================================  ==========
 
+For studies over architecture (a model zoo) there are also MLPs ``mlp{depth}x{width}`` and
+the Network-in-Network family ``nin{depth}x{width}`` of Jiang et al. 2020 (:class:`NiN`;
+depth 2, 3, 4 blocks, width 24, 48, 96 channels: 8,242 (nin2x24) to 326,698 (nin4x96) parameters at 1x28x28
+and 10 classes, see :func:`nin_parameters`).
+
 Other input sizes (8x8x1 digits, 28x28x1 MNIST, 32x32x3 CIFAR without crop) change the
 first layer's fan-in (MLPs), the flattened size before the fully connected layers
 (small AlexNet) or nothing at all (the convolutional models end in a global mean pool).
@@ -32,7 +37,7 @@ from torch import nn
 from . import nn as rnn
 from . import paper as _paper
 
-__all__ = ["create", "names", "num_parameters", "PAPER_PARAMETERS"]
+__all__ = ["create", "names", "num_parameters", "nin_parameters", "min_image_size", "PAPER_PARAMETERS"]
 
 #: Parameter counts stated by the paper for 28x28x3 inputs and 10 classes (rethink.paper).
 PAPER_PARAMETERS = _paper.PARAMETERS
@@ -175,6 +180,69 @@ class SmallInception(nn.Module):
         return self.fc(self.dropout(torch.flatten(self.pool(self.features(x)), 1)))
 
 
+class NiNBlock(nn.Module):
+    """One Network-in-Network block: a 3x3 conv (padding 1, ``stride``), then two 1x1 convs,
+    each conv (no bias: batch norm's shift replaces it) followed by batch norm (with its
+    affine scale and shift) and ReLU. ``B x cin x H x W -> B x cout x ceil(H/stride) x ceil(W/stride)``."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i, kernel in enumerate((3, 1, 1)):
+            layers += [nn.Conv2d(cin if i == 0 else cout, cout, kernel, stride=stride if i == 0 else 1,
+                                 padding=kernel // 2, bias=False),
+                       nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class NiN(nn.Module):
+    """The Network-in-Network family of Jiang et al. 2020 (their model zoo's base architecture,
+    after Lin et al. 2013): ``depth`` NiN blocks (:class:`NiNBlock`) of ``width`` channels, a
+    final 1x1 conv to ``num_classes`` channels (with bias) and a global average pool.
+
+    Downsampling: the 3x3 conv of every block after the first has stride 2 (no pooling
+    layers), so a ``B x C x H x W`` input gives ``B x width x ceil(H / 2^(depth-1)) x
+    ceil(W / 2^(depth-1))`` features (28x28: 28, 14, 7, 4 for blocks 1..4) and ``B x
+    num_classes`` logits. ``dropout``: ``nn.Dropout`` after every block (so also before the
+    final 1x1 conv), none when 0.
+
+    Jiang et al. used widths that are multiples of 48 (up to 384 channels) on CIFAR-10; the
+    registered CPU-sized set is width 24, 48, 96 and depth 2, 3, 4 (:data:`NIN_WIDTHS`,
+    :data:`NIN_DEPTHS`). Parameters: :func:`nin_parameters`.
+    """
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, width: int = 48, depth: int = 3,
+                 dropout: float = 0.0):
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"NiN needs depth >= 1 and width >= 1, got depth {depth}, width {width}")
+        layers: list[nn.Module] = []
+        cin = input_shape[0]
+        for i in range(depth):
+            layers.append(NiNBlock(cin, width, stride=1 if i == 0 else 2))
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            cin = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Conv2d(width, num_classes, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.classifier(self.features(x))), 1)
+
+
+def nin_parameters(depth: int, width: int, channels: int, num_classes: int) -> int:
+    """Trainable parameters of ``nin{depth}x{width}`` for ``channels`` input channels:
+    the first 3x3 conv ``9 C w``, the other blocks' 3x3 convs ``9 w^2`` each, two 1x1 convs
+    per block ``w^2`` each, batch norm ``2 w`` after each of the ``3 depth`` convs, and the
+    final 1x1 conv ``w K + K``; independent of the image size."""
+    w, d, k = width, depth, num_classes
+    return 9 * channels * w + 9 * (d - 1) * w * w + 2 * d * w * w + 6 * d * w + w * k + k
+
+
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
@@ -228,9 +296,17 @@ _REGISTRY: dict[str, Callable[[tuple[int, int, int], int, float], nn.Module]] = 
 for _d in (1, 2, 3, 4):
     for _w in (32, 64, 128, 256, 1024, 2048) + ((512,) if _d in (2, 4) else ()):
         _REGISTRY.setdefault(f"mlp{_d}x{_w}", lambda s, k, p, d=_d, w=_w: MLP(s, k, w, d, p))
+#: The registered Network-in-Network depths (blocks) and widths (channels): "nin{depth}x{width}".
+NIN_DEPTHS, NIN_WIDTHS = (2, 3, 4), (24, 48, 96)
+_MIN_SIZE: dict[str, int] = {}  # the smallest image side a model takes, where more than 4
+for _d in NIN_DEPTHS:
+    for _w in NIN_WIDTHS:
+        _REGISTRY[f"nin{_d}x{_w}"] = lambda s, k, p, d=_d, w=_w: NiN(s, k, w, d, p)
+        _MIN_SIZE[f"nin{_d}x{_w}"] = max(4, 2 ** (_d - 1))  # every strided conv sees at least 2 pixels
 
 #: Models with convolutions (they benefit from channels_last on a GPU).
-CONVOLUTIONAL = frozenset({"alexnet_small", "inception_small", "inception_small_nobn", "resnet18"})
+CONVOLUTIONAL = frozenset({"alexnet_small", "inception_small", "inception_small_nobn", "resnet18",
+                           *(n for n in _REGISTRY if n.startswith("nin"))})
 
 #: The paper's initial learning rates: 0.1 for the Inception models, 0.01 for the others
 #: (every other model defaults to 0.01 as well).
@@ -240,6 +316,14 @@ DEFAULT_LR = dict(_paper.LR)
 def names() -> list[str]:
     """Names accepted by :func:`create`."""
     return list(_REGISTRY)
+
+
+def min_image_size(name: str) -> int:
+    """The smallest image height and width model ``name`` takes (1 for MLPs, 4 for the other
+    convolutional models, ``max(4, 2^(depth-1))`` for ``nin{depth}x{width}``)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(names())}")
+    return _MIN_SIZE.get(name, 4 if name in CONVOLUTIONAL else 1)
 
 
 def num_parameters(model: nn.Module) -> int:
@@ -259,8 +343,8 @@ def create(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int
     ``seed``: when given, the initial weights are drawn from ``torch.manual_seed(seed)``
     inside a forked RNG (the global RNG state is left as it was); otherwise from the
     global RNG. ``dropout``: probability of ``nn.Dropout`` after every hidden fully
-    connected layer (MLPs, small AlexNet) or before the last layer (small Inception,
-    ResNet-18); 0 (the paper's setting) adds none.
+    connected layer (MLPs, small AlexNet), after every block (NiN) or before the last layer
+    (small Inception, ResNet-18); 0 (the paper's setting) adds none.
 
     Raises ValueError for an unknown name (the message lists the choices), an
     ``input_shape`` that is not three positive integers, an image too small for the
@@ -275,8 +359,9 @@ def create(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int
         raise ValueError(f"num_classes must be an integer in [1, {MAX_CLASSES}], got {num_classes!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
-    if name in CONVOLUTIONAL and min(shape[1:]) < 4:
-        raise ValueError(f"model {name!r} needs images of at least 4x4, got input_shape {shape}")
+    side = min_image_size(name)
+    if min(shape[1:]) < side:
+        raise ValueError(f"model {name!r} needs images of at least {side}x{side}, got input_shape {shape}")
     if seed is None:
         return _REGISTRY[name](shape, num_classes, float(dropout))
     with torch.random.fork_rng(devices=[]):

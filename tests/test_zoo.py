@@ -115,3 +115,52 @@ def test_an_all_measures_cache_of_an_older_rethink_is_recomputed(tmp_path):
     assert job.finished(tmp_path) is None  # "all" means more now: computed again
     (tmp_path / "w.pt").unlink()
     assert job.finished(tmp_path) is not None  # without the weights the stored record is all there is
+
+
+def _zoo_convnets():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "zoo_convnets.py"
+    spec = importlib.util.spec_from_file_location("zoo_convnets", path)
+    z = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(z)
+    return z
+
+
+def test_convnet_zoo_script_defines_the_issues_zoo():
+    z = _zoo_convnets()
+    main = z.specs(z.main_blocks())
+    conv = [s for s in main if s.model in rethink.models.CONVOLUTIONAL]
+    assert len(main) >= 256 and len(conv) >= 64
+    assert len({s.run_name() for s in main}) == len(main)
+    assert {s.model for s in conv} >= {"alexnet_small", "nin2x24", "nin4x96"}
+    assert all(s.dataset == "fashion_mnist" and s.stop_at_train_acc == 0.99 and s.max_epochs == z.BUDGET
+               for s in main)
+    assert sorted({s.seed for s in main}) == [0, 1]
+    # the pilot: every run is its family's base with at most one hyper-parameter changed
+    pilot = z.specs(z.pilot_blocks())
+    for s in pilot:
+        base = z.BASE[z.family(s.model)]
+        d = s.to_dict()
+        changed = [k for k, v in base.items() if d[k] != v]
+        assert len(changed) <= 1, (s.run_name(), changed)
+    assert len(pilot) == sum(2 * (1 + sum(lv != z.BASE[f][key] for key, levels in hp.values() for lv in levels))
+                             for f, hp in z.PILOT_LEVELS.items())
+
+
+def test_convnet_zoo_pilot_report_against_seed_noise():
+    # fake pilot results: label noise adds 0.2 to the gap, seed 1 adds 0.01 (seed sd 0.01 / sqrt 2)
+    z = _zoo_convnets()
+    results = []
+    for s in z.specs(z.pilot_blocks()):
+        gap = 0.1 + (0.2 if s.corruption != "none" else 0.0) + 0.01 * s.seed
+        results.append(rethink.Result(history=[{"epoch": 1, "train_acc": 1.0, "test_acc": 1 - gap}], epochs_to_fit=1,
+                                      config={**s.to_dict(), "run_name": s.run_name()}))
+    table = z.pilot_report(results)
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| nin |")]
+    by_hp = {r[1]: r for r in rows}
+    assert by_hp["label_noise"][3:6] == ["0.105 / 0.305", "+0.200", "+28.3 |"]
+    assert by_hp["width"][4] == "+0.000" and by_hp["lr"][4] == "+0.000"
+    assert "| nin | (seed sd of the gap) | | 0.0071 over 15 configurations |" in table
+    assert "nin 30/30" in table

@@ -1,0 +1,360 @@
+"""A model zoo with convolutional networks (issue 18): MLPs, small AlexNet and the
+Network-in-Network family of Jiang et al. 2020 on Fashion-MNIST subsets, resumably.
+
+    python scripts/zoo_convnets.py --list             # every stage's runs and counts (nothing trains)
+    python scripts/zoo_convnets.py cost               # one short run per family: s/epoch, the main grid's CPU hours
+    python scripts/zoo_convnets.py pilot              # each hyper-parameter's effect on the gap against seed noise
+    python scripts/zoo_convnets.py main [--measures]  # the full grid (and every run's complexity measures)
+
+Every run goes through the one runner, :func:`rethink.zoo` (finished runs are skipped, an
+interrupted one continues from its checkpoint), with :data:`SETTINGS`: Fashion-MNIST
+(1 x 28 x 28 images), the first 2,000 test images for the gap, and the common stopping rule
+of Jiang et al.: 99% training accuracy (on the whole, possibly corrupted, training subset)
+within a budget of :data:`BUDGET` epochs. Results go to results/zoo_convnets/<stage>.
+
+Stages:
+
+- ``pilot``: one family at a time, a base configuration (:data:`BASE`) and, for each
+  hyper-parameter, the base with that hyper-parameter at each of two levels
+  (:data:`PILOT_LEVELS`), two seeds each. It prints, per family and hyper-parameter, the
+  mean gap at each level, the difference, and that difference over the seed-to-seed
+  standard deviation of the gap (pooled over the family's pilot configurations): levels
+  whose difference is within the seed noise move nothing and are not worth a factor of
+  the main grid.
+- ``main``: the factorial grid of each family (:data:`MAIN`), two seeds.
+- ``cost``: one run of each family (its costliest model of the main grid, at its smallest
+  batch size) on the smallest training subset for ``--epochs`` epochs; prints seconds per
+  epoch and estimates the main grid's CPU hours (see :func:`estimate`). Its runs are
+  resumable like the others: a rerun prints the stored timings (delete
+  results/zoo_convnets/cost to measure again; the thread count is part of each run).
+
+``--workers N`` trains N runs at once in worker processes (each with cpu_count / N torch
+threads); ``--threads`` sets torch's threads of this process (in-process runs, ``--workers 1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import rethink  # noqa: E402
+from rethink import models as _models  # noqa: E402
+from rethink.zoo import zoo_specs  # noqa: E402
+
+OUT = ROOT / "results" / "zoo_convnets"
+SEEDS = (0, 1)
+#: The epoch budget within which every run is to reach the stopping rule.
+BUDGET = 200
+#: Settings of every run of every stage (the cost stage overrides the budget and the rule).
+SETTINGS = dict(dataset="fashion_mnist", stop_at_train_acc=0.99, max_epochs=BUDGET, test_size=2000)
+
+#: The base configuration of each family (the pilot's centre); ``model`` sets width and depth.
+BASE = {
+    "mlp": dict(model="mlp2x256", lr=0.02, batch_size=64, weight_decay=0.0, dropout=0.0, augment=None,
+                train_size=2000, corruption="none"),
+    "alexnet": dict(model="alexnet_small", lr=0.01, batch_size=64, weight_decay=0.0, dropout=0.0, augment=None,
+                    train_size=2000, corruption="none"),
+    "nin": dict(model="nin3x48", lr=0.02, batch_size=64, weight_decay=0.0, dropout=0.0, augment=None,
+                train_size=2000, corruption="none"),
+}
+_COMMON_LEVELS = {
+    "batch_size": ("batch_size", [32, 128]),
+    "weight_decay": ("weight_decay", [0.0, 5e-4]),
+    "dropout": ("dropout", [0.0, 0.3]),
+    "augment": ("augment", [None, "crop_flip"]),
+    "train_size": ("train_size", [1000, 4000]),
+    "label_noise": ("corruption", ["none", "labels:0.2"]),
+}
+#: The pilot: per family, hyper-parameter -> (the RunSpec setting it changes, its two levels);
+#: every other setting as in BASE. Width and depth are the model name's.
+PILOT_LEVELS = {
+    "mlp": {"width": ("model", ["mlp2x128", "mlp2x512"]), "depth": ("model", ["mlp1x256", "mlp4x256"]),
+            "lr": ("lr", [0.005, 0.05]), **_COMMON_LEVELS},
+    "alexnet": {"lr": ("lr", [0.003, 0.03]), **_COMMON_LEVELS},
+    "nin": {"width": ("model", ["nin3x24", "nin3x96"]), "depth": ("model", ["nin2x48", "nin4x48"]),
+            "lr": ("lr", [0.005, 0.05]), **_COMMON_LEVELS},
+}
+#: The main grid: per family, a factorial grid of RunSpec settings (two seeds each run).
+#: Its levels are the pilot's until the pilot says otherwise.
+MAIN = {
+    "mlp": {"model": ["mlp1x128", "mlp1x512", "mlp3x128", "mlp3x512"], "lr": [0.005, 0.05],
+            "batch_size": [32, 128], "weight_decay": [0.0, 5e-4], "corruption": ["none", "labels:0.2"],
+            "train_size": [1000, 4000]},
+    "alexnet": {"model": ["alexnet_small"], "lr": [0.003, 0.03], "weight_decay": [0.0, 5e-4],
+                "dropout": [0.0, 0.3], "augment": [None, "crop_flip"], "corruption": ["none", "labels:0.2"],
+                "train_size": [1000, 4000]},
+    "nin": {"model": ["nin2x24", "nin2x96", "nin4x24", "nin4x96"], "lr": [0.005, 0.05],
+            "weight_decay": [0.0, 5e-4], "augment": [None, "crop_flip"], "corruption": ["none", "labels:0.2"],
+            "train_size": [1000, 4000]},
+}
+#: Settings the main grid fixes where a family's grid does not vary them (BASE's otherwise).
+MAIN_FIXED = {"mlp": dict(dropout=0.0, augment=None), "alexnet": dict(batch_size=64), "nin": dict(batch_size=64)}
+
+
+def family(model: str) -> str:
+    """The family of a model name: "mlp", "alexnet" or "nin"."""
+    return "mlp" if model.startswith("mlp") else "nin" if model.startswith("nin") else "alexnet"
+
+
+def pilot_blocks() -> list[tuple[str, dict, dict]]:
+    """The pilot as ``[(label, grid, settings)]`` for :func:`rethink.zoo`: per family, the base
+    configuration, then one block per hyper-parameter (its two levels, the rest at the base).
+    A configuration shared by two blocks (a level equal to the base) is one run: the runner
+    finds it finished."""
+    blocks = []
+    for fam, base in BASE.items():
+        blocks.append((f"{fam}/base", {"model": [base["model"]]}, {k: v for k, v in base.items() if k != "model"}))
+        for hp, (key, levels) in PILOT_LEVELS[fam].items():
+            rest = {k: v for k, v in base.items() if k != key}
+            blocks.append((f"{fam}/{hp}", {key: list(levels)}, rest))
+    return blocks
+
+
+def main_blocks() -> list[tuple[str, dict, dict]]:
+    """The main grid as ``[(family, grid, settings)]``: each family's factorial grid, with the
+    settings it does not vary at :data:`MAIN_FIXED`, else at the family's base."""
+    out = []
+    for fam, grid in MAIN.items():
+        fixed = {**{k: v for k, v in BASE[fam].items() if k not in grid}, **MAIN_FIXED[fam]}
+        out.append((fam, grid, fixed))
+    return out
+
+
+def specs(blocks) -> list:
+    """The distinct RunSpecs of ``blocks`` (seeds :data:`SEEDS`), in order."""
+    seen, out = set(), []
+    for _, grid, fixed in blocks:
+        for s in zoo_specs(grid, SEEDS, **{**SETTINGS, **fixed}):
+            if s.run_name() not in seen:
+                seen.add(s.run_name())
+                out.append(s)
+    return out
+
+
+def train(blocks, out_dir: Path, devices, measures: bool = False) -> list:
+    """Every block through :func:`rethink.zoo` into ``out_dir``; the results, one per distinct run."""
+    results = {}
+    for label, grid, fixed in blocks:
+        t0 = time.perf_counter()
+        rep = rethink.zoo(grid, SEEDS, out_dir, measures=measures, device="cpu", devices=devices, progress=False,
+                          **{**SETTINGS, **fixed})
+        for r in rep.results:
+            results[r.run_name] = r
+        done = sum(r.status == "completed" for r in rep.results)
+        print(f"{label}: {done}/{len(rep.results)} completed ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return list(results.values())
+
+
+def pilot_report(results) -> str:
+    """The pilot's table: per family and hyper-parameter, the mean gap (training minus test
+    accuracy, final epoch) at each level over the seeds, the difference, and the difference
+    over the family's seed-to-seed standard deviation of the gap (pooled over its
+    configurations: sd = sqrt(mean over configurations of (g_0 - g_1)^2 / 2))."""
+    by_config: dict[tuple, dict[int, float]] = {}
+    fitted: dict[str, int] = {}
+    for r in results:
+        s = r.spec
+        key = tuple(sorted((k, v) for k, v in s.to_dict().items() if k not in ("seed", "run_name")))
+        by_config.setdefault(key, {})[s.seed] = r.final.get("gap", math.nan) if r.status == "completed" else math.nan
+        fitted[family(s.model)] = fitted.get(family(s.model), 0) + (r.epochs_to_fit is not None)
+    lines = ["| family | hyper-parameter | levels | mean gap per level | difference | / seed sd |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for fam, base in BASE.items():
+        pairs = [g for k, g in by_config.items() if family(dict(k)["model"]) == fam and len(g) == 2]
+        sq = [(g[0] - g[1]) ** 2 / 2 for g in pairs if not any(math.isnan(v) for v in g.values())]
+        sd = math.sqrt(sum(sq) / len(sq)) if sq else math.nan
+        for hp, (key, levels) in PILOT_LEVELS[fam].items():
+            means = []
+            for lv in levels:
+                want = {**base, key: lv}
+                g = [v for k, v in by_config.items() if all(dict(k).get(a) == b for a, b in want.items())
+                     for v in v.values()]
+                means.append(statistics.fmean(g) if g else math.nan)
+            diff = means[1] - means[0]
+            lines.append(f"| {fam} | {hp} | {levels[0]} / {levels[1]} | {means[0]:.3f} / {means[1]:.3f} | "
+                         f"{diff:+.3f} | {diff / sd if sd > 0 else math.nan:+.1f} |")
+        lines.append(f"| {fam} | (seed sd of the gap) | | {sd:.4f} over {len(sq)} configurations | | |")
+    total = {f: sum(family(r.spec.model) == f for r in results) for f in BASE}
+    lines.append("\nReached 99% training accuracy within the budget: " + ", ".join(
+        f"{f} {fitted.get(f, 0)}/{total[f]}" for f in BASE))
+    return "\n".join(lines)
+
+
+def macs(model: str, shape=(1, 28, 28), classes: int = 10) -> int:
+    """Multiply-accumulates of one forward pass of ``model`` on one ``shape`` image (conv and
+    linear layers only)."""
+    import torch
+
+    net = _models.create(model, shape, classes, seed=0).eval()
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, torch.nn.Conv2d):
+            total += out.numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
+        elif isinstance(mod, torch.nn.Linear):
+            total += out.numel() * mod.in_features
+
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        net(torch.zeros(1, *shape))
+    for h in hs:
+        h.remove()
+    return total
+
+
+def cost_runs() -> dict[str, dict]:
+    """Per family, the cost stage's run: the costliest model (most MACs) of its main grid at its
+    smallest batch size and training subset; every other setting at the base."""
+    out = {}
+    for fam, grid, fixed in main_blocks():
+        run = {**fixed, **{k: v[0] for k, v in grid.items()}}
+        run["model"] = max(grid["model"], key=macs)
+        run["batch_size"] = min(grid.get("batch_size", [run["batch_size"]]))
+        run["train_size"] = min(grid.get("train_size", [run["train_size"]]))
+        run["corruption"], run["augment"] = "none", None
+        out[fam] = run
+    return out
+
+
+#: Where the typical epochs to the stopping rule come from: the committed MLP zoo (Fashion-MNIST
+#: subsets, the same rule), median per (training-set size, label noise).
+MLP_ZOO = ROOT / "docs" / "results" / "zoo"
+
+
+def typical_epochs() -> dict[tuple[int, str], float]:
+    """Median epochs to 99% training accuracy in the committed MLP zoo, per (train_size,
+    corruption); empty when it is not there."""
+    got: dict[tuple[int, str], list[int]] = {}
+    for p in sorted(MLP_ZOO.glob("*.json")):
+        if p.name.endswith(".measures.json"):
+            continue
+        d = json.loads(p.read_text())
+        c = d.get("config", {})
+        got.setdefault((c.get("train_size"), c.get("corruption")), []).append(len(d.get("history", [])))
+    return {k: statistics.median(v) for k, v in got.items() if v}
+
+
+def estimate(per_epoch: dict[str, float], cost: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """CPU hours of the main grid, per family and in all (key "all"), from the measured seconds per epoch of each family's cost run.
+
+    A run's epoch is taken to cost its family's measured epoch scaled by its training-set size
+    over the cost run's (the evaluation of the 2,000 test images each epoch is scaled too: an
+    overestimate) and, for "mac-scaled", by its model's MACs over the cost run's model's
+    ("upper" keeps every model at the costliest one's). Batch sizes are not scaled: the cost
+    run trains at the family's smallest, the slowest per epoch. Epochs: "typical" uses the
+    median epochs to the rule in the committed MLP zoo per (train_size, label noise), the
+    nearest training-set size where it has none ("budget": every run trains all BUDGET epochs)."""
+    typ = typical_epochs()
+    kinds = ("typical_mac_scaled", "typical_upper", "budget_mac_scaled", "budget_upper")
+    hours = {f: dict.fromkeys(kinds, 0.0) for f in (*BASE, "all")}
+    mac = {}
+    for s in specs(main_blocks()):
+        fam = family(s.model)
+        c = cost[fam]
+        for m in (s.model, c["model"]):
+            mac.setdefault(m, macs(m))
+        sec = per_epoch[fam] * s.train_size / c["train_size"]
+        scaled = sec * mac[s.model] / mac[c["model"]]
+        near = [k for k in typ if k[1] == s.corruption]
+        epochs = typ[min(near, key=lambda k: abs(k[0] - s.train_size))] if near else BUDGET
+        for f in (fam, "all"):
+            hours[f]["typical_mac_scaled"] += scaled * epochs / 3600
+            hours[f]["typical_upper"] += sec * epochs / 3600
+            hours[f]["budget_mac_scaled"] += scaled * BUDGET / 3600
+            hours[f]["budget_upper"] += sec * BUDGET / 3600
+    return hours
+
+
+def run_cost(epochs: int, threads: int, devices) -> None:
+    """Train the cost runs (``epochs`` epochs each, no stopping rule, ``threads`` torch threads as
+    part of each run's settings) and print seconds per epoch and the main grid's estimate."""
+    cost = cost_runs()
+    per_epoch = {}
+    for fam, run in cost.items():
+        settings = {**SETTINGS, **{k: v for k, v in run.items() if k != "model"}, "max_epochs": epochs,
+                    "stop_at_train_acc": None, "threads": threads}
+        rep = rethink.zoo({"model": [run["model"]]}, (0,), OUT / "cost", measures=False, device="cpu",
+                          devices=devices, progress=False, **settings)
+        r = rep.results[0]
+        secs = [h["seconds"] for h in r.history]
+        steps = [b - a for a, b in zip([0.0] + secs, secs)]
+        per_epoch[fam] = statistics.median(steps)
+        print(f"{fam}: {run['model']} ({_models.num_parameters(_models.create(run['model'], (1, 28, 28), 10)):,} "
+              f"parameters, {macs(run['model']) / 1e6:.2f} M MACs per image), train_size {run['train_size']}, batch "
+              f"{run['batch_size']}, {threads} thread(s): {per_epoch[fam]:.2f} s per epoch (median of "
+              f"{len(steps)} epochs: {', '.join(f'{x:.2f}' for x in steps)})", flush=True)
+    runs = specs(main_blocks())
+    conv = sum(s.model in _models.CONVOLUTIONAL for s in runs)
+    hours = estimate(per_epoch, cost)
+    typ = typical_epochs()
+    print(f"main grid: {len(runs)} runs ({conv} convolutional); typical epochs to the rule (MLP zoo medians): "
+          + (", ".join(f"{k[0]}/{k[1]}: {v:g}" for k, v in sorted(typ.items())) or f"none, {BUDGET} used"))
+    for f, h in hours.items():
+        n = len(runs) if f == "all" else sum(family(s.model) == f for s in runs)
+        print(f"estimated CPU hours at {threads} thread(s), {f} ({n} runs): typical {h['typical_mac_scaled']:.1f} "
+              f"(MAC-scaled), {h['typical_upper']:.1f} (every model at its family's costliest); whole budget of "
+              f"{BUDGET} epochs: {h['budget_mac_scaled']:.1f} (MAC-scaled), {h['budget_upper']:.1f} (costliest)")
+
+
+def list_stages() -> None:
+    """Print every stage's runs and counts."""
+    cost = cost_runs()
+    print(f"== cost: {len(cost)} runs (one per family, --epochs epochs, no stopping rule)")
+    for fam, run in cost.items():
+        print(f"  {fam}: " + ", ".join(f"{k}={v}" for k, v in run.items()))
+    for stage, blocks in (("pilot", pilot_blocks()), ("main", main_blocks())):
+        runs = specs(blocks)
+        conv = sum(s.model in _models.CONVOLUTIONAL for s in runs)
+        fams = {f: sum(family(s.model) == f for s in runs) for f in BASE}
+        print(f"== {stage}: {len(runs)} runs, {conv} convolutional ("
+              + ", ".join(f"{f} {n}" for f, n in fams.items()) + f"), seeds {list(SEEDS)}")
+        for label, grid, fixed in blocks:
+            n = len(zoo_specs(grid, SEEDS, **{**SETTINGS, **fixed}))
+            print(f"  {label}: {n} runs; grid " + ", ".join(f"{k}={v}" for k, v in grid.items())
+                  + "; fixed " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
+        for s in runs:
+            print(f"    {s.run_name()}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("stage", nargs="?", choices=["cost", "pilot", "main"])
+    p.add_argument("--list", action="store_true", help="print every stage's runs and counts; train nothing")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (runs at once)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of each cost run")
+    p.add_argument("--measures", action="store_true", help="main: compute every run's complexity measures too")
+    args = p.parse_args(argv)
+    if args.list:
+        list_stages()
+        return 0
+    if args.stage is None:
+        p.error("give a stage (cost, pilot, main) or --list")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    devices = ["cpu"] * args.workers if args.workers > 1 else None
+    t0 = time.perf_counter()
+    if args.stage == "cost":
+        run_cost(args.epochs, args.threads, devices)
+    elif args.stage == "pilot":
+        results = train(pilot_blocks(), OUT / "pilot", devices)
+        print(pilot_report(results))
+    else:
+        results = train(main_blocks(), OUT / "main", devices, measures=args.measures)
+        print(f"{len(results)} runs, {sum(r.status == 'completed' for r in results)} completed")
+    print(f"{args.stage}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
