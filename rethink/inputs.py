@@ -84,7 +84,8 @@ class ModelSource:
 
     def build(self, seed: int, input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0
               ) -> nn.Module:
-        """A fresh network for one run: float32, on the CPU, in train mode.
+        """A fresh network for one run (a rethink model float32 on the CPU; a user factory's
+        as it returns it; the trainer moves it to the run's device).
 
         Raises:
             ValueError: dropout with a user model, a factory that does not return an
@@ -105,7 +106,6 @@ class ModelSource:
         if not isinstance(net, nn.Module):
             raise ValueError(f"model factory {self.name!r} returned {type(net).__name__}, not an nn.Module")
         return net
-
 
     def rebuild_record(self) -> dict[str, Any]:
         """What a weights file keeps to rebuild a user network in another process:
