@@ -425,9 +425,10 @@ def section_convnets(w, folder: Path) -> None:
             groups[key] += load(folder / st.name / m)
             planned[key] += [(st.name, p.spec) for p in
                              rethink.randomization.plan_runs(model=m, **st.kwargs())]
+    dtypes = sorted({r.config.get("dtype", "float32") for rs in groups.values() for r in rs})
     w("Training subsets are fixed seeded draws (`train_size`) from the 60,000 training images; the test set is "
       "all 10,000 test images. Settings as above unless a table says otherwise (learning rate 0.1 for small "
-      "Inception, the paper's); every run in float32.\n\n")
+      f"Inception, the paper's); {_dtype_text(dtypes)}.\n\n")
     rows = []
     for (m, n), rs in groups.items():
         have = {r.config["run_name"] for r in rs}
@@ -452,6 +453,13 @@ def section_convnets(w, folder: Path) -> None:
         section_appendix_e(w, per_model)
 
 
+def _dtype_text(dtypes: list[str]) -> str:
+    """What the runs' dtypes were, from their files."""
+    if len(dtypes) == 1:
+        return f"every run in {dtypes[0]}" + (" autocast" if dtypes[0] == "bfloat16" else "")
+    return "runs in " + " and ".join(dtypes) + " (each table row names its runs' dtype)"
+
+
 def _cell(stat: tuple[float, float, int], scale: float = 100.0) -> str:
     """'mean ± spread (n)' of a (mean, spread, n) triple, '-' for none."""
     m, sd, n = stat
@@ -472,7 +480,7 @@ def section_dtype(w, folder: Path) -> None:
     n = rs[0].config["num_train"]
     w(f"The same runs (seeds, subsets, batches) in float32 and in bfloat16 autocast, {n:,} training images; "
       "mean ± spread over seeds (number of runs). A difference is called an effect only where it exceeds the sum "
-      "of the two spreads (`rethink.compare`). Every other run of this report is float32.\n\n")
+      "of the two spreads (`rethink.compare`).\n\n")
     rows, effects = [], []
     for c in compare(rs, "dtype"):
         for v in c.values:
