@@ -388,11 +388,15 @@ def figure2(results: Iterable[Result], path: str | os.PathLike, *, model: str | 
         ax_b = None
     colors = ["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink"]
 
-    def draw(ax, curves):
+    styles, markers = ["-", "--", "-.", ":"], "os^Dv<>"
+
+    def draw(ax, curves):  # every curve its own colour, line style and markers: none hides another
         for i, (name, c) in enumerate(curves.items()):
             color = colors[i % len(colors)]
-            ax.plot(c["epoch"], c["test_acc"], color=color, lw=1.6, label=f"{name} (best {max(c['best_so_far']):.3f})"
-                    if c["best_so_far"] else name)
+            ax.plot(c["epoch"], c["test_acc"], color=color, lw=1.6, ls=styles[i % len(styles)],
+                    marker=markers[i % len(markers)], ms=4, markevery=(i, max(1, len(c["epoch"]) // 8)),
+                    fillstyle="none" if i else "full",
+                    label=f"{name} (best {max(c['best_so_far']):.3f})" if c["best_so_far"] else name)
             ax.fill_between(c["epoch"], c["test_acc"], c["best_so_far"], color=color, alpha=0.2, lw=0)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")
