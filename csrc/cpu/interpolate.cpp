@@ -278,8 +278,10 @@ __attribute__((target("avx2,fma"))) void dots2_avx2(const T* x, const double* a0
 // directions share each load and conversion of x.
 __attribute__((target("avx512f"), always_inline)) inline void load16_512(const float* x, __m512d& lo,
                                                                          __m512d& hi) {
-  lo = _mm512_cvtps_pd(_mm256_loadu_ps(x));
-  hi = _mm512_cvtps_pd(_mm256_loadu_ps(x + 8));
+  // the zero-masked conversion with every lane selected: the same values as _mm512_cvtps_pd,
+  // whose GCC 12 header form reads an undefined register (a -Wmaybe-uninitialized false positive)
+  lo = _mm512_maskz_cvtps_pd(static_cast<__mmask8>(0xFF), _mm256_loadu_ps(x));
+  hi = _mm512_maskz_cvtps_pd(static_cast<__mmask8>(0xFF), _mm256_loadu_ps(x + 8));
 }
 
 __attribute__((target("avx512f"), always_inline)) inline void load16_512(const double* x, __m512d& lo,
