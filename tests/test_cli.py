@@ -143,3 +143,13 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     bar.update(1)
     bar.close()
     assert "runs" in term.getvalue()
+
+
+def test_only_rank_zero_speaks_under_torchrun(monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "1")
+    assert cli.main(["fit-random", "--model", "nope"]) == 1  # fails on every rank, reported once (by rank 0)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    monkeypatch.setenv("RANK", "0")
+    assert cli.main(["fit-random", "--model", "nope"]) == 1
+    assert "unknown model 'nope'" in capsys.readouterr().err
