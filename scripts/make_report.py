@@ -209,11 +209,14 @@ def _fit_rows(ds: list[dict]) -> tuple[list[list], list[str], list[str]]:
     return rows, fitted, unfitted
 
 
-def _label_noise_claim(c: dict) -> str:
+def _label_noise_claim(c: dict, chance_error: float) -> str:
     errs, spreads, levels = c["test_error"], c["spread"], c["label_noise"]
+    if len(levels) < 2:
+        return (f"only label noise {', '.join(f'{p:g}' for p in levels)} has runs so far (test error "
+                f"{100 * errs[0]:.1f}%): no curve to compare")
     steps = list(zip(errs, errs[1:], spreads, spreads[1:]))
     head = (f"test error {100 * errs[0]:.1f}% at label noise {levels[0]:g} and {100 * errs[-1]:.1f}% at "
-            f"{levels[-1]:g} (chance: 90%); ")
+            f"{levels[-1]:g} (chance: {100 * chance_error:.0f}%); ")
     if min(c["seeds"]) < 2:
         rising = sum(b > a for a, b, _, _ in steps)
         return head + f"it rises at {rising} of {len(steps)} steps (one seed at some level: no spread to compare with)"
@@ -313,7 +316,8 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
             caveat = "" if fit == n else (
                 f" {'None' if fit == 0 else f'Only {fit}'} of these {n} runs reached 100% training accuracy, so this is the test error at the end "
                 "of the budget, not the paper's quantity (the test error of networks that fit their training labels).")
-            w(f"- Figure 1c (paper: {paper.FIGURE1_CLAIMS['c']}): {_label_noise_claim(c)}.{caveat}\n")
+            chance = 1.0 - 1.0 / int(rs[0].config.get("num_classes", 10))
+            w(f"- Figure 1c (paper: {paper.FIGURE1_CLAIMS['c']}): {_label_noise_claim(c, chance)}.{caveat}\n")
         by = defaultdict(list)
         for d in ds:
             if setting(d):
