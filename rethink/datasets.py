@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._check import check_int
+
 __all__ = [
     "Dataset",
     "DatasetError",
@@ -156,8 +158,7 @@ def _check_split(images, labels, num_classes, name) -> None:
         raise ValueError(f"{name} labels must be a 1-D int64 tensor, got {desc}")
     if labels.shape[0] != images.shape[0]:
         raise ValueError(f"{name}: {images.shape[0]} images but {labels.shape[0]} labels")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
-        raise ValueError(f"num_classes must be an int in [1, {MAX_CLASSES}], got {num_classes!r}")
+    check_int("num_classes", num_classes, low=1, high=MAX_CLASSES)
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
         raise ValueError(f"{name} labels out of range: label {bad} not in [0, {num_classes})")
@@ -271,10 +272,7 @@ def from_tensors(
         labs.append(lab.to(torch.int64).cpu())
     if num_classes is None:
         num_classes = int(max(int(lab.max()) if lab.numel() else 0 for lab in labs)) + 1
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or not (
-            1 <= num_classes <= MAX_CLASSES):
-        raise ValueError(f"num_classes must be an int in [1, {MAX_CLASSES}], got {num_classes!r}")
-    num_classes = int(num_classes)
+    num_classes = check_int("num_classes", num_classes, low=1, high=MAX_CLASSES)
     return Dataset(
         train=Split(train_images.detach().cpu().contiguous(), labs[0], num_classes, "train"),
         test=Split(test_images.detach().cpu().contiguous(), labs[1], num_classes, "test"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._check import check_seed
+from ._check import check_int, check_seed
 from .depth import interpolate_deep
 from .slabs import interpolate_slabs
 from .theorem1 import (
@@ -79,8 +79,7 @@ def interpolate(
     if method not in ("projection", "slabs"):
         raise ValueError(f"method must be 'projection' or 'slabs', got {method!r}")
     seed = check_seed("seed", seed)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be an int >= 1 (the number of hidden layers), got {depth!r}")
+    depth = check_int("depth (the number of hidden layers)", depth, low=1)
     if method == "slabs":
         if depth != 1:
             raise ValueError(f"method='slabs' builds one hidden layer: depth must be 1, got {depth}")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from . import _build  # noqa: F401  (loads the extension and registers the ops)
@@ -237,11 +236,8 @@ class RandomizedLoader:
             raise ValueError(
                 f"the loader needs uint8 images N x C x H x W, got {part.images.dtype} {tuple(part.images.shape)}")
         _check_labels(part.labels, dataset.num_classes, f"split {split!r} of dataset {dataset.name!r}")
-        for name, v, low in (("batch_size", batch_size, 1), ("world_size", world_size, 1)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
-        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not (0 <= rank < world_size):
-            raise ValueError(f"rank must be an int in [0, world_size={world_size}), got {rank!r}")
+        batch_size, world_size = check_int("batch_size", batch_size, low=1), check_int("world_size", world_size, low=1)
+        rank = check_int(f"rank (world_size={world_size})", rank, low=0, high=world_size - 1)
         if batch_size % world_size:
             raise ValueError(f"batch_size={batch_size} is not a multiple of world_size={world_size}")
         if cache not in (True, False, "auto"):

@@ -183,9 +183,7 @@ def memorization(model: Any = "mlp1x512", dataset: Any = "fashion_mnist", corrup
     from .runner import Execution, FitJob
     from .spec import Subject
 
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
-        raise ValueError(f"runs must be an integer >= 2 (scores compare runs with and without each example), "
-                         f"got {runs!r}")
+    runs = check_int("runs", runs, low=2)  # the scores compare runs with and without each example
     if train_pool is not None:  # a pool of 0 or 1 leaves no example both in and out of a subset
         check_int("train_pool", train_pool, low=2)
     ex = execution or Execution(out_dir, root, device, devices, executor, progress)

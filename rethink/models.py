@@ -36,6 +36,7 @@ from torch import nn
 
 from . import nn as rnn
 from . import paper as _paper
+from ._check import check_int, check_number
 
 __all__ = ["create", "names", "num_parameters", "nin_parameters", "min_image_size", "PAPER_PARAMETERS"]
 
@@ -355,10 +356,8 @@ def create(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
         raise ValueError(f"input_shape must be (C, H, W) positive integers, got {input_shape!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
-        raise ValueError(f"num_classes must be an integer in [1, {MAX_CLASSES}], got {num_classes!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+    check_int("num_classes", num_classes, low=1, high=MAX_CLASSES)
+    check_number("dropout (a probability)", dropout, low=0, high=1, high_open=True)
     side = min_image_size(name)
     if min(shape[1:]) < side:
         raise ValueError(f"model {name!r} needs images of at least {side}x{side}, got input_shape {shape}")

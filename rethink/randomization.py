@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
+from ._check import check_seed
 from ._io import atomic_write_text
 from .augment import parse_augment
 from .corruption import Corruption
@@ -288,8 +289,7 @@ def plan_runs(corruptions: Sequence[Any] = DEFAULT_CORRUPTIONS, label_noise: Seq
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed")
     for s in seeds:
-        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
-            raise ValueError(f"seed {s!r} is not a non-negative integer")
+        check_seed("seed", s)
     base_wd = float(settings.pop("weight_decay", 0.0) or 0.0)
     base = RunSpec(**settings)
     base_aug = base.augment

@@ -302,13 +302,13 @@ def test_missing_dataset_says_where_it_looked_and_how_to_get_it(monkeypatch, tmp
 
 def test_huge_class_counts_and_seeds_are_named():
     imgs = torch.zeros(2, 1, 3, 3, dtype=torch.uint8)
-    with pytest.raises(ValueError, match="num_classes must be an int in"):
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 1 and <= "):
         rethink.datasets.from_tensors(imgs, torch.tensor([0, 1]), imgs, torch.tensor([0, 1]), num_classes=10**12)
     with pytest.raises(ValueError, match="num_classes"):
         rethink.datasets.synthetic(4, 2, num_classes=2**40)
     with pytest.raises(ValueError, match="seed must be an integer in"):
         rethink.datasets.synthetic(4, 2, seed=2**64)
-    with pytest.raises(ValueError, match="num_classes must be an integer in"):
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 1 and <= 1048576"):
         rethink.models.create("mlp1x512", (1, 8, 8), 2**40)
 
 

@@ -142,10 +142,10 @@ def test_duplicates_share_a_node():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(depth=0), "depth must be an int >= 1"),
-        (dict(depth=-2), "depth must be an int >= 1"),
-        (dict(depth=2.0), "depth must be an int >= 1"),
-        (dict(depth=True), "depth must be an int >= 1"),
+        (dict(depth=0), r"depth \(the number of hidden layers\) must be an integer >= 1"),
+        (dict(depth=-2), r"depth \(the number of hidden layers\) must be an integer >= 1"),
+        (dict(depth=2.0), r"depth \(the number of hidden layers\) must be an integer >= 1"),
+        (dict(depth=True), r"depth \(the number of hidden layers\) must be an integer >= 1"),
         (dict(depth=6), "depth = 6 hidden layers need at least 6 distinct rows of X"),
         (dict(method="deep"), "method must be 'projection' or 'slabs'"),
         (dict(method="slabs", depth=3), "depth must be 1"),
