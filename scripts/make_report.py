@@ -232,6 +232,8 @@ def _median_epochs(ds: list[dict], variant: str) -> float | None:
 def _order_claim(ds: list[dict], fitted: list[str]) -> str:
     """Which variants fit before random labels, from the median epochs to fit; nothing is said
     of an order when random labels did not fit in every run."""
+    if not _plain(ds, "random_labels"):
+        return " No random-label run is stored yet, so no order of fitting against random labels is shown."
     if "random labels" not in fitted:
         return (" Random labels did not fit in every run within the budget, so no order of fitting against "
                 "random labels is shown.")
@@ -331,7 +333,7 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
             g, sd, n = mean_spread(gains)
             w(f"- Early stopping (paper, CIFAR-10: {paper.EARLY_STOPPING_CIFAR10}): per true-label run, the best test "
               f"accuracy over the schedule exceeds the final one by {100 * g:.2f}"
-              + (f" ± {100 * sd:.2f}" if n > 1 else "") + f" points ({n} runs; largest {100 * max(gains):.2f}, "
+              + (f" ± {100 * sd:.2f}" if n > 1 else "") + f" points ({n} run{'s' if n != 1 else ''}; largest {100 * max(gains):.2f}, "
               f"`{where}`).\n")
         w("\n")
 
