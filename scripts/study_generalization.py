@@ -72,6 +72,48 @@ def _memorization_figure(d: dict, path: Path) -> Path:
     return path
 
 
+def _effects_table(rows: list[dict], hps: list[str]) -> str:
+    """Per hyper-parameter: the mean change of the gap between its two levels, the other
+    hyper-parameters held fixed (pairs of configurations that differ in it alone, seeds
+    averaged), against the seed-to-seed noise (the standard deviation of one run's gap around
+    its configuration's mean, pooled over configurations)."""
+    from collections import defaultdict
+
+    cells: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        cells[tuple(repr(r[h]) for h in hps)].append(r["gap"])
+    within = [(g - sum(v) / len(v)) ** 2 for v in cells.values() for g in v if len(v) > 1]
+    dof = sum(len(v) - 1 for v in cells.values() if len(v) > 1)
+    noise = math.sqrt(sum(within) / dof) if dof else math.nan
+    means = {k: sum(v) / len(v) for k, v in cells.items()}
+    out = ["| hyper-parameter | levels | mean change of the gap | pairs | change / seed noise |",
+           "| --- | --- | --- | --- | --- |"]
+    for i, h in enumerate(hps):
+        levels = sorted({k[i] for k in means}, key=_level_key)
+        if len(levels) != 2:
+            continue
+        diffs = [means[k[:i] + (levels[1],) + k[i + 1:]] - m for k, m in means.items()
+                 if k[i] == levels[0] and k[:i] + (levels[1],) + k[i + 1:] in means]
+        if not diffs:
+            continue
+        d = sum(diffs) / len(diffs)
+        out.append(f"| {h} | {levels[0]} -> {levels[1]} | {d:+.4f} | {len(diffs)} | {d / noise:+.1f} |")
+    return ("Seed-to-seed noise of the gap (the standard deviation of a run's gap around its "
+            f"configuration's mean, pooled): {noise:.4f}. A hyper-parameter whose change is within "
+            "about one noise unit does not move the gap in this zoo, so the zoo cannot tell a measure that "
+            "follows it from one that does not; `scripts/zoo_convnets.py pilot` measures this before its levels "
+            "are chosen.\n\n"
+            + "\n".join(out) + "\n\n")
+
+
+def _level_key(text: str):
+    """Levels in numeric order where they are numbers (their repr), else as text."""
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
+
+
 def _p(p: float, eq: bool = False) -> str:
     """A permutation p-value as printed: never 0 (its floor is 1 / (1 + permutations))."""
     if math.isnan(p):
@@ -185,6 +227,8 @@ def report(out: Path) -> Path:
           f"measure here is close to 0.\n\n")
         base = rethink.study.hyperparameter_baseline(gaps_row, [{h: x[h] for h in hps} for x in rep.rows])
         top = rep.ranking[0]
+        w("## How much each hyper-parameter moves the gap, against the seed noise\n\n")
+        w(_effects_table(rep.rows, hps))
         w("## What the hyper-parameters alone say\n\n")
         w("A measure is worth its computation only if it ranks the gaps better than the hyper-parameters do. "
           "Tau between each hyper-parameter (its values in order) and the gap: " + ", ".join(
