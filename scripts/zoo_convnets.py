@@ -1,4 +1,4 @@
-"""A model zoo with convolutional networks (issue 18): MLPs, small AlexNet and the
+"""A model zoo with convolutional networks: MLPs, small AlexNet and the
 Network-in-Network family of Jiang et al. 2020 on Fashion-MNIST subsets, resumably.
 
     python scripts/zoo_convnets.py --list             # every stage's runs and counts (nothing trains)

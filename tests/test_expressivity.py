@@ -561,7 +561,7 @@ def test_matches_dense_reference_small_n(device):
     torch.testing.assert_close(net.w, w_ref, rtol=1e-7, atol=1e-9 * float(w_ref.abs().max()))
 
 
-# --- exactness targets of the issue --------------------------------------------
+# --- exactness targets ---------------------------------------------------------
 
 
 @pytest.mark.slow
