@@ -162,7 +162,9 @@ def pilot_report(results) -> str:
     fitted: dict[str, int] = {}
     for r in results:
         s = r.spec
-        key = tuple(sorted((k, v) for k, v in s.to_dict().items() if k not in ("seed", "run_name")))
+        # one configuration = every setting but the seed and the seeds it defaults (corruption, subset)
+        key = tuple(sorted((k, v) for k, v in s.to_dict().items()
+                           if k not in ("seed", "corruption_seed", "subset_seed", "run_name")))
         by_config.setdefault(key, {})[s.seed] = r.final.get("gap", math.nan) if r.status == "completed" else math.nan
         fitted[family(s.model)] = fitted.get(family(s.model), 0) + (r.epochs_to_fit is not None)
     lines = ["| family | hyper-parameter | levels | mean gap per level | difference | / seed sd |",

@@ -155,6 +155,7 @@ def test_convnet_zoo_pilot_report_against_seed_noise():
     results = []
     for s in z.specs(z.pilot_blocks()):
         gap = 0.1 + (0.2 if s.corruption != "none" else 0.0) + 0.01 * s.seed
+        s = s.resolved()  # as result files record it: corruption and subset seeds filled from the seed
         results.append(rethink.Result(history=[{"epoch": 1, "train_acc": 1.0, "test_acc": 1 - gap}], epochs_to_fit=1,
                                       config={**s.to_dict(), "run_name": s.run_name()}))
     table = z.pilot_report(results)
