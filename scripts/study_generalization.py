@@ -264,6 +264,24 @@ def report(out: Path) -> Path:
         w("\nThe gap in this zoo is driven mostly by label noise and training-set size (Psi near ±1 for those two "
           "hyper-parameters for most measures): a measure that tracks them ranks high by tau, whatever it does "
           "within the other hyper-parameters, where its Psi is small. Jiang et al.'s grid had no label noise.\n\n")
+    pilot = STORE / "zoo_convnets" / "pilot"
+    if pilot.exists():
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import zoo_convnets
+
+        runs = rethink.load_runs(pilot, status="completed")
+        fams = sorted({zoo_convnets.family(r.spec.model) for r in runs})
+        table = "\n".join(line for line in zoo_convnets.pilot_report(runs).splitlines()
+                          if not line.startswith("| ") or line.split(" | ")[0][2:] in fams or "---" in line
+                          or line.startswith("| family"))
+        secs = sum(r.summary()["seconds"] for r in runs)
+        w("## The conv-net zoo's pilot (`scripts/zoo_convnets.py pilot`)\n\n")
+        w(f"{len(runs)} runs stored so far ({', '.join(fams)}; {secs / 60:.1f} min of training on one core), on "
+          f"Fashion-MNIST subsets, every run trained until 99% training accuracy (the stopping rule; the last "
+          f"line counts the runs that reached it) within {zoo_convnets.BUDGET} epochs. Per hyper-parameter, the "
+          f"base configuration with it at each of two levels, two seeds: the change of the gap against the "
+          f"family's seed-to-seed standard deviation. Families without stored runs are not shown.\n\n"
+          f"{table}\n\n")
     memo = STORE / "memorization" / "memorization.json"
     if memo.exists():
         d = json.loads(memo.read_text())
