@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 __all__ = ["ModelSource", "as_model", "as_dataset", "as_uint8_images", "load_dataset_file", "import_factory",
-           "module_fingerprint", "factory_fingerprint", "dataset_fingerprint", "view_shape"]
+           "module_fingerprint", "factory_fingerprint", "dataset_fingerprint"]
 
 
 # ----------------------------------------------------------------------------- models
@@ -432,10 +432,3 @@ def load_dataset_file(path: str | os.PathLike) -> tuple:
     if ("test_images" in d) != ("test_labels" in d):
         raise ValueError(f"dataset file {str(p)!r} holds only one of test_images and test_labels")
     return tuple(d[k] for k in _FILE_KEYS if k in d)
-
-
-def view_shape(input_shape: tuple[int, int, int], crop: int | None) -> tuple[int, int, int]:
-    """(C, H, W) of the view a network sees of images of ``input_shape`` (the centre or
-    random crop to ``crop`` x ``crop``, or the whole image)."""
-    c, h, w = (int(v) for v in input_shape)
-    return (c, h, w) if crop is None else (c, int(crop), int(crop))

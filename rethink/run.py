@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .inputs import view_shape
+from .augment import check_view
 from .loader import DEFAULT_MAX_ROTATION, RandomizedLoader
 from .results import NewerFormat, Result
 from .spec import RunSpec, subset_indices
@@ -115,7 +115,10 @@ class Run:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the view the network sees."""
-        return view_shape(self.dataset.input_shape, self.spec.crop)
+        c, h, w = self.dataset.input_shape
+        out_h, out_w, _ = check_view(h, w, self.spec.augment, self.spec.crop,
+                                     self.spec.max_rotation or DEFAULT_MAX_ROTATION)  # the loader's one rule
+        return c, out_h, out_w
 
     def loader(self, split: str = "train", *, device: Any = "cpu", train: bool = False,
                dtype: torch.dtype = torch.float32, channels_last: bool = False, rank: int = 0,

@@ -247,10 +247,6 @@ class Execution:
         return run_fits(jobs, self.out_dir, device=self.device, devices=self.devices, executor=self.executor,
                         progress=self.progress, desc=desc, rerun=not self.resume)
 
-    @property
-    def root_str(self) -> str | None:
-        return str(self.root) if self.root is not None else None
-
 
 def run_specs(specs: Sequence[RunSpec], out_dir: str | os.PathLike | None, *, root: str | None = None,
               **kwargs: Any) -> list[Result]:

@@ -311,6 +311,24 @@ def sign_error(values: Sequence[float], gaps: Sequence[float], hparams: Sequence
 # ---------------------------------------------------------------------------- statistics
 
 
+def seed_sd(groups) -> tuple[float, int]:
+    """The seed-to-seed standard deviation of a quantity (e.g. the gap), pooled over
+    configurations: ``groups`` holds one sequence of values per configuration (its seeds);
+    returns ``(sqrt(sum of squared deviations from each configuration's mean / degrees of
+    freedom), configurations with at least two finite values)``; NaN with none. For two seeds
+    each term is ``(g_0 - g_1)^2 / 2``."""
+    ss, dof, used = 0.0, 0, 0
+    for g in groups:
+        v = [float(x) for x in g if math.isfinite(float(x))]
+        if len(v) < 2:
+            continue
+        m = sum(v) / len(v)
+        ss += sum((x - m) ** 2 for x in v)
+        dof += len(v) - 1
+        used += 1
+    return (math.sqrt(ss / dof) if dof else math.nan), used
+
+
 def kendall_tau_a(a: Sequence[float], b: Sequence[float]) -> float:
     """Kendall's tau-a, as Jiang et al. 2020 define it: ``(P - Q) / (n (n - 1) / 2)`` over all
     pairs of the n positions where both are not NaN (ties count in the denominator, so tau-a is

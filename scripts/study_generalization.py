@@ -82,9 +82,7 @@ def _effects_table(rows: list[dict], hps: list[str]) -> str:
     cells: dict[tuple, list[float]] = defaultdict(list)
     for r in rows:
         cells[tuple(repr(r[h]) for h in hps)].append(r["gap"])
-    within = [(g - sum(v) / len(v)) ** 2 for v in cells.values() for g in v if len(v) > 1]
-    dof = sum(len(v) - 1 for v in cells.values() if len(v) > 1)
-    noise = math.sqrt(sum(within) / dof) if dof else math.nan
+    noise, _ = rethink.study.seed_sd(cells.values())
     means = {k: sum(v) / len(v) for k, v in cells.items()}
     out = ["| hyper-parameter | levels | mean change of the gap | pairs | change / seed noise |",
            "| --- | --- | --- | --- | --- |"]

@@ -157,7 +157,7 @@ def pilot_report(results) -> str:
     """The pilot's table: per family and hyper-parameter, the mean gap (training minus test
     accuracy, final epoch) at each level over the seeds, the difference, and the difference
     over the family's seed-to-seed standard deviation of the gap (pooled over its
-    configurations: sd = sqrt(mean over configurations of (g_0 - g_1)^2 / 2))."""
+    configurations: :func:`rethink.study.seed_sd`)."""
     by_config: dict[tuple, dict[int, float]] = {}
     fitted: dict[str, int] = {}
     for r in results:
@@ -170,9 +170,8 @@ def pilot_report(results) -> str:
     lines = ["| family | hyper-parameter | levels | mean gap per level | difference | / seed sd |",
              "| --- | --- | --- | --- | --- | --- |"]
     for fam, base in BASE.items():
-        pairs = [g for k, g in by_config.items() if family(dict(k)["model"]) == fam and len(g) == 2]
-        sq = [(g[0] - g[1]) ** 2 / 2 for g in pairs if not any(math.isnan(v) for v in g.values())]
-        sd = math.sqrt(sum(sq) / len(sq)) if sq else math.nan
+        sd, used = rethink.study.seed_sd(list(g.values()) for k, g in by_config.items()
+                                         if family(dict(k)["model"]) == fam)
         for hp, (key, levels) in PILOT_LEVELS[fam].items():
             means = []
             for lv in levels:
@@ -183,7 +182,7 @@ def pilot_report(results) -> str:
             diff = means[1] - means[0]
             lines.append(f"| {fam} | {hp} | {levels[0]} / {levels[1]} | {means[0]:.3f} / {means[1]:.3f} | "
                          f"{diff:+.3f} | {diff / sd if sd > 0 else math.nan:+.1f} |")
-        lines.append(f"| {fam} | (seed sd of the gap) | | {sd:.4f} over {len(sq)} configurations | | |")
+        lines.append(f"| {fam} | (seed sd of the gap) | | {sd:.4f} over {used} configurations | | |")
     total = {f: sum(family(r.spec.model) == f for r in results) for f in BASE}
     lines.append("\nReached 99% training accuracy within the budget: " + ", ".join(
         f"{f} {fitted.get(f, 0)}/{total[f]}" for f in BASE))

@@ -352,3 +352,10 @@ def test_bootstrap_interval_and_permutation_pvalue():
     assert kendall_tau(x, y_dep) > 0.8
     with pytest.raises(ValueError, match="resamples"):
         bootstrap_interval(lambda idx: 0.0, 5, resamples=0)
+
+
+def test_seed_sd_pools_the_spread_within_configurations():
+    # two configurations of two seeds: deviations +-0.5 and +-1 -> (0.25*2 + 1*2) / 2 dof = 1.25
+    sd, used = S.seed_sd([[1.0, 2.0], [5.0, 7.0], [3.0], [float("nan"), 4.0]])
+    assert used == 2 and sd == pytest.approx(math.sqrt(1.25))
+    assert math.isnan(S.seed_sd([[1.0], []])[0])
