@@ -157,7 +157,8 @@ def figure1_data(results: Iterable[Result], model: str | None = None) -> dict[st
     descs = [(r, r.summary()) for r in results if r.history]
     descs = [(r, d) for r, d in descs if _plain(d)]
     multi = len({d["dataset"] for _, d in descs}) > 1
-    order = [d["model"] for _, d in descs if d["variant"] in VARIANTS]
+    # a model with only label-noise runs has panels (b) and (c); panel (a) then says it has no data
+    order = [d["model"] for _, d in descs if d["variant"] in VARIANTS] + [d["model"] for _, d in descs]
     models = list(dict.fromkeys(order))
     if model is None:
         model = models[0] if models else None

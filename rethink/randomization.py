@@ -64,7 +64,8 @@ class RandomizationTestReport:
     Attributes:
         results: one :class:`rethink.Result` per run, in the order of :func:`plan_runs`.
         paths: files written: ``"out_dir"``, ``"results"`` (list of result JSON paths),
-            ``"summary"``, ``"figure1"``, ``"figure2"``, ``"table1"``, ``"verdict"``.
+            ``"summary"``, ``"figure1"``, ``"figure2"`` (None without a true-label run), ``"table1"``,
+            ``"verdict"``.
         verdict: one or two sentences computed from the results (see :func:`verdict`).
         table: the markdown of table1.md.
     """
@@ -396,7 +397,10 @@ def randomization_test(model: Any = "mlp1x512", dataset: Any = "digits", *, root
     label = plots.model_label(model)
     paths["summary"] = write_summary_csv(results, out / "summary.csv")
     paths["figure1"] = plots.figure1(results, out / "figure1.png", model=model, title=f"{label} on {dataset}")
-    paths["figure2"] = plots.figure2(results, out / "figure2.png", model=model, title=f"{label} on {dataset}")
+    # Figure 2 draws true-label learning curves: a label-noise sweep alone has none to draw
+    has_true = any(r.history and r.summary()["variant"] == "true" for r in results)
+    paths["figure2"] = (plots.figure2(results, out / "figure2.png", model=model, title=f"{label} on {dataset}")
+                        if has_true else None)
     paths["table1"] = out / "table1.md"
     atomic_write_text(paths["table1"], f"# Table 1: {label} on {dataset}\n\n" + table)
     paths["verdict"] = out / "verdict.txt"

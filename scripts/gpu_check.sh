@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Everything a GPU machine should check, as one plain script (no nox needed):
 # build the extension in place against the installed torch (for the visible GPU), run
-# the CUDA tests, the benchmarks on CUDA, the CIFAR-scale fit target and, with FULL=1,
+# the CUDA tests, the benchmarks on CUDA, the CIFAR-scale fit target, the conv-net zoo's cost and, with FULL=1,
 # the whole test suite. Each step has its own time limit; figures go to $OUT
-# (default ./gpu_out), at most 8 files. Meant to finish in under 8 minutes.
+# (default ./gpu_out), at most 9 files. Meant to finish in under 10 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_out}
@@ -37,5 +37,13 @@ print(f"| MLP 1x512, 50,000 Gaussian 3x32x32 images (crop 28), random labels | {
       f" train acc {r.final['train_acc']:.4f} | {r.epochs_to_fit} epochs, {r.steps_to_fit} steps | {s:.1f} s |")
 PY
 step bench_train.md 150 python benchmarks/bench_train.py --device cuda
+# The conv-net zoo's cost per model on the GPU (train and measures) and the Jiang-scale projection:
+# needs Fashion-MNIST, e.g. `mkdir -p data && cp /usr/share/datasets/fashion-mnist/*.gz data/` before
+# the checkout travels, with data named in the device's carry list.
+if python -c "import rethink; rethink.datasets.load('fashion_mnist')" > /dev/null 2>&1; then
+  step zoo_cost_cuda.log 180 python scripts/zoo_convnets.py cost --device cuda
+else
+  echo "zoo_cost_cuda.log: skipped, Fashion-MNIST not found (copy its IDX files to ./data)" | tee -a "$OUT/device.txt"
+fi
 if [ "${FULL:-0}" = 1 ]; then step tests_all.log 300 python -m pytest -q -p no:cacheprovider; fi
 exit $status

@@ -363,13 +363,15 @@ def section_table1(w, per_model) -> None:
     w("\n" + md(["model", "setting", "paper (CIFAR-10)", "rethink (Fashion-MNIST)"], rows) + "\n")
 
 
-def section_figures(w, per_model, stage: str) -> None:
+def section_figures(w, per_model, stage: str, partners=()) -> None:
+    """Figures 1 and 2 per model; ``partners``: runs of other models that Figure 2's batch-norm
+    panel compares (small Inception without batch norm beside small Inception)."""
     FIGS.mkdir(parents=True, exist_ok=True)
     w("### Figures 1 and 2\n\n")
     for m, rs in per_model.items():
         f1 = plots.figure1(rs, FIGS / f"fashion_{stage}_{m}_figure1.png", model=m,
                            title=f"{model_label(m)} on Fashion-MNIST ({stage})", dpi=72)
-        f2 = plots.figure2(rs, FIGS / f"fashion_{stage}_{m}_figure2.png", model=m,
+        f2 = plots.figure2([*rs, *partners], FIGS / f"fashion_{stage}_{m}_figure2.png", model=m,
                            title=f"{model_label(m)} on Fashion-MNIST ({stage})", dpi=72)
         w(f"![Figure 1, {model_label(m)}](figures/{f1.name})\n\n")
         data = plots.figure1_data(rs, model=m)
@@ -422,24 +424,27 @@ def section_convnets(w, folder: Path) -> None:
     from reproduce_convnets import DTYPE_STAGES, STAGES
 
     groups: dict[tuple[str, int], list[Result]] = defaultdict(list)
-    planned: dict[tuple[str, int], list] = defaultdict(list)
+    planned: dict[tuple[str, int], dict] = defaultdict(dict)  # run name -> (first stage, spec)
+    loaded: set[Path] = set()  # stages that share a folder (Stage.folder) are read once
     for st in STAGES:
         if st.name in DTYPE_STAGES:
             continue
         for m in st.models:
-            key = (m, st.train_size or 60_000)
-            groups[key] += load(folder / st.name / m)
-            planned[key] += [(st.name, p.spec) for p in
-                             rethink.randomization.plan_runs(model=m, **st.kwargs())]
+            key = (m, st.train_size or 60_000, st.settings.get("lr"))  # a second schedule is its own group
+            if folder / st.out / m not in loaded:
+                loaded.add(folder / st.out / m)
+                groups[key] += load(folder / st.out / m)
+            for p in rethink.randomization.plan_runs(model=m, **st.kwargs()):
+                planned[key].setdefault(p.spec.run_name(), (st.name, p.spec))
     dtypes = sorted({r.config.get("dtype", "float32") for rs in groups.values() for r in rs})
     w("Training subsets are fixed seeded draws (`train_size`) from the 60,000 training images; the test set is "
       "all 10,000 test images. Settings as above unless a table says otherwise (learning rate 0.1 for small "
       f"Inception, the paper's); {_dtype_text(dtypes)}.\n\n")
     rows = []
-    for (m, n), rs in groups.items():
+    for (m, n, lr), rs in groups.items():
         have = {r.config["run_name"] for r in rs}
-        missing = [(st, sp) for st, sp in planned[(m, n)] if sp.run_name() not in have]
-        rows.append([model_label(m), f"{n:,}", len([r for r in rs if r.status == "completed"]), len(missing),
+        missing = [(st, sp) for name, (st, sp) in planned[(m, n, lr)].items() if name not in have]
+        rows.append([model_label(m) + (f" (learning rate {lr:g})" if lr else ""), f"{n:,}", len([r for r in rs if r.status == "completed"]), len(missing),
                      f"{hours(rs):.1f} h" if rs else "-",
                      f"{rs[0].config['num_parameters'] / rs[0].config['num_train']:.1f}" if rs else "-",
                      "; ".join(sorted({st for st, _ in missing})) or "-"])
@@ -447,16 +452,45 @@ def section_convnets(w, folder: Path) -> None:
           "parameters per training image", "stages with runs not done"], rows) + "\n")
     w("Runs not done were not reached in the time this version had; `python scripts/reproduce_convnets.py` "
       "resumes them (finished runs are skipped, an interrupted run continues from its checkpoint).\n\n")
-    for (m, n), rs in groups.items():
+    for (m, n, lr), rs in groups.items():
         done = [r for r in rs if r.status == "completed"]
         if not done:
             continue
-        w(f"## {model_label(m)} on {n:,} Fashion-MNIST training images\n\n")
+        second = (f", a second schedule: learning rate {lr:g} instead of the paper's "
+                  f"{paper.LR.get(m, 0.01):g}" if lr else "")
+        w(f"## {model_label(m)} on {n:,} Fashion-MNIST training images{second}\n\n")
         per_model = {m: done}
         section_findings(w, per_model, {})
         section_table1(w, per_model)
-        section_figures(w, per_model, f"convnets_{n // 1000}k")
+        partner = BN_PARTNER.get(m)
+        partners = [r for r in groups.get((partner, n, lr), []) if r.status == "completed"] if partner else []
+        section_figures(w, per_model, f"convnets_{n // 1000}k" + (f"_lr{lr:g}" if lr else ""), partners)
+        if partner:
+            section_batch_norm(w, m, done, partner, partners)
         section_appendix_e(w, per_model)
+
+
+#: The model each model's Figure 2 batch-norm panel and comparison is drawn against.
+BN_PARTNER = {"inception_small": "inception_small_nobn"}
+
+
+def section_batch_norm(w, m: str, runs: list[Result], other: str, other_runs: list[Result]) -> None:
+    """The batch-norm comparison (the paper's Figure 2 and Table 1): final test accuracy of the
+    unregularized true-label runs of ``m`` against ``other`` (the same network without batch norm)."""
+    def accs(rs):
+        return [d["test_acc"] for d in map(Result.summary, rs) if d["variant"] == "true" and setting(d) == "none"]
+
+    a, b = accs(runs), accs(other_runs)
+    ref_a, ref_b = (paper.TABLE1.get(x, {}).get("none") for x in (m, other))
+    quoted = (f"paper, CIFAR-10 Table 1: {ref_a[1]:.2f}% with batch norm, {ref_b[1]:.2f}% without, "
+              f"{ref_a[1] - ref_b[1]:+.2f} points" if ref_a and ref_b else "paper: no Table 1 row")
+    if not a or not b:
+        w(f"Batch norm ({quoted}): not compared here: no finished unregularized true-label run of "
+          f"{model_label(other if a else m)}.\n\n")
+        return
+    (ma, *_), (mb, *_) = mean_spread(a), mean_spread(b)
+    w(f"Batch norm ({quoted}): {model_label(m)} {100 * ma:.2f}% against {model_label(other)} {100 * mb:.2f}% "
+      f"final test accuracy, {effect(a, b)}; Figure 2's second panel draws both learning curves.\n\n")
 
 
 def _dtype_text(dtypes: list[str]) -> str:

@@ -2,7 +2,7 @@
 Network-in-Network family of Jiang et al. 2020 on Fashion-MNIST subsets, resumably.
 
     python scripts/zoo_convnets.py --list             # every stage's runs and counts (nothing trains)
-    python scripts/zoo_convnets.py cost               # one short run per family: s/epoch, the main grid's CPU hours
+    python scripts/zoo_convnets.py cost               # one short run per family: s/epoch, measures, grid hours
     python scripts/zoo_convnets.py pilot              # each hyper-parameter's effect on the gap against seed noise
     python scripts/zoo_convnets.py main [--measures]  # the full grid (and every run's complexity measures)
 
@@ -23,9 +23,11 @@ Stages:
   the main grid.
 - ``main``: the factorial grid of each family (:data:`MAIN`), two seeds.
 - ``cost``: one run of each family (its costliest model of the main grid, at its smallest
-  batch size) on the smallest training subset for ``--epochs`` epochs; prints seconds per
-  epoch and estimates the main grid's CPU hours (see :func:`estimate`). Its runs are
-  resumable like the others: a rerun prints the stored timings (delete
+  batch size) on the smallest training subset for ``--epochs`` epochs, then its complexity
+  measures; prints seconds per epoch and of the measures, estimates the main grid's hours
+  (see :func:`estimate`) and projects a Jiang-scale grid of 2,187 NiN models on CIFAR-10
+  (:func:`project_jiang`). ``--device cuda`` measures on a GPU (results in ``cost_cuda``). Its
+  runs are resumable like the others: a rerun prints the stored timings (delete
   results/zoo_convnets/cost to measure again; the thread count is part of each run).
 
 ``--workers N`` trains N runs at once in worker processes (each with cpu_count / N torch
@@ -189,12 +191,12 @@ def pilot_report(results) -> str:
     return "\n".join(lines)
 
 
-def macs(model: str, shape=(1, 28, 28), classes: int = 10) -> int:
-    """Multiply-accumulates of one forward pass of ``model`` on one ``shape`` image (conv and
-    linear layers only)."""
+def macs(model, shape=(1, 28, 28), classes: int = 10) -> int:
+    """Multiply-accumulates of one forward pass of ``model`` (a registered name, or an
+    ``nn.Module``) on one ``shape`` image (conv and linear layers only)."""
     import torch
 
-    net = _models.create(model, shape, classes, seed=0).eval()
+    net = (_models.create(model, shape, classes, seed=0) if isinstance(model, str) else model).eval()
     total = 0
 
     def hook(mod, inp, out):
@@ -275,24 +277,63 @@ def estimate(per_epoch: dict[str, float], cost: dict[str, dict]) -> dict[str, di
     return hours
 
 
-def run_cost(epochs: int, threads: int, devices) -> None:
+#: A Jiang et al. 2020-scale grid for the projection of :func:`project_jiang`: 2,187 = 3^7
+#: networks of the NiN family on CIFAR-10 (50,000 training images of 3 x 32 x 32), three depths
+#: and three widths (the per-epoch cost of the other five three-level hyper-parameters is taken
+#: as the cost run's: batch size 64, no augmentation), at each of ``epochs`` epochs.
+JIANG_RUNS, JIANG_IMAGES, JIANG_SHAPE = 2187, 50_000, (3, 32, 32)
+JIANG_MODELS = tuple((d, w) for d in (2, 3, 4) for w in (96, 192, 384))  # (depth, width)
+JIANG_EPOCHS = (20, 50, 100)
+
+
+def project_jiang(nin_epoch_s: float, nin_measures_s: float, cost_run: dict, unit: str = "CPU") -> list[str]:
+    """Lines projecting the cost of a 2,187-model Jiang-scale grid (:data:`JIANG_RUNS`) from the
+    NiN cost run: seconds per epoch scaled by MACs per image (the grid's models at
+    :data:`JIANG_SHAPE` over the cost run's model at 1 x 28 x 28) and by training-set size
+    (:data:`JIANG_IMAGES` over the cost run's); the measures' seconds scaled by MACs (they use at
+    most 2,048 training examples, as in the cost run). An approximation: only the convolutions
+    scale with MACs, and the epochs to the stopping rule are not known for CIFAR-10 here, so the
+    projection is given at each of :data:`JIANG_EPOCHS` epochs."""
+    ref = macs(cost_run["model"])
+    ratio = statistics.mean(macs(_models.NiN(JIANG_SHAPE, 10, width=w, depth=d), JIANG_SHAPE)
+                            for d, w in JIANG_MODELS) / ref
+    epoch = nin_epoch_s * ratio * JIANG_IMAGES / cost_run["train_size"]
+    meas = nin_measures_s * ratio
+    lines = [f"Jiang-scale grid: {JIANG_RUNS} NiN models (depth x width {', '.join(f'{d}x{w}' for d, w in JIANG_MODELS)}; mean {ratio:.1f}x the MACs of "
+             f"{cost_run['model']} on 1x28x28) on {JIANG_IMAGES:,} images of {'x'.join(map(str, JIANG_SHAPE))}: "
+             f"{epoch:.0f} s per epoch and {meas:.0f} s of measures per model (MAC-scaled)"]
+    for e in JIANG_EPOCHS:
+        h = JIANG_RUNS * (epoch * e + meas) / 3600
+        lines.append(f"  at {e} epochs per model: {h:,.0f} {unit} hours in all; over 64 such workers through "
+                     f"submitit (independent jobs): {h / 64:,.1f} h of wall time")
+    return lines
+
+
+def run_cost(epochs: int, threads: int, devices, device: str = "cpu") -> None:
     """Train the cost runs (``epochs`` epochs each, no stopping rule, ``threads`` torch threads as
-    part of each run's settings) and print seconds per epoch and the main grid's estimate."""
+    part of each run's settings), compute their complexity measures, and print seconds per
+    epoch, seconds of measures, the main grid's estimate and the Jiang-scale projection
+    (:func:`project_jiang`)."""
     cost = cost_runs()
-    per_epoch = {}
+    per_epoch, measure_s = {}, {}
     for fam, run in cost.items():
         settings = {**SETTINGS, **{k: v for k, v in run.items() if k != "model"}, "max_epochs": epochs,
                     "stop_at_train_acc": None, "threads": threads}
-        rep = rethink.zoo({"model": [run["model"]]}, (0,), OUT / "cost", measures=False, device="cpu",
+        out = OUT / ("cost" if device == "cpu" else f"cost_{device}")
+        rep = rethink.zoo({"model": [run["model"]]}, (0,), out, measures=True, device=device,
                           devices=devices, progress=False, **settings)
         r = rep.results[0]
         secs = [h["seconds"] for h in r.history]
         steps = [b - a for a, b in zip([0.0] + secs, secs)]
         per_epoch[fam] = statistics.median(steps)
+        groups = json.loads((out / f"{r.run_name}.measures.json").read_text())["seconds"]
+        measure_s[fam] = sum(groups.values())
+        top = sorted(groups.items(), key=lambda kv: -kv[1])[:3]
         print(f"{fam}: {run['model']} ({_models.num_parameters(_models.create(run['model'], (1, 28, 28), 10)):,} "
               f"parameters, {macs(run['model']) / 1e6:.2f} M MACs per image), train_size {run['train_size']}, batch "
-              f"{run['batch_size']}, {threads} thread(s): {per_epoch[fam]:.2f} s per epoch (median of "
-              f"{len(steps)} epochs: {', '.join(f'{x:.2f}' for x in steps)})", flush=True)
+              f"{run['batch_size']}, {threads} thread(s), {device}: {per_epoch[fam]:.2f} s per epoch (median of "
+              f"{len(steps)} epochs: {', '.join(f'{x:.2f}' for x in steps)}); measures {measure_s[fam]:.1f} s "
+              f"(largest: {', '.join(f'{g} {v:.1f} s' for g, v in top)})", flush=True)
     runs = specs(main_blocks())
     conv = sum(s.model in _models.CONVOLUTIONAL for s in runs)
     hours = estimate(per_epoch, cost)
@@ -301,9 +342,13 @@ def run_cost(epochs: int, threads: int, devices) -> None:
           + (", ".join(f"{k[0]}/{k[1]}: {v:g}" for k, v in sorted(typ.items())) or f"none, {BUDGET} used"))
     for f, h in hours.items():
         n = len(runs) if f == "all" else sum(family(s.model) == f for s in runs)
-        print(f"estimated CPU hours at {threads} thread(s), {f} ({n} runs): typical {h['typical_mac_scaled']:.1f} "
+        meas = (sum(measure_s.values()) / len(measure_s) if f == "all" else measure_s[f]) * n / 3600
+        print(f"estimated {device.upper()} hours at {threads} thread(s), {f} ({n} runs): typical {h['typical_mac_scaled']:.1f} "
               f"(MAC-scaled), {h['typical_upper']:.1f} (every model at its family's costliest); whole budget of "
-              f"{BUDGET} epochs: {h['budget_mac_scaled']:.1f} (MAC-scaled), {h['budget_upper']:.1f} (costliest)")
+              f"{BUDGET} epochs: {h['budget_mac_scaled']:.1f} (MAC-scaled), {h['budget_upper']:.1f} (costliest); "
+              f"measures at most {meas:.1f} (every run at the cost run's)")
+    unit = f"CPU ({threads} thread)" if device == "cpu" else "GPU"
+    print("\n".join(project_jiang(per_epoch["nin"], measure_s["nin"], cost["nin"], unit)))
 
 
 def list_stages() -> None:
@@ -334,6 +379,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     p.add_argument("--epochs", type=int, default=3, help="epochs of each cost run")
     p.add_argument("--measures", action="store_true", help="main: compute every run's complexity measures too")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cost: the device of the cost runs")
     args = p.parse_args(argv)
     if args.list:
         list_stages()
@@ -346,7 +392,7 @@ def main(argv=None) -> int:
     devices = ["cpu"] * args.workers if args.workers > 1 else None
     t0 = time.perf_counter()
     if args.stage == "cost":
-        run_cost(args.epochs, args.threads, devices)
+        run_cost(args.epochs, args.threads, devices, args.device)
     elif args.stage == "pilot":
         results = train(pilot_blocks(), OUT / "pilot", devices)
         print(pilot_report(results))

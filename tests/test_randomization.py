@@ -320,3 +320,15 @@ def test_plan_with_the_papers_random_crop_on_real_images():
     assert all(r.crop == 24 and r.dataset == "fashion_mnist" for r in plan)
     with pytest.raises(ValueError, match="crop window"):
         rz.plan_runs(grid_augment="crop", dataset="fashion_mnist")  # a random crop needs a window size
+
+
+def test_a_label_noise_sweep_alone_draws_its_figure(tmp_path):
+    # no variant and no true-label run: Figure 1 has panels (b) and (c) only, Figure 2 nothing to draw
+    rep = rethink.randomization_test("mlp1x512", "digits", corruptions=(), label_noise=(0.5,), out_dir=tmp_path,
+                                     device="cpu", progress=False, grid=False, max_epochs=1, seeds=[0])
+    assert [r.config["corruption"] for r in rep.results] == ["labels:0.5"]
+    assert rep.paths["figure2"] is None and not (tmp_path / "figure2.png").exists()
+    back = rethink.plots.read_figure_data(rep.paths["figure1"])
+    assert back["c"]["MLP 1x512"]["label_noise"] == [0.5]
+    assert back["c"]["MLP 1x512"]["test_error"] == pytest.approx([1 - rep.results[0].final["test_acc"]])
+    assert back["a"]["curves"] == {}

@@ -165,3 +165,28 @@ def test_convnet_zoo_pilot_report_against_seed_noise():
     assert by_hp["width"][4] == "+0.000" and by_hp["lr"][4] == "+0.000"
     assert "| nin | (seed sd of the gap) | | 0.0071 over 15 configurations |" in table
     assert "nin 30/30" in table
+
+
+def test_convnet_zoo_macs_by_hand():
+    z = _zoo_convnets()
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(2 * 4 * 4, 10))
+    # conv: 2 x 4 x 4 outputs x (1 x 3 x 3) each; linear: 10 outputs x 32 inputs
+    assert z.macs(net, (1, 4, 4)) == 2 * 16 * 9 + 10 * 32
+
+
+def test_jiang_projection_is_linear_in_the_measured_costs():
+    z = _zoo_convnets()
+    run = z.cost_runs()["nin"]
+
+    def hours(lines):
+        return [float(line.split(" epochs per model: ")[1].split(" CPU")[0].replace(",", "")) for line in lines[1:]]
+
+    base = hours(z.project_jiang(10.0, 0.0, run))
+    assert hours(z.project_jiang(20.0, 0.0, run)) == pytest.approx([2 * h for h in base], rel=1e-3)
+    assert [b / e for b, e in zip(base, z.JIANG_EPOCHS)] == pytest.approx([base[0] / z.JIANG_EPOCHS[0]] * 3, rel=1e-3)
+    # the measures add the same hours at every epoch count: JIANG_RUNS x their MAC-scaled seconds
+    ratio = (sum(z.macs(rethink.models.NiN(z.JIANG_SHAPE, 10, width=w, depth=d), z.JIANG_SHAPE)
+                 for d, w in z.JIANG_MODELS) / len(z.JIANG_MODELS) / z.macs(run["model"]))
+    added = [a - b for a, b in zip(hours(z.project_jiang(10.0, 36.0, run)), base)]
+    assert added == pytest.approx([z.JIANG_RUNS * 36.0 * ratio / 3600] * 3, rel=1e-3, abs=1.0)

@@ -1,0 +1,39 @@
+"""The stages of scripts/reproduce_convnets.py: no run is planned into two folders (it would be
+trained twice and counted twice)."""
+import importlib.util
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import rethink
+
+
+def _stages():
+    path = Path(__file__).resolve().parent.parent / "scripts" / "reproduce_convnets.py"
+    spec = importlib.util.spec_from_file_location("reproduce_convnets", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("reproduce_convnets", mod)  # its dataclasses look their module up
+    spec.loader.exec_module(sys.modules["reproduce_convnets"])
+    return sys.modules["reproduce_convnets"]
+
+
+def test_every_run_has_one_folder():
+    rc = _stages()
+    folders = defaultdict(set)  # run name -> folders it is planned into
+    for st in rc.STAGES:
+        for m in st.models:
+            for p in rethink.randomization.plan_runs(model=m, **st.kwargs()):
+                folders[p.spec.run_name()].add(f"{st.out}/{m}")
+    assert folders and all(len(f) == 1 for f in folders.values()), {r: f for r, f in folders.items() if len(f) > 1}
+
+
+def test_a_shared_folder_is_another_stage_of_the_same_runs():
+    rc = _stages()
+    shared = [st for st in rc.STAGES if st.folder]
+    assert {st.name for st in shared} >= {"alexnet10k_table1", "inception5k_table1", "mlp12k_table1"}
+    for st in shared:
+        host = rc.BY_NAME[st.folder]
+        assert host.folder is None and host.models == st.models and host.train_size == st.train_size
+        mine = {p.spec.run_name() for p in rethink.randomization.plan_runs(model=st.models[0], **st.kwargs())}
+        theirs = {p.spec.run_name() for p in rethink.randomization.plan_runs(model=st.models[0], **host.kwargs())}
+        assert mine & theirs  # the reason to share: the unregularized runs are the host's
