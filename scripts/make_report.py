@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -203,7 +204,7 @@ def _fit_rows(ds: list[dict]) -> tuple[list[list], list[str], list[str]]:
         if not vs:
             continue
         done = [d["epochs_to_fit"] for d in vs if d["epochs_to_fit"] is not None]
-        rows.append([name, f"{len(done)} of {len(vs)}", f"{sorted(done)[len(done) // 2]}" if done else "-",
+        rows.append([name, f"{len(done)} of {len(vs)}", f"{statistics.median(done):g}" if done else "-",
                      pm(d["train_acc"] for d in vs)])
         (fitted if len(done) == len(vs) else unfitted).append(name)
     return rows, fitted, unfitted
@@ -225,8 +226,8 @@ def _label_noise_claim(c: dict, chance_error: float) -> str:
 
 
 def _median_epochs(ds: list[dict], variant: str) -> float | None:
-    done = sorted(d["epochs_to_fit"] for d in _plain(ds, variant) if d["epochs_to_fit"] is not None)
-    return done[len(done) // 2] if done else None
+    done = [d["epochs_to_fit"] for d in _plain(ds, variant) if d["epochs_to_fit"] is not None]
+    return statistics.median(done) if done else None
 
 
 def _order_claim(ds: list[dict], fitted: list[str]) -> str:
@@ -244,8 +245,8 @@ def _order_claim(ds: list[dict], fitted: list[str]) -> str:
             continue
         e = _median_epochs(ds, v)
         rel = "before" if e < ref else ("after" if e > ref else "in the same epoch as")
-        parts.append(f"{name} (median epoch {e}) {rel}")
-    return (" Against random labels (median epoch " + str(ref) + "): " + "; ".join(parts) + "."
+        parts.append(f"{name} (median epoch {e:g}) {rel}")
+    return (f" Against random labels (median epoch {ref:g}): " + "; ".join(parts) + "."
             if parts else "")
 
 
