@@ -886,6 +886,10 @@ def _group(g: str, c: dict) -> dict[str, float]:
 #: The settings of :func:`compute` that say how the measures are computed (the rest, model,
 #: dataset, corruption, init_state, history, steps_to_fit, normalize, crop, device, say on what).
 SETTINGS = ("measures", "seed", "max_examples", "samples", "memory_budget", "batch_size", "sharpness_steps")
+#: The groups computed on a subsample of at most ``max_examples`` training examples, and those
+#: that pass over every training example (the others need no examples, or one).
+SUBSAMPLED_GROUPS = ("pacbayes", "pacbayes_mag", "sharpness", "sharpness_mag", "adaptive_sharpness")
+FULL_DATA_GROUPS = ("margin", "margin_signature", "pacbayes_bound")
 
 
 def check_settings(settings: dict) -> None:
@@ -986,7 +990,7 @@ def compute(model, dataset=None, corruption=None, init_state=None, measures="all
     c = dict(info, net=net, folded=fold_batchnorm(net, x[:1]), x=x, y=y, dev=dev, seed=seed, samples=samples,
              memory_budget=memory_budget, batch_size=batch_size, sharpness_steps=sharpness_steps, xs=x, ys=y,
              gamma=math.nan, g2=math.nan)
-    if any(g.startswith(("pacbayes", "sharpness", "adaptive")) for g in groups) and len(x) > max_examples:
+    if any(g in SUBSAMPLED_GROUPS for g in groups) and len(x) > max_examples:
         idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_examples].to(dev)
         c["xs"], c["ys"] = x[idx], y[idx]
     out = MeasureValues()

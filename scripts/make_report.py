@@ -424,8 +424,9 @@ def section_convnets(w, folder: Path) -> None:
     scripts/reproduce_convnets.py: per model and training-set size, every stage's runs together."""
     from reproduce_convnets import DTYPE_STAGES, STAGES
 
-    groups: dict[tuple[str, int], list[Result]] = defaultdict(list)
-    planned: dict[tuple[str, int], dict] = defaultdict(dict)  # run name -> (first stage, spec)
+    # (model, training-set size, learning rate of a second schedule or None) -> runs
+    groups: dict[tuple[str, int, float | None], list[Result]] = defaultdict(list)
+    planned: dict[tuple[str, int, float | None], dict] = defaultdict(dict)  # run name -> (first stage, spec)
     loaded: set[Path] = set()  # stages that share a folder (Stage.folder) are read once
     for st in STAGES:
         if st.name in DTYPE_STAGES:
@@ -445,7 +446,8 @@ def section_convnets(w, folder: Path) -> None:
     for (m, n, lr), rs in groups.items():
         have = {r.config["run_name"] for r in rs}
         missing = [(st, sp) for name, (st, sp) in planned[(m, n, lr)].items() if name not in have]
-        rows.append([model_label(m) + (f" (learning rate {lr:g})" if lr else ""), f"{n:,}", len([r for r in rs if r.status == "completed"]), len(missing),
+        rows.append([model_label(m) + (f" (learning rate {lr:g})" if lr else ""), f"{n:,}",
+                     len([r for r in rs if r.status == "completed"]), len(missing),
                      f"{hours(rs):.1f} h" if rs else "-",
                      f"{rs[0].config['num_parameters'] / rs[0].config['num_train']:.1f}" if rs else "-",
                      "; ".join(sorted({st for st, _ in missing})) or "-"])

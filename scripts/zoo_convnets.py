@@ -277,6 +277,21 @@ def estimate(per_epoch: dict[str, float], cost: dict[str, dict]) -> dict[str, di
     return hours
 
 
+def measure_seconds(groups: dict[str, float], n_from: int, n_to: int, max_examples: int = 2048) -> float:
+    """The measures' seconds (``groups``: group -> seconds, measured on ``n_from`` training
+    examples) projected to ``n_to`` examples: the groups that pass over every example
+    (:data:`rethink.measures.FULL_DATA_GROUPS`) scale with the count, the subsampled ones
+    (:data:`rethink.measures.SUBSAMPLED_GROUPS`) with the subsample's size, the rest not at all."""
+    from rethink.measures import FULL_DATA_GROUPS, SUBSAMPLED_GROUPS
+
+    def scale(g):
+        if g in FULL_DATA_GROUPS:
+            return n_to / n_from
+        return min(n_to, max_examples) / min(n_from, max_examples) if g in SUBSAMPLED_GROUPS else 1.0
+
+    return sum(v * scale(g) for g, v in groups.items())
+
+
 #: A Jiang et al. 2020-scale grid for the projection of :func:`project_jiang`: 2,187 = 3^7
 #: networks of the NiN family on CIFAR-10 (50,000 training images of 3 x 32 x 32), three depths
 #: and three widths (the per-epoch cost of the other five three-level hyper-parameters is taken
@@ -286,19 +301,19 @@ JIANG_MODELS = tuple((d, w) for d in (2, 3, 4) for w in (96, 192, 384))  # (dept
 JIANG_EPOCHS = (20, 50, 100)
 
 
-def project_jiang(nin_epoch_s: float, nin_measures_s: float, cost_run: dict, unit: str = "CPU") -> list[str]:
+def project_jiang(nin_epoch_s: float, nin_measures: dict[str, float], cost_run: dict, unit: str = "CPU") -> list[str]:
     """Lines projecting the cost of a 2,187-model Jiang-scale grid (:data:`JIANG_RUNS`) from the
     NiN cost run: seconds per epoch scaled by MACs per image (the grid's models at
     :data:`JIANG_SHAPE` over the cost run's model at 1 x 28 x 28) and by training-set size
-    (:data:`JIANG_IMAGES` over the cost run's); the measures' seconds scaled by MACs (they use at
-    most 2,048 training examples, as in the cost run). An approximation: only the convolutions
-    scale with MACs, and the epochs to the stopping rule are not known for CIFAR-10 here, so the
-    projection is given at each of :data:`JIANG_EPOCHS` epochs."""
+    (:data:`JIANG_IMAGES` over the cost run's); the measures' seconds (``nin_measures``: group ->
+    seconds) scaled by MACs and by :func:`measure_seconds` to that size. An approximation: only
+    the convolutions scale with MACs, and the epochs to the stopping rule are not known for
+    CIFAR-10 here, so the projection is given at each of :data:`JIANG_EPOCHS` epochs."""
     ref = macs(cost_run["model"])
     ratio = statistics.mean(macs(_models.NiN(JIANG_SHAPE, 10, width=w, depth=d), JIANG_SHAPE)
                             for d, w in JIANG_MODELS) / ref
     epoch = nin_epoch_s * ratio * JIANG_IMAGES / cost_run["train_size"]
-    meas = nin_measures_s * ratio
+    meas = measure_seconds(nin_measures, cost_run["train_size"], JIANG_IMAGES) * ratio
     lines = [f"Jiang-scale grid: {JIANG_RUNS} NiN models (depth x width {', '.join(f'{d}x{w}' for d, w in JIANG_MODELS)}; mean {ratio:.1f}x the MACs of "
              f"{cost_run['model']} on 1x28x28) on {JIANG_IMAGES:,} images of {'x'.join(map(str, JIANG_SHAPE))}: "
              f"{epoch:.0f} s per epoch and {meas:.0f} s of measures per model (MAC-scaled)"]
@@ -327,12 +342,12 @@ def run_cost(epochs: int, threads: int, devices, device: str = "cpu") -> None:
         steps = [b - a for a, b in zip([0.0] + secs, secs)]
         per_epoch[fam] = statistics.median(steps)
         groups = json.loads((out / f"{r.run_name}.measures.json").read_text())["seconds"]
-        measure_s[fam] = sum(groups.values())
+        measure_s[fam] = groups
         top = sorted(groups.items(), key=lambda kv: -kv[1])[:3]
         print(f"{fam}: {run['model']} ({_models.num_parameters(_models.create(run['model'], (1, 28, 28), 10)):,} "
               f"parameters, {macs(run['model']) / 1e6:.2f} M MACs per image), train_size {run['train_size']}, batch "
               f"{run['batch_size']}, {threads} thread(s), {device}: {per_epoch[fam]:.2f} s per epoch (median of "
-              f"{len(steps)} epochs: {', '.join(f'{x:.2f}' for x in steps)}); measures {measure_s[fam]:.1f} s "
+              f"{len(steps)} epochs: {', '.join(f'{x:.2f}' for x in steps)}); measures {sum(groups.values()):.1f} s "
               f"(largest: {', '.join(f'{g} {v:.1f} s' for g, v in top)})", flush=True)
     runs = specs(main_blocks())
     conv = sum(s.model in _models.CONVOLUTIONAL for s in runs)
@@ -340,13 +355,18 @@ def run_cost(epochs: int, threads: int, devices, device: str = "cpu") -> None:
     typ = typical_epochs()
     print(f"main grid: {len(runs)} runs ({conv} convolutional); typical epochs to the rule (MLP zoo medians): "
           + (", ".join(f"{k[0]}/{k[1]}: {v:g}" for k, v in sorted(typ.items())) or f"none, {BUDGET} used"))
+    meas_h = {f: 0.0 for f in (*BASE, "all")}  # every run's model at its family's costliest: an upper bound
+    for s in runs:
+        sec = measure_seconds(measure_s[family(s.model)], cost[family(s.model)]["train_size"], s.train_size)
+        meas_h[family(s.model)] += sec / 3600
+        meas_h["all"] += sec / 3600
     for f, h in hours.items():
         n = len(runs) if f == "all" else sum(family(s.model) == f for s in runs)
-        meas = (sum(measure_s.values()) / len(measure_s) if f == "all" else measure_s[f]) * n / 3600
+        meas = meas_h[f]
         print(f"estimated {device.upper()} hours at {threads} thread(s), {f} ({n} runs): typical {h['typical_mac_scaled']:.1f} "
               f"(MAC-scaled), {h['typical_upper']:.1f} (every model at its family's costliest); whole budget of "
               f"{BUDGET} epochs: {h['budget_mac_scaled']:.1f} (MAC-scaled), {h['budget_upper']:.1f} (costliest); "
-              f"measures at most {meas:.1f} (every run at the cost run's)")
+              f"measures at most {meas:.1f} (every model at its family's costliest)")
     unit = f"CPU ({threads} thread)" if device == "cpu" else "GPU"
     print("\n".join(project_jiang(per_epoch["nin"], measure_s["nin"], cost["nin"], unit)))
 

@@ -37,3 +37,15 @@ def test_a_shared_folder_is_another_stage_of_the_same_runs():
         mine = {p.spec.run_name() for p in rethink.randomization.plan_runs(model=st.models[0], **st.kwargs())}
         theirs = {p.spec.run_name() for p in rethink.randomization.plan_runs(model=st.models[0], **host.kwargs())}
         assert mine & theirs  # the reason to share: the unregularized runs are the host's
+
+
+def test_the_reports_median_epochs_to_fit():
+    path = Path(__file__).resolve().parent.parent / "scripts" / "make_report.py"
+    spec = importlib.util.spec_from_file_location("make_report_under_test", path)
+    mr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mr)
+    runs = [{"variant": "true", "epochs_to_fit": e, "weight_decay": 0.0, "augment": None, "dropout": 0.0}
+            for e in (59, 53)]
+    assert mr._median_epochs(runs, "true") == 56  # an even count: the mean of the middle two
+    assert mr._median_epochs(runs + [dict(runs[0], epochs_to_fit=70)], "true") == 59
+    assert mr._median_epochs(runs, "random_labels") is None

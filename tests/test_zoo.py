@@ -182,11 +182,23 @@ def test_jiang_projection_is_linear_in_the_measured_costs():
     def hours(lines):
         return [float(line.split(" epochs per model: ")[1].split(" CPU")[0].replace(",", "")) for line in lines[1:]]
 
-    base = hours(z.project_jiang(10.0, 0.0, run))
-    assert hours(z.project_jiang(20.0, 0.0, run)) == pytest.approx([2 * h for h in base], rel=1e-3)
+    base = hours(z.project_jiang(10.0, {}, run))
+    assert hours(z.project_jiang(20.0, {}, run)) == pytest.approx([2 * h for h in base], rel=1e-3)
     assert [b / e for b, e in zip(base, z.JIANG_EPOCHS)] == pytest.approx([base[0] / z.JIANG_EPOCHS[0]] * 3, rel=1e-3)
-    # the measures add the same hours at every epoch count: JIANG_RUNS x their MAC-scaled seconds
+    # the measures add the same hours at every epoch count: JIANG_RUNS x their MAC-scaled seconds,
+    # a full-data group scaled to the grid's training-set size, a subsampled one to 2,048 examples
     ratio = (sum(z.macs(rethink.models.NiN(z.JIANG_SHAPE, 10, width=w, depth=d), z.JIANG_SHAPE)
                  for d, w in z.JIANG_MODELS) / len(z.JIANG_MODELS) / z.macs(run["model"]))
-    added = [a - b for a, b in zip(hours(z.project_jiang(10.0, 36.0, run)), base)]
-    assert added == pytest.approx([z.JIANG_RUNS * 36.0 * ratio / 3600] * 3, rel=1e-3, abs=1.0)
+    n = run["train_size"]
+    for groups, seconds in (({"l2": 36.0}, 36.0), ({"pacbayes_bound": 36.0}, 36.0 * z.JIANG_IMAGES / n),
+                            ({"sharpness": 36.0}, 36.0 * 2048 / min(n, 2048))):
+        added = [a - b for a, b in zip(hours(z.project_jiang(10.0, groups, run)), base)]
+        assert added == pytest.approx([z.JIANG_RUNS * seconds * ratio / 3600] * 3, rel=1e-3, abs=1.0)
+
+
+def test_measure_seconds_by_what_each_group_reads():
+    z = _zoo_convnets()
+    groups = {"margin": 1.0, "pacbayes": 2.0, "spectral": 3.0}
+    assert z.measure_seconds(groups, 1000, 1000) == pytest.approx(6.0)
+    # 4,000 examples: margin reads all (x4), PAC-Bayes its 2,048-example subsample (x2.048), spectral none
+    assert z.measure_seconds(groups, 1000, 4000) == pytest.approx(4.0 + 2.0 * 2.048 + 3.0)
