@@ -23,6 +23,27 @@ def test_inception_batch_norm_has_no_affine_and_nobn_has_none():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in nobn.modules())
 
 
+def test_inception_without_batch_norm_is_he_initialized_and_keeps_its_signal():
+    """Without batch norm every conv is He-normal (std sqrt(2 / fan_in)) with zero bias, and a
+    unit-variance input keeps a feature std of order 1 through the 19 convs; the batch-norm
+    network keeps PyTorch's default init (uniform, std sqrt(1 / (3 fan_in)))."""
+    torch.manual_seed(0)
+    nobn = models.create("inception_small_nobn", (1, 24, 24), 10, seed=0)
+    bn = models.create("inception_small", (1, 24, 24), 10, seed=0)
+    convs = [m for m in nobn.features.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 19
+    for conv in convs:
+        fan_in = conv.weight[0].numel()
+        assert conv.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.15)
+        assert torch.count_nonzero(conv.bias) == 0
+    for conv in (m for m in bn.features.modules() if isinstance(m, torch.nn.Conv2d)):
+        fan_in = conv.weight[0].numel()
+        assert conv.weight.std().item() == pytest.approx((1 / (3 * fan_in)) ** 0.5, rel=0.15)
+    x = torch.randn(64, 1, 24, 24)
+    with torch.no_grad():
+        assert 0.3 < nobn.features(x).std().item() < 3.0
+
+
 def test_inception_mean_pools_7x7_at_28x28():
     model = models.create("inception_small", (3, 28, 28), 10)
     feats = model.features(torch.randn(2, 3, 28, 28))
