@@ -462,6 +462,8 @@ def section_convnets(w, folder: Path) -> None:
         second = (f", a second schedule: learning rate {lr:g} instead of the paper's "
                   f"{paper.LR.get(m, 0.01):g}" if lr else "")
         w(f"## {model_label(m)} on {n:,} Fashion-MNIST training images{second}\n\n")
+        if m in INIT_NOTE:
+            w(INIT_NOTE[m] + "\n\n")
         per_model = {m: done}
         section_findings(w, per_model, {})
         section_table1(w, per_model)
@@ -473,6 +475,10 @@ def section_convnets(w, folder: Path) -> None:
         section_appendix_e(w, per_model)
 
 
+#: Models whose initialization is not PyTorch's default, said in their sections.
+INIT_NOTE = {"inception_small_nobn": "Initialization: every conv He-normal (fan-in, ReLU gain) with zero bias "
+             "(`rethink.models.SmallInception`, `bn=False`); at PyTorch's default init this network stayed at "
+             "chance here. The paper does not state its init."}
 #: The model each model's Figure 2 batch-norm panel and comparison is drawn against.
 BN_PARTNER = {"inception_small": "inception_small_nobn"}
 

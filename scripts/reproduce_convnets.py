@@ -97,6 +97,9 @@ STAGES = (
     # training loss 2.30, 2.42, 2.31, 2.30 over 4 epochs); at 0.01 it trains (1.93, 1.41, 1.06,
     # 0.84). The same runs at 0.01, reported on their own.
     Stage("inception5k_nobn_lr0.01", ("inception_small_nobn",), 5_000, (0,), 150, settings={"lr": 0.01}),
+    # Its batch-norm partner at the same schedule, for Figure 2's comparison (never across schedules).
+    Stage("inception5k_bn_lr0.01", ("inception_small",), 5_000, (0,), 150, corruptions=("none", "random_labels"),
+          settings={"lr": 0.01}),
 )
 BY_NAME = {s.name: s for s in STAGES}
 #: The stages that compare dtypes (reported on their own, not as reproduction runs).

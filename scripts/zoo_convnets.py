@@ -77,9 +77,15 @@ _COMMON_LEVELS = {
 }
 #: The pilot: per family, hyper-parameter -> (the RunSpec setting it changes, its two levels);
 #: every other setting as in BASE. Width and depth are the model name's.
+#: The "_wide" entries: the MLP pilot's first levels of width, learning rate, batch size, weight
+#: decay and dropout moved the gap by less than 1.5 seed standard deviations (docs/STUDY.md), so
+#: the pilot tries each at wider levels before the main grid drops it or keeps it.
 PILOT_LEVELS = {
     "mlp": {"width": ("model", ["mlp2x128", "mlp2x512"]), "depth": ("model", ["mlp1x256", "mlp4x256"]),
-            "lr": ("lr", [0.005, 0.05]), **_COMMON_LEVELS},
+            "lr": ("lr", [0.005, 0.05]), **_COMMON_LEVELS,
+            "width_wide": ("model", ["mlp2x32", "mlp2x2048"]), "lr_wide": ("lr", [0.001, 0.1]),
+            "batch_size_wide": ("batch_size", [16, 256]), "weight_decay_wide": ("weight_decay", [0.0, 5e-3]),
+            "dropout_wide": ("dropout", [0.0, 0.6])},
     "alexnet": {"lr": ("lr", [0.003, 0.03]), **_COMMON_LEVELS},
     "nin": {"width": ("model", ["nin3x24", "nin3x96"]), "depth": ("model", ["nin2x48", "nin4x48"]),
             "lr": ("lr", [0.005, 0.05]), **_COMMON_LEVELS},
