@@ -280,6 +280,13 @@ def report(out: Path) -> Path:
           f"base configuration with it at each of two levels, two seeds: the change of the gap against the "
           f"family's seed-to-seed standard deviation. Families without stored runs are not shown.\n\n"
           f"{table}\n\n")
+        main_runs = zoo_convnets.specs(zoo_convnets.main_blocks())
+        w(f"The main grid (`scripts/zoo_convnets.py main`, {len(main_runs)} runs, two seeds) varies, per family, "
+          "only hyper-parameters whose difference here is at least 1.5 seed standard deviations with every run "
+          "at the rule: " + "; ".join(
+              f"{fam}: " + ", ".join(f"{k} in {{{', '.join(map(str, v))}}}" for k, v in grid.items())
+              for fam, grid, _ in zoo_convnets.main_blocks()) + "."
+          + ("" if (STORE / "zoo_convnets" / "main").exists() else " Its results are not stored yet.") + "\n\n")
     memo = STORE / "memorization" / "memorization.json"
     if memo.exists():
         d = json.loads(memo.read_text())
