@@ -104,6 +104,51 @@ def _effects_table(rows: list[dict], hps: list[str]) -> str:
             + "\n".join(out) + "\n\n")
 
 
+def _statistics_table(rep, hps: list[str], resamples: int = 200, seed: int = 0) -> str:
+    """Per measure (in ``rep.ranking``'s order): tau-b with a 95% percentile bootstrap interval over
+    runs, tau-a (Jiang et al.'s definition), Psi over the real hyper-parameters (the seed excluded)
+    with its interval, CMI under both conventions for a conditioning set whose gap order is
+    constant in every cell (dropped, and scored 0 as the PGDL scorer does) with the interval of
+    the latter, and the mean sign error per hyper-parameter. ``resamples`` bootstrap draws of the
+    runs (``numpy.random.default_rng(seed)``), the same draws for every measure."""
+    import numpy as np
+
+    st = rethink.study
+    gaps = np.array([r["gap"] for r in rep.rows], dtype=np.float64)
+    cfgs = [{h: r[h] for h in hps} for r in rep.rows]
+    with_seed = [{**c, "seed": r.get("seed")} for c, r in zip(cfgs, rep.rows)]
+    n = len(gaps)
+    head = ["measure", "tau-b [95% CI]", "tau-a", "Psi [95% CI]", "CMI dropped / zero [95% CI of zero]",
+            *[f"sign err {h}" for h in hps]]
+    out = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+
+    def ci(lo_hi):
+        lo, hi = lo_hi
+        return "n/a" if math.isnan(lo) else f"[{lo:+.3f}, {hi:+.3f}]"
+
+    for r in rep.ranking:
+        v = np.array([x[r["measure"]] for x in rep.rows], dtype=np.float64)
+        v = np.where(np.isfinite(v), v, np.nan)  # non-finite values are left out, as in every score here
+        def psi(idx, v=v):
+            return st.granulated_tau(v[idx].tolist(), gaps[idx].tolist(), [cfgs[i] for i in idx], hps)[0]
+
+        def cmi0(idx, v=v):
+            return st.cmi(v[idx], gaps[idx], [cfgs[i] for i in idx], degenerate="zero")
+
+        tau_ci = st.bootstrap_interval(lambda idx, v=v: st.kendall_tau(v[idx], gaps[idx]), n, resamples=resamples, seed=seed)
+        psi_ci = st.bootstrap_interval(psi, n, resamples=resamples, seed=seed)
+        cmi_ci = st.bootstrap_interval(cmi0, n, resamples=resamples, seed=seed)
+        full = np.arange(n)
+        se = st.sign_error_by_hyperparameter(st.sign_error(v.tolist(), gaps.tolist(), with_seed))
+        cells = [r["measure"], f"{st.kendall_tau(v, gaps):+.3f} {ci(tau_ci)}", f"{st.kendall_tau_a(v, gaps):+.3f}",
+                 f"{psi(full):+.3f} {ci(psi_ci)}",
+                 f"{st.cmi(v, gaps, cfgs):.3f} / {cmi0(full):.3f} {ci(cmi_ci)}",
+                 *[f"{se[h]:.3f}" if h in se else "n/a" for h in hps]]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+
 def _level_key(text: str):
     """Levels in numeric order where they are numbers (their repr), else as text."""
     try:
@@ -209,7 +254,8 @@ def report(out: Path) -> Path:
         w("\n")
         w("p (perm.): two-sided permutation p-value of tau (2,000 permutations of the gaps, seed 0). Psi mean: the "
           "mean of the Psi columns shown (the seed is not a hyper-parameter). Non-finite: runs whose value is "
-          "infinite or NaN (left out of every score of that measure). The last column is this project's one-line "
+          "infinite or NaN (a NaN is left out of every score of that measure; an infinity is ranked above or below "
+          "every finite value here, and left out in the next table). The last column is this project's one-line "
           "summary of Jiang et al.'s findings, not their numbers.\n\n")
         degenerate = [m for m, k in nonfinite.items() if k > len(rep.rows) // 2]
         constant = [r["measure"] for r in rep.ranking
@@ -218,6 +264,24 @@ def report(out: Path) -> Path:
             w("Degenerate measures: " + "; ".join(
                 [f"{m} is not finite in {nonfinite[m]} of {len(rep.rows)} runs (its scores rest on the rest)"
                  for m in degenerate] + [f"{m} takes one value over the zoo" for m in constant]) + ".\n\n")
+        w("### The same measures with intervals, both tau conventions and both CMI conventions\n\n")
+        w(_statistics_table(rep, hps))
+        w("\ntau-b: Kendall's tau-b (ties corrected; scipy's); tau-a: (concordant - discordant) / all pairs, as "
+          "Jiang et al. 2020 define it. Intervals: 95% percentile bootstrap over runs (200 resamples, seed 0; a "
+          "resample repeats runs, so its cells are not a complete grid). Psi: the granulated tau over the "
+          "hyper-parameters of the grid, the seed not among them. CMI dropped: a conditioning set whose gap order "
+          "is constant in every cell is left out of the minimum; zero: it scores 0, as the PGDL competition's "
+          "scorer does (so the minimum is 0 wherever such a set exists). Sign err: the mean sign error over the "
+          "environments that vary that hyper-parameter (pairs whose gaps differ by no more than the seed noise "
+          "dropped); 0.5 is a coin. The Psi of the first table groups runs by the seed too (a group is one seed's "
+          "runs that differ in one hyper-parameter); here a group holds both seeds' runs. A resample repeats runs, "
+          "which adds pairs with equal hyper-parameters and shifts CMI's minimum up: where an interval misses its "
+          "estimate, that is this bias, not evidence.\n\n")
+        if all(abs(rethink.study.cmi([x[r["measure"]] for x in rep.rows], gaps_row, [{h: x[h] for h in hps} for x in rep.rows])
+                   - rethink.study.cmi([x[r["measure"]] for x in rep.rows], gaps_row, [{h: x[h] for h in hps} for x in rep.rows],
+                                       degenerate="zero")) < 1e-12 for r in rep.ranking):
+            w("No conditioning set is degenerate in this zoo (its gap order varies within some cell of every pair "
+              "of hyper-parameters), so the two CMI conventions agree for every measure.\n\n")
         best_cmi = max((r["cmi"] for r in rep.ranking if not math.isnan(r["cmi"])), default=math.nan)
         w(f"What a CMI of {best_cmi:.3f} means: knowing which of two runs has the larger measure removes "
           f"{100 * best_cmi:.1f}% of the uncertainty (entropy) about which has the larger gap, once both runs' "

@@ -359,3 +359,40 @@ def test_seed_sd_pools_the_spread_within_configurations():
     sd, used = S.seed_sd([[1.0, 2.0], [5.0, 7.0], [3.0], [float("nan"), 4.0]])
     assert used == 2 and sd == pytest.approx(math.sqrt(1.25))
     assert math.isnan(S.seed_sd([[1.0], []])[0])
+
+
+def test_study_report_statistics_table_against_direct_computation():
+    # a complete 2x2x2 grid, two seeds; the measure follows the gap but for one flipped pair
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import rethink.study
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "study_generalization.py"
+    spec = importlib.util.spec_from_file_location("study_generalization", path)
+    sg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sg)
+    rows = []
+    for a in (0, 1):
+        for b in (0, 1):
+            for c in (0, 1):
+                for seed in (0, 1):
+                    gap = 0.3 * a + 0.1 * b
+                    rows.append({"a": a, "b": b, "c": c, "seed": seed, "gap": gap,
+                                 "m": gap + (0.5 if (a, b, c, seed) == (0, 0, 0, 0) else 0.0)})
+    rep = SimpleNamespace(rows=rows, ranking=[{"measure": "m"}])
+    table = sg._statistics_table(rep, ["a", "b", "c"], resamples=20)
+    cells = [line.split(" | ") for line in table.splitlines() if line.startswith("| m |")][0]
+    v, g = [r["m"] for r in rows], [r["gap"] for r in rows]
+    hp = [{h: r[h] for h in "abc"} for r in rows]
+    assert cells[1].startswith(f"{rethink.study.kendall_tau(v, g):+.3f} [")
+    assert cells[2] == f"{rethink.study.kendall_tau_a(v, g):+.3f}"
+    # c never moves the gap: conditioning on (a, b) leaves the gap's order constant in every cell,
+    # which the PGDL scorer scores 0 and the "dropped" convention leaves out
+    dropped, zero = rethink.study.cmi(v, g, hp), rethink.study.cmi(v, g, hp, degenerate="zero")
+    assert zero == 0.0 and dropped > 0
+    assert cells[4].startswith(f"{dropped:.3f} / {zero:.3f} [")
+    se = rethink.study.sign_error_by_hyperparameter(rethink.study.sign_error(v, g, [{**h, "seed": r["seed"]}
+                                                                                  for h, r in zip(hp, rows)]))
+    assert cells[5:8] == [f"{se[h]:.3f}" for h in "ab"] + ["n/a |" if "c" not in se else f"{se['c']:.3f} |"]
