@@ -149,6 +149,46 @@ def _statistics_table(rep, hps: list[str], resamples: int = 200, seed: int = 0) 
 
 
 
+def zoo_section(folder: Path, out_dir: Path, resamples: int = 100) -> str:
+    """The conv-net zoo's section of STUDY.md from its stored results and cached measures
+    (``folder``; nothing is recomputed from weights where a cache is there): the runs per family,
+    which reached the stopping rule (only those are scored), the scores with intervals
+    (:func:`_statistics_table`), degenerate measures, and the hyper-parameter baseline each
+    measure has to beat."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import zoo_convnets
+
+    runs = rethink.load_runs(folder, status="completed")
+    at_rule = [r for r in runs if r.epochs_to_fit is not None]
+    fams = {f: sum(zoo_convnets.family(r.spec.model) == f for r in runs) for f in zoo_convnets.BASE}
+    rep = rethink.study.study(at_rule, out_dir=out_dir, device="cpu")
+    hps = [h for h in rep.hyperparameters if h != "seed"]
+    planned = len(zoo_convnets.specs(zoo_convnets.main_blocks()))
+    conv = sum(r.spec.model in rethink.models.CONVOLUTIONAL for r in at_rule)
+    out = [f"{len(runs)} of the main grid's {planned} runs are stored (" + ", ".join(f"{f} {n}" for f, n in fams.items())
+           + f"); {len(at_rule)} reached 99% training accuracy within {zoo_convnets.BUDGET} epochs and are scored "
+           f"({conv} convolutional; {len(rep.rows)} with every measure cached). Hyper-parameters that vary: "
+           + ", ".join(hps) + ".\n\n"]
+    out.append(_statistics_table(rep, hps, resamples=resamples))
+    rows = rep.rows
+    nonfinite = {r["measure"]: sum(not math.isfinite(x[r["measure"]]) for x in rows) for r in rep.ranking}
+    constant = [r["measure"] for r in rep.ranking if len({x[r["measure"]] for x in rows if math.isfinite(x[r["measure"]])}) <= 1]
+    bad = [f"{m} not finite in {k} of {len(rows)}" for m, k in nonfinite.items() if k] + [f"{m} one value over the zoo" for m in constant]
+    out.append("\nDegenerate: " + ("; ".join(bad) if bad else "none") + ".\n\n")
+    gaps = [x["gap"] for x in rows]
+    base = rethink.study.hyperparameter_baseline(gaps, [{h: x[h] for h in hps} for x in rows])
+    beats_one = [r["measure"] for r in rep.ranking if abs(r["tau"]) > abs(base.best_tau)]
+    beats_all = [r["measure"] for r in rep.ranking if abs(r["tau"]) > abs(base.model_tau)]
+    out.append(f"The hyper-parameters alone: the best single one, {base.best}, ranks the gaps with |tau-b| "
+               f"{abs(base.best_tau):.3f}; a gradient-boosting model on all of them, on held-out configurations "
+               f"({base.folds}-fold), {abs(base.model_tau):.3f}. Measures above the best single hyper-parameter: "
+               + (", ".join(beats_one) or "none") + "; above the model on all of them: "
+               + (", ".join(beats_all) or "none") + ("" if beats_all else
+                                                     " (no measure beats the hyper-parameters in this zoo)") + ".\n\n")
+    return "".join(out)
+
+
+
 def _level_key(text: str):
     """Levels in numeric order where they are numbers (their repr), else as text."""
     try:
@@ -351,6 +391,9 @@ def report(out: Path) -> Path:
               f"{fam}: " + ", ".join(f"{k} in {{{', '.join(map(str, v))}}}" for k, v in grid.items())
               for fam, grid, _ in zoo_convnets.main_blocks()) + "."
           + ("" if (STORE / "zoo_convnets" / "main").exists() else " Its results are not stored yet.") + "\n\n")
+        if (STORE / "zoo_convnets" / "main").exists():
+            w("## The conv-net zoo (`scripts/zoo_convnets.py main --measures`)\n\n")
+            w(zoo_section(STORE / "zoo_convnets" / "main", STORE / "zoo_convnets_study"))
     memo = STORE / "memorization" / "memorization.json"
     if memo.exists():
         d = json.loads(memo.read_text())
