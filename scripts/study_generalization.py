@@ -149,10 +149,11 @@ def _statistics_table(rep, hps: list[str], resamples: int = 200, seed: int = 0) 
 
 
 
-def zoo_section(folder: Path, out_dir: Path, resamples: int = 100) -> str:
+def zoo_section(folder: Path, out_dir: Path, resamples: int = 100, measures="all") -> str:
     """The conv-net zoo's section of STUDY.md from its stored results and cached measures
     (``folder``; nothing is recomputed from weights where a cache is there): the runs per family,
-    which reached the stopping rule (only those are scored), the scores with intervals
+    which reached the stopping rule (only those are scored; ``measures`` as for
+    :func:`rethink.study.study`), the scores with intervals
     (:func:`_statistics_table`), degenerate measures, and the hyper-parameter baseline each
     measure has to beat."""
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -161,7 +162,7 @@ def zoo_section(folder: Path, out_dir: Path, resamples: int = 100) -> str:
     runs = rethink.load_runs(folder, status="completed")
     at_rule = [r for r in runs if r.epochs_to_fit is not None]
     fams = {f: sum(zoo_convnets.family(r.spec.model) == f for r in runs) for f in zoo_convnets.BASE}
-    rep = rethink.study.study(at_rule, out_dir=out_dir, device="cpu")
+    rep = rethink.study.study(at_rule, out_dir=out_dir, device="cpu", measures=measures)
     hps = [h for h in rep.hyperparameters if h != "seed"]
     planned = len(zoo_convnets.specs(zoo_convnets.main_blocks()))
     conv = sum(r.spec.model in rethink.models.CONVOLUTIONAL for r in at_rule)

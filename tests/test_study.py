@@ -396,3 +396,35 @@ def test_study_report_statistics_table_against_direct_computation():
     se = rethink.study.sign_error_by_hyperparameter(rethink.study.sign_error(v, g, [{**h, "seed": r["seed"]}
                                                                                   for h, r in zip(hp, rows)]))
     assert cells[5:8] == [f"{se[h]:.3f}" for h in "ab"] + ["n/a |" if "c" not in se else f"{se['c']:.3f} |"]
+
+
+def test_study_report_zoo_section_scores_the_runs_at_the_rule(tmp_path):
+    # a tiny zoo through the one runner; the section reads its cached measures and scores only
+    # the runs that reached the stopping rule, against the hyper-parameter baseline
+    import importlib.util
+    from pathlib import Path
+
+    import rethink
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "study_generalization.py"
+    spec = importlib.util.spec_from_file_location("study_generalization", path)
+    sg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sg)
+    grid = {"model": ["mlp1x128"], "lr": [0.02, 0.05], "corruption": ["none", "labels:0.2"]}
+    rethink.zoo(grid, seeds=(0, 1), out_dir=tmp_path / "zoo", device="cpu", progress=False, dataset="digits",
+                max_epochs=60, train_size=100, test_size=100, batch_size=16, stop_at_train_acc=0.99, measures=True,
+                measure_settings={"measures": ["l2", "margin", "params"]})
+    runs = rethink.load_runs(tmp_path / "zoo", status="completed")
+    at_rule = [r for r in runs if r.epochs_to_fit is not None]
+    assert len(at_rule) >= 4  # enough to score
+    text = sg.zoo_section(tmp_path / "zoo", tmp_path / "study", resamples=5, measures=["l2", "margin", "params"])
+    assert f"{len(runs)} of the main grid's" in text and f"{len(at_rule)} reached 99%" in text
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| l2 |")]
+    gaps = [r.final["gap"] for r in at_rule]
+    rep = rethink.study.study(at_rule, out_dir=tmp_path / "direct", device="cpu", measures=["l2", "margin", "params"])
+    l2 = [x["l2"] for x in rep.rows]
+    assert rows[0][1].startswith(f"{rethink.study.kendall_tau(l2, [x['gap'] for x in rep.rows]):+.3f} [")
+    base = rethink.study.hyperparameter_baseline(gaps, [{"lr": r.spec.lr, "corruption": r.spec.corruption}
+                                                        for r in at_rule])
+    assert f"ranks the gaps with |tau-b| {abs(base.best_tau):.3f}" in text
+    assert "params one value over the zoo" in text  # one architecture: a constant measure is named
