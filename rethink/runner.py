@@ -79,8 +79,9 @@ class FitJob:
 def _worker(jobs: list, out_dir: str, device: str, workers: int, queue) -> None:
     import torch
 
-    if device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(device))
+    if device.startswith("cuda"):  # "cuda" without an index is the current device, as in torch
+        d = torch.device(device)
+        torch.cuda.set_device(d if d.index is not None else torch.cuda.current_device())
     else:  # CPU workers share the cores
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     while True:

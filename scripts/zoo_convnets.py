@@ -31,7 +31,10 @@ Stages:
   results/zoo_convnets/cost to measure again; the thread count is part of each run).
 
 ``--workers N`` trains N runs at once in worker processes (each with cpu_count / N torch
-threads); ``--threads`` sets torch's threads of this process (in-process runs, ``--workers 1``).
+threads on the CPU; on a GPU they share it); ``--threads`` sets torch's threads of this process
+(in-process runs, ``--workers 1``). ``--device cuda`` trains and measures every run of a stage on
+the GPU; ``main --families alexnet nin`` trains those families' grids only (two processes can
+share the main grid's folder, one family each).
 """
 
 from __future__ import annotations
@@ -152,12 +155,13 @@ def specs(blocks) -> list:
     return out
 
 
-def train(blocks, out_dir: Path, devices, measures: bool = False) -> list:
-    """Every block through :func:`rethink.zoo` into ``out_dir``; the results, one per distinct run."""
+def train(blocks, out_dir: Path, devices, measures: bool = False, device: str = "cpu") -> list:
+    """Every block through :func:`rethink.zoo` into ``out_dir`` on ``device`` (or its worker
+    ``devices``); the results, one per distinct run."""
     results = {}
     for label, grid, fixed in blocks:
         t0 = time.perf_counter()
-        rep = rethink.zoo(grid, SEEDS, out_dir, measures=measures, device="cpu", devices=devices, progress=False,
+        rep = rethink.zoo(grid, SEEDS, out_dir, measures=measures, device=device, devices=devices, progress=False,
                           **{**SETTINGS, **fixed})
         for r in rep.results:
             results[r.run_name] = r
@@ -416,7 +420,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     p.add_argument("--epochs", type=int, default=3, help="epochs of each cost run")
     p.add_argument("--measures", action="store_true", help="main: compute every run's complexity measures too")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cost: the device of the cost runs")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="the device of every run (workers share it)")
+    p.add_argument("--families", nargs="+", choices=list(MAIN), default=list(MAIN),
+                   help="main: these families' grids only, in this order (another process may train the rest)")
     args = p.parse_args(argv)
     if args.list:
         list_stages()
@@ -426,15 +432,16 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    devices = ["cpu"] * args.workers if args.workers > 1 else None
+    devices = [args.device] * args.workers if args.workers > 1 else None
     t0 = time.perf_counter()
     if args.stage == "cost":
         run_cost(args.epochs, args.threads, devices, args.device)
     elif args.stage == "pilot":
-        results = train(pilot_blocks(), OUT / "pilot", devices)
+        results = train(pilot_blocks(), OUT / "pilot", devices, device=args.device)
         print(pilot_report(results))
     else:
-        results = train(main_blocks(), OUT / "main", devices, measures=args.measures)
+        blocks = sorted((b for b in main_blocks() if b[0] in args.families), key=lambda b: args.families.index(b[0]))
+        results = train(blocks, OUT / "main", devices, measures=args.measures, device=args.device)
         print(f"{len(results)} runs, {sum(r.status == 'completed' for r in results)} completed")
     print(f"{args.stage}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     return 0

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The conv-net grids on a lent GPU, bounded by a deadline: build the extension in place for the
+# visible GPU, time the zoo's cost runs alone (`zoo_convnets.py cost --device cuda`), then train,
+# side by side on the one GPU until DEADLINE seconds after the start, while the CUDA tests run:
+#   - the zoo's convolutional families (`zoo_convnets.py main --measures --families alexnet nin`),
+#   - the paper's conv nets on all 60,000 images (`reproduce_convnets.py --stages alexnet60k`),
+#   - the conv-net stages a CPU session did not reach (the lr-0.01 schedule's two seeds, small
+#     Inception's second seed, Table 1 and Appendix E, AlexNet's label-noise sweep).
+# Every grid is resumable, so what the deadline stops is simply not in the results; the finished
+# runs' JSON files (results and cached measures, no weights) come back in $OUT/results.tar.gz.
+# Needs Fashion-MNIST's four IDX files under ./data (copied in before the checkout travels).
+#   OUT=gpu_out DEADLINE=540 bash scripts/gpu_grids.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu_out}
+DEADLINE=${DEADLINE:-540}
+ZOO_WORKERS=${ZOO_WORKERS:-6}
+BIG_WORKERS=${BIG_WORKERS:-5}
+REST_WORKERS=${REST_WORKERS:-4}
+mkdir -p "$OUT" "$OUT/logs"
+export PYTHONUNBUFFERED=1 RETHINK_CUDA=1 MAX_JOBS=${MAX_JOBS:-16} OMP_NUM_THREADS=1
+T0=$(date +%s)
+elapsed() { echo $(( $(date +%s) - T0 )); }
+say() { echo "[$(elapsed) s] $*" | tee -a "$OUT/device.txt"; }
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+  lscpu | grep 'Model name'; nproc; } 2>&1 | tee "$OUT/device.txt"
+
+[ "${SKIP_BUILD:-0}" = 1 ] || timeout 240 python3 setup.py -q build_ext --inplace > "$OUT/logs/build.log" 2>&1
+rc=$?; say "build: rc=$rc"
+if [ $rc -ne 0 ]; then tail -40 "$OUT/logs/build.log"; exit 1; fi
+python3 -c "import rethink; from rethink import _C; print('rethink', rethink.__version__, _C.build_info())" \
+  2>&1 | tail -2 | tee -a "$OUT/device.txt"
+
+if [ "${SKIP_COST:-0}" != 1 ]; then
+  timeout 100 python3 scripts/zoo_convnets.py cost --device cuda > "$OUT/logs/cost_cuda.log" 2>&1
+  say "cost (alone on the GPU): rc=$?"; tail -12 "$OUT/logs/cost_cuda.log"
+fi
+
+left=$(( DEADLINE - $(elapsed) ))
+say "grids and CUDA tests for $left s"
+# In xdist workers, so that an op check that crashes that machine's build (seen: a TORCH_CHECK
+# message holding an integer) is reported as a crashed test and the others still run.
+timeout $left python3 -m pytest -q -p no:cacheprovider -n 3 -k cuda \
+  --deselect "tests/test_loader.py::test_op_rejects_bad_inputs_without_crashing[cuda]" > "$OUT/logs/tests_cuda.log" 2>&1 &
+python3 scripts/zoo_convnets.py main --measures --device cuda --workers "$ZOO_WORKERS" --families alexnet nin \
+  > "$OUT/logs/zoo_conv.log" 2>&1 &
+python3 scripts/reproduce_convnets.py --device cuda --workers "$BIG_WORKERS" --results results/convnets_cuda \
+  --stages alexnet60k --quiet > "$OUT/logs/alexnet60k.log" 2>&1 &
+# The second schedule's stages first (its two seeds), then the paper's schedule for small Inception
+# with batch norm and small AlexNet (without batch norm it stays at chance at lr 0.1: not trained).
+rest() { python3 scripts/reproduce_convnets.py --device cuda --workers "$REST_WORKERS" --results results/convnets_cuda --quiet "$@"; }
+{ rest --stages inception5k_nobn_lr0.01 inception5k_bn_lr0.01
+  rest --models inception_small alexnet_small --stages inception5k_s1 alexnet10k_table1 inception5k_table1 alexnet10k_noise
+} > "$OUT/logs/rest.log" 2>&1 &
+pack() {
+  find results -name '*.json' | tar czf "$OUT/results.tar.gz" -T -
+  tar czf "$OUT/logs.tar.gz" -C "$OUT" logs
+}
+while [ "$(elapsed)" -lt "$DEADLINE" ] && pgrep -f "scripts/zoo_convnets.py|scripts/reproduce_convnets.py|pytest" > /dev/null; do
+  sleep 10
+  if [ $(( $(elapsed) % 60 )) -lt 10 ]; then
+    say "$(find results -name '*.json' ! -name '*.measures.json' | wc -l) results, $(find results -name '*.measures.json' | wc -l) measures"
+    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >> "$OUT/device.txt"
+    pack
+  fi
+done
+say "deadline: stopping"
+pkill -TERM -f "scripts/zoo_convnets.py|scripts/reproduce_convnets.py|multiprocessing.spawn|pytest" ; sleep 3
+pkill -KILL -f "scripts/zoo_convnets.py|scripts/reproduce_convnets.py|multiprocessing.spawn|pytest"; sleep 1
+pack
+say "$(find results -name '*.json' ! -name '*.measures.json' | wc -l) results, $(find results -name '*.measures.json' | wc -l) measures packed"
+tail -n 3 "$OUT/logs/tests_cuda.log"; tail -n 4 "$OUT/logs/zoo_conv.log" "$OUT/logs/alexnet60k.log" "$OUT/logs/rest.log"
