@@ -33,7 +33,7 @@ from rethink.spec import RunSpec  # noqa: E402
 DOCS = ROOT / "docs"
 STORE = DOCS / "results"
 FIGS = DOCS / "figures"
-REPORTED = ("fashion", "convnets", "digits")  # the folders under docs/results/ this report reads
+REPORTED = ("fashion", "convnets", "convnets_cuda", "digits")  # the folders under docs/results/ this report reads
 SETTINGS = {"crop+wd": "random crop + weight decay", "crop": "random crop", "wd": "weight decay",
             "none": "no regularizer", "random_labels": "random labels"}
 
@@ -297,8 +297,9 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
               "the whole 28x28 image was permuted, then centre-cropped, so the network saw a fixed random subset "
               "of the pixels; `rethink` now permutes the cropped view, and these runs are to be redone.\n")
         w(f"\n- Figure 1a (paper: {paper.FIGURE1_CLAIMS['a']}): within {cfg['max_epochs']} epochs, fit in every "
-          f"run: {', '.join(fitted) or 'none'}; not fit in every run: {', '.join(unfitted) or 'none'}"
-          + (" (the paper's models fit all five)" if unfitted else " (as the paper's models do)") + "."
+          f"run: {', '.join(fitted) or 'no variant'}; not fit in every run: {', '.join(unfitted) or 'no variant'}"
+          + (" (the paper's models fit all five)" if unfitted else " (as the paper's models do)"
+             if len(fitted) == 5 else f" (only {len(fitted)} of the five variants {'is' if len(fitted) == 1 else 'are'} stored)") + "."
           + _order_claim(ds, fitted) + "\n")
         longest = {}  # per corruption, the constant-learning-rate run with the largest budget
         for r in constant_lr.get(m, []):
@@ -383,8 +384,9 @@ def section_figures(w, per_model, stage: str, partners=()) -> None:
     for m, rs in per_model.items():
         f1 = plots.figure1(rs, FIGS / f"fashion_{stage}_{m}_figure1.png", model=m,
                            title=f"{model_label(m)} on Fashion-MNIST ({stage})", dpi=72)
+        has_true = any(r.summary()["variant"] == "true" for r in rs)  # Figure 2 is drawn from true labels
         f2 = plots.figure2([*rs, *partners], FIGS / f"fashion_{stage}_{m}_figure2.png", model=m,
-                           title=f"{model_label(m)} on Fashion-MNIST ({stage})", dpi=72)
+                           title=f"{model_label(m)} on Fashion-MNIST ({stage})", dpi=72) if has_true else None
         w(f"![Figure 1, {model_label(m)}](figures/{f1.name})\n\n")
         data = plots.figure1_data(rs, model=m)
         c = next(iter(data["c"].values()), None)
@@ -399,7 +401,8 @@ def section_figures(w, per_model, stage: str, partners=()) -> None:
         else:
             w("Panel (b) is empty: at no label-corruption level above 0 did every seed reach the stopping "
               "target within the budget, so there is no time to fit to compare.\n")
-        w(f"\n![Figure 2, {model_label(m)}](figures/{f2.name})\n\n")
+        w(f"\n![Figure 2, {model_label(m)}](figures/{f2.name})\n\n" if f2 else
+          "\nNo Figure 2: no true-label run of this model is stored here.\n\n")
         gains, _ = _early_stopping(rs)
         if gains:
             g, sd, n = mean_spread(gains)
@@ -430,9 +433,17 @@ def section_appendix_e(w, per_model) -> None:
         w(md(["model", "regularizer", "paper train (CIFAR-10)", "rethink train", "rethink test"], rows) + "\n")
 
 
-def section_convnets(w, folder: Path) -> None:
+#: How the report says where runs not stored would come from: resuming the grid on its machine.
+RESUME_CPU = ("Runs not done were not reached in the time this version had; `python scripts/reproduce_convnets.py` "
+              "resumes them (finished runs are skipped, an interrupted run continues from its checkpoint).")
+
+
+def section_convnets(w, folder: Path, figures: str = "convnets", stored_only: bool = False,
+                     resume: str = RESUME_CPU) -> None:
     """The conv nets (and the MLP at the paper's parameters per image) of
-    scripts/reproduce_convnets.py: per model and training-set size, every stage's runs together."""
+    scripts/reproduce_convnets.py: per model and training-set size, every stage's runs together.
+    ``figures`` prefixes the figure files; ``stored_only`` leaves out of the table the groups
+    with no stored run; ``resume`` says how the runs not done would be done."""
     from reproduce_convnets import DTYPE_STAGES, STAGES
 
     # (model, training-set size, learning rate of a second schedule or None) -> runs
@@ -455,6 +466,8 @@ def section_convnets(w, folder: Path) -> None:
       f"Inception, the paper's); {_dtype_text(dtypes)}.\n\n")
     rows = []
     for (m, n, lr), rs in groups.items():
+        if stored_only and not rs:
+            continue
         have = {r.config["run_name"] for r in rs}
         missing = [(st, sp) for name, (st, sp) in planned[(m, n, lr)].items() if name not in have]
         rows.append([model_label(m) + (f" (learning rate {lr:g})" if lr else ""), f"{n:,}",
@@ -464,8 +477,7 @@ def section_convnets(w, folder: Path) -> None:
                      "; ".join(sorted({st for st, _ in missing})) or "-"])
     w(md(["model", "training images", "runs stored", "runs not done", "training time (sum over runs)",
           "parameters per training image", "stages with runs not done"], rows) + "\n")
-    w("Runs not done were not reached in the time this version had; `python scripts/reproduce_convnets.py` "
-      "resumes them (finished runs are skipped, an interrupted run continues from its checkpoint).\n\n")
+    w(resume + "\n\n")
     for (m, n, lr), rs in groups.items():
         done = [r for r in rs if r.status == "completed" and not _old_shuffled(r)]
         old = [r for r in rs if r.status == "completed" and _old_shuffled(r)]
@@ -485,7 +497,7 @@ def section_convnets(w, folder: Path) -> None:
         section_table1(w, per_model)
         partner = BN_PARTNER.get(m)
         partners = [r for r in groups.get((partner, n, lr), []) if r.status == "completed"] if partner else []
-        section_figures(w, per_model, f"convnets_{n // 1000}k" + (f"_lr{lr:g}" if lr else ""), partners)
+        section_figures(w, per_model, f"{figures}_{n // 1000}k" + (f"_lr{lr:g}" if lr else ""), partners)
         if partner:
             section_batch_norm(w, m, done, partner, partners)
         section_appendix_e(w, per_model)
@@ -632,7 +644,8 @@ def _machine_of(r: Result) -> str | None:
     if "cpu" not in v and not v.get("cuda"):
         return None
     name = v.get("device_name") if r.config.get("device", "cpu") != "cpu" else v.get("cpu")
-    threads = f", {v['torch_threads']} torch threads" if v.get("torch_threads") else ""
+    n = v.get("torch_threads")
+    threads = f", {n} torch thread{'s' if n != 1 else ''}" if n else ""
     cores = f", {v['cpu_count']} cores" if v.get("cpu_count") else ""
     return f"{name}{cores}{threads} (torch {v.get('torch')})"
 
@@ -682,6 +695,18 @@ def report(out: Path) -> Path:
         w("## The paper's conv nets on Fashion-MNIST (`scripts/reproduce_convnets.py`)\n\n")
         section_convnets(w, conv)
         section_dtype(w, conv)
+    gpu = STORE / "convnets_cuda"
+    if gpu.exists():
+        machines = sorted({m for d in sorted({p.parent for p in gpu.rglob("*.json")}) for r in load(d)
+                           if (m := _machine_of(r))})
+        w("## The paper's conv nets on a lent GPU (`scripts/gpu_grids.sh`)\n\n")
+        w(f"The same stages with `--device cuda`, trained on {'; '.join(machines)}, many runs side by side on "
+          "the one GPU. Reported on their own: their numbers are never pooled with the CPU runs above (other "
+          "kernels, other rounding), and their spreads are over their own seeds only.\n\n")
+        section_convnets(w, gpu, figures="convnets_cuda", stored_only=True, resume=(
+            "Runs not done were not reached in the GPU time this version was lent (15 minutes); on a GPU, "
+            "`python scripts/reproduce_convnets.py --device cuda --workers 4 --results results/convnets_cuda` "
+            "trains them (an interrupted run continues from its checkpoint where the machine kept it)."))
     section_digits(w)
     out.write_text("".join(lines))
     return out

@@ -49,3 +49,48 @@ def test_the_reports_median_epochs_to_fit():
     assert mr._median_epochs(runs, "true") == 56  # an even count: the mean of the middle two
     assert mr._median_epochs(runs + [dict(runs[0], epochs_to_fit=70)], "true") == 59
     assert mr._median_epochs(runs, "random_labels") is None
+
+
+def _make_report():
+    path = Path(__file__).resolve().parent.parent / "scripts" / "make_report.py"
+    spec = importlib.util.spec_from_file_location("make_report_under_test", path)
+    mr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mr)
+    return mr
+
+
+def test_models_filter_trains_only_the_named_models(monkeypatch, tmp_path):
+    rc = _stages()
+    calls = []
+    monkeypatch.setattr(rc.rethink, "randomization_test", lambda model, **kw: calls.append((model, kw["device"],
+                                                                                            kw["devices"])))
+    rc.main(["--stages", "inception5k_s1", "--models", "inception_small", "--device", "cuda", "--workers", "3",
+             "--results", str(tmp_path)])
+    assert calls == [("inception_small", "cuda", ["cuda"] * 3)]  # the stage's other model is skipped
+
+
+def test_gpu_section_tables_only_the_stored_groups(monkeypatch, tmp_path):
+    """The GPU part of the report: a folder holding one stage's runs gets one table row (the other
+    stages' models, with nothing stored, are left out), its figures are prefixed, and the text
+    says how the runs not done would be trained on a GPU."""
+    mr = _make_report()
+    src = Path(__file__).resolve().parent.parent / "docs" / "results" / "convnets_cuda" / "alexnet60k"
+    if not any(src.rglob("*.json")):
+        import pytest
+        pytest.skip(f"no stored GPU runs under {src}")
+    dst = tmp_path / "store" / "alexnet60k"
+    for p in src.rglob("*.json"):
+        (dst / p.parent.relative_to(src)).mkdir(parents=True, exist_ok=True)
+        (dst / p.relative_to(src)).write_text(p.read_text())
+    monkeypatch.setattr(mr, "FIGS", tmp_path / "figs")
+    (tmp_path / "figs").mkdir()
+    out = []
+    mr.section_convnets(out.append, tmp_path / "store", figures="gpu", stored_only=True, resume="RESUME ON A GPU")
+    text = "".join(out)
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| model | training images |"))
+    table = [line for line in lines[head + 2:] if line.startswith("|")]
+    table = table[:next((i for i, line in enumerate(lines[head + 2:]) if not line.startswith("|")), len(table))]
+    assert len(table) == 1 and "60,000" in table[0], table
+    assert "RESUME ON A GPU" in text and "Runs not done were not reached in the time" not in text
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["fashion_gpu_60k_alexnet_small_figure1.png"]
