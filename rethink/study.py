@@ -476,10 +476,15 @@ def _measure_runs(runs, measures, device, devices, executor, seed, dataset, prog
                 mv = MeasureValues(v["values"])
                 mv.seconds = dict(v.get("seconds", {}))
                 out[id(r)] = mv
-        except RuntimeError:  # a job failed in a worker: measure the rest here, keeping each error
-            for r in here:
+        except (ValueError, RuntimeError, FileNotFoundError):
+            # a job failed (in a worker, or here: a run whose weights are gone and whose measures
+            # were never cached): each job alone, so the cached ones are still read, keeping each error
+            for r, job in zip(here, jobs):
                 try:
-                    out[id(r)] = compute(str(r.path), device=device, **settings)
+                    v = run_jobs([job], folder, device=device, progress=False, desc="measures")[0]
+                    mv = MeasureValues(v["values"])
+                    mv.seconds = dict(v.get("seconds", {}))
+                    out[id(r)] = mv
                 except (ValueError, RuntimeError, FileNotFoundError) as e:
                     out[id(r)] = e
     for r in runs:

@@ -13,6 +13,7 @@ docs/results/ (``python scripts/make_report.py collect`` stores them) and writes
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 import math
 import sys
 import time
@@ -170,11 +171,24 @@ def zoo_section(folder: Path, out_dir: Path, resamples: int = 100, measures="all
            + f"); {len(at_rule)} reached 99% training accuracy within {zoo_convnets.BUDGET} epochs and are scored "
            f"({conv} convolutional; {len(rep.rows)} with every measure cached). Hyper-parameters that vary: "
            + ", ".join(hps) + ".\n\n"]
+    if rep.skipped:  # runs at the rule that could not be measured, by family and reason
+        why = defaultdict(list)
+        for name, reason in rep.skipped.items():
+            short = "no weights file and no cached measures" if "FileNotFoundError" in reason else reason
+            why[(zoo_convnets.family(name.split("_")[0]), short)].append(name)
+        out.append("Not scored, though they reached the rule: " + "; ".join(
+            f"{len(v)} {fam} run{'s' if len(v) != 1 else ''} ({reason})" for (fam, reason), v in sorted(why.items()))
+            + ". A run whose weights were not kept (a GPU's runs, whose result files came back without them) is "
+            "measured by training it again where the measures are computed.\n\n")
     out.append(_statistics_table(rep, hps, resamples=resamples))
     rows = rep.rows
     nonfinite = {r["measure"]: sum(not math.isfinite(x[r["measure"]]) for x in rows) for r in rep.ranking}
     constant = [r["measure"] for r in rep.ranking if len({x[r["measure"]] for x in rows if math.isfinite(x[r["measure"]])}) <= 1]
-    bad = [f"{m} not finite in {k} of {len(rows)}" for m, k in nonfinite.items() if k] + [f"{m} one value over the zoo" for m in constant]
+    def one_value(m):
+        vals = {x[m] for x in rows if math.isfinite(x[m])}
+        return f"{m} one value over the zoo" + (f" ({next(iter(vals)):.4g})" if vals else " (no finite value)")
+
+    bad = [f"{m} not finite in {k} of {len(rows)}" for m, k in nonfinite.items() if k] + [one_value(m) for m in constant]
     out.append("\nDegenerate: " + ("; ".join(bad) if bad else "none") + ".\n\n")
     gaps = [x["gap"] for x in rows]
     base = rethink.study.hyperparameter_baseline(gaps, [{h: x[h] for h in hps} for x in rows])
@@ -211,28 +225,150 @@ def _p(p: float, eq: bool = False) -> str:
 KNN = 10
 
 
-def _knn_auroc(d: dict) -> float:
-    """AUROC against the flipped labels of the k-NN label disagreement on the memorization pool
-    (the pool's images and corrupted labels rebuilt from the dataset and the stored settings)."""
+def _pool(d: dict):
+    """The memorization pool rebuilt from the dataset and the stored settings: its spec, the
+    dataset, uint8 images (pool, C, H, W), corrupted int64 labels (pool,) and the flipped mask
+    (bool, pool), checked against the stored one."""
     import torch
-
-    from rethink.memorization import auroc
 
     st = d["settings"]
     spec = rethink.RunSpec.from_config({k: v for k, v in st.items() if k not in ("runs", "subset")})
     ds = rethink.datasets.load(spec.dataset)
     pool = d["pool"]
-    x = ds.train.images[:pool].reshape(pool, -1).double() / 255
     labels = rethink.corruption.corrupted_labels(ds.train.labels, ds.num_classes, spec.corruption_object(),
                                                  "train")[:pool]
     flipped = torch.tensor(d["flipped_mask"], dtype=torch.bool)
     if not torch.equal(flipped, labels != ds.train.labels[:pool]):
         raise RuntimeError("the rebuilt corruption does not match the stored flipped mask")
+    return spec, ds, ds.train.images[:pool], labels, flipped
+
+
+def _knn_auroc(d: dict) -> float:
+    """AUROC against the flipped labels of the k-NN label disagreement on the memorization pool
+    (the pool's images and corrupted labels rebuilt from the dataset and the stored settings)."""
+    from rethink.memorization import auroc
+
+    _, _, images, labels, flipped = _pool(d)
+    pool = len(labels)
+    x = images.reshape(pool, -1).double() / 255
+    import torch
+
     dist = torch.cdist(x, x)
     dist.fill_diagonal_(math.inf)
     nn_idx = dist.topk(KNN, largest=False).indices
     disagree = (labels[nn_idx] != labels[:, None]).double().mean(1)
     return auroc(disagree, flipped)
+
+
+#: epochs after which the early-training loss signal is read, and the seeds of every signal's fits
+SIGNAL_EPOCHS, SIGNAL_SEEDS = (1, 5), (0, 1, 2)
+
+
+def simple_signals(d: dict, epochs=SIGNAL_EPOCHS, seeds=SIGNAL_SEEDS, progress: bool = False) -> dict:
+    """Simpler signals of a flipped label on the memorization pool, each from a few fits of the
+    memorization fits' settings (model, optimizer, schedule, stopping rule, seed) through
+    :func:`rethink.fit_random` on the pool with its corrupted labels (as the user's data, so no
+    further corruption):
+
+    - ``loss_all``: each example's loss under one network trained on the whole pool to the rule;
+    - ``loss_epoch{e}``: each example's training loss after ``e`` epochs of the same run (the
+      same spec with ``max_epochs=e``: the first ``e`` epochs of the same trajectory, checked
+      against the full run's history);
+    - ``heldout_loss``: a 2-fold cross-fit: each half's loss under the network trained on the
+      other half.
+
+    Every signal once per seed in ``seeds`` (the fits' seed: initialization and batch order;
+    the halves' split too). Returns ``{"auroc": {signal: [AUROC against the flipped set, per
+    seed]}, "epochs", "seeds", "fits": {fit: summary}}``."""
+    import torch
+    import torch.nn.functional as F
+
+    from rethink.memorization import auroc
+
+    spec, ds, images, labels, flipped = _pool(d)
+    pool = len(labels)
+    test_x, test_y = ds.test.images[:spec.test_size or 2000], ds.test.labels[:spec.test_size or 2000]
+    keys = ("model", "lr", "momentum", "weight_decay", "lr_decay", "lr_decay_examples", "batch_size", "max_epochs",
+            "stop_at_train_acc", "normalize", "crop", "seed", "dtype")
+    base = {k: getattr(spec, k) for k in keys if getattr(spec, k) is not None}
+
+    def fit(idx, **over):
+        data = rethink.datasets.from_tensors(images[idx], labels[idx], test_x, test_y, ds.num_classes,
+                                             name="memorization_pool")
+        return rethink.fit_random(base["model"], data, "none", progress=progress, device="cpu",
+                                  **{k: v for k, v in {**base, **over}.items() if k != "model"})
+
+    def losses(result, idx):
+        data = rethink.datasets.from_tensors(images[idx], labels[idx], test_x, test_y, ds.num_classes)
+        x, y = rethink.measures.training_tensors(data, None, spec.normalize, spec.crop)
+        net = result.model.eval()
+        with torch.no_grad():
+            return torch.cat([F.cross_entropy(net(x[i:i + 1000]), y[i:i + 1000], reduction="none")
+                              for i in range(0, len(y), 1000)]).double()
+
+    everything = torch.arange(pool)
+    out, fits = defaultdict(list), {}
+    for seed in seeds:
+        full = fit(everything, seed=seed)
+        fits[f"whole pool, seed {seed}"] = full
+        out["loss_all"].append(auroc(losses(full, everything), flipped))
+        for e in epochs:
+            early = fit(everything, max_epochs=e, seed=seed)
+            if [h["train_acc"] for h in early.history] != [h["train_acc"] for h in full.history[:e]]:
+                raise RuntimeError(f"the {e}-epoch run is not the first {e} epochs of the full run")
+            out[f"loss_epoch{e}"].append(auroc(losses(early, everything), flipped))
+        perm = torch.randperm(pool, generator=torch.Generator().manual_seed(seed))
+        halves = (perm[: pool // 2].sort().values, perm[pool // 2:].sort().values)
+        held = torch.empty(pool, dtype=torch.float64)
+        for k, (a, b) in enumerate((halves, halves[::-1])):
+            r = fit(a, seed=seed)
+            fits[f"half {k}, seed {seed}"] = r
+            held[b] = losses(r, b)
+        out["heldout_loss"].append(auroc(held, flipped))
+    return {"auroc": dict(out), "epochs": list(epochs), "seeds": list(seeds),
+            "fits": {k: {"train_size": r.config["num_train"], "epochs": len(r.history),
+                         "epochs_to_fit": r.epochs_to_fit, "train_acc": r.final["train_acc"]} for k, r in fits.items()}}
+
+
+def signals_section(d: dict, sig: dict, knn: float) -> str:
+    """The memorization score's AUROC beside the simpler signals' (``sig`` from
+    :func:`simple_signals`, ``knn`` from :func:`_knn_auroc`), and what the comparison says."""
+    from rethink.plots import mean_spread
+
+    a, fits, st, seeds = sig["auroc"], sig["fits"], d["settings"], sig["seeds"]
+
+    def cell(v):
+        m, sd, n = mean_spread(v)
+        return f"{m:.3f} ± {sd:.3f}" if n > 1 else f"{m:.3f}"
+
+    def epochs(key):
+        return "/".join(str(f["epochs"]) for k, f in fits.items() if k.startswith(key))
+
+    rows = [("memorization score (the subsampling estimator above)",
+             f"{st['runs']} on random {100 * st['subset']:.0f}% subsets", [d["auroc"]]),
+            (f"k-NN label disagreement ({KNN} neighbours)", "none", [knn]),
+            ("held-out loss, 2-fold cross-fit (each half's loss under the network trained on the other half)",
+             f"2 per seed on halves of {fits[f'half 0, seed {seeds[0]}']['train_size']:,} images (epochs "
+             f"{epochs('half 0')} and {epochs('half 1')})", a["heldout_loss"]),
+            ("loss under one network trained on the whole pool to the rule",
+             f"1 per seed (epochs {epochs('whole pool')})", a["loss_all"])]
+    rows += [(f"training loss after {e} epoch{'s' if e != 1 else ''} of that run", "1 per seed (its first epochs)",
+              a[f"loss_epoch{e}"]) for e in sig["epochs"]]
+    lines = ["Simpler signals on the same pool and the same flipped labels, from fits with the memorization fits' "
+             f"settings, each signal once per seed ({', '.join(map(str, seeds))}; mean ± sample standard deviation "
+             "of the AUROC) (`python scripts/study_generalization.py signals`, stored in "
+             "`docs/results/memorization/signals.json`):\n\n", "| signal | fits | AUROC against the flipped set |\n",
+             "| --- | --- | --- |\n"]
+    lines += [f"| {name} | {n} | {cell(v)} |\n" for name, n, v in rows]
+    best_name, _, best = max(rows[1:], key=lambda r: mean_spread(r[2])[0])
+    m, sd, n = mean_spread(best)
+    diff = d["auroc"] - m
+    verdict = (f"{abs(diff):.3f} {'above' if diff > 0 else 'below'} it" + (
+        f", more than twice the seed spread of that signal ({sd:.3f})" if n > 1 and abs(diff) > 2 * sd else
+        f", within twice the seed spread of that signal ({sd:.3f}): not a difference" if n > 1 else ""))
+    lines.append(f"\nThe best simpler signal is the {best_name.split(' (')[0]} ({m:.3f}); the subsampling "
+                 f"estimator's {d['auroc']:.3f} (one set of {st['runs']} fits) is {verdict}.\n")
+    return "".join(lines)
 
 
 def report(out: Path) -> Path:
@@ -426,6 +562,9 @@ def report(out: Path) -> Path:
           f"example's {KNN} nearest neighbours (Euclidean, pixels in [0, 1], within the pool) whose label differs "
           f"from its own; its AUROC against the flipped set is **{_knn_auroc(d):.3f}** (memorization scores: "
           f"{d['auroc']:.3f}).\n")
+        sig_path = STORE / "memorization" / "signals.json"
+        if sig_path.exists():
+            w("\n" + signals_section(d, json.loads(sig_path.read_text()), _knn_auroc(d)))
         fig = _memorization_figure(d, ROOT / "docs" / "figures" / "memorization.png")
         w(f"\n![memorization scores, flipped and clean labels](figures/{fig.name})\n\n")
     out.write_text("".join(lines))
@@ -434,7 +573,7 @@ def report(out: Path) -> Path:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["train", "measures", "study", "memorization", "report"])
+    p.add_argument("what", choices=["train", "measures", "study", "memorization", "signals", "report"])
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", type=int, default=100, help="memorization fits")
@@ -457,6 +596,15 @@ def main(argv=None) -> int:
         rep = rethink.memorization(runs=args.runs, out_dir=MEMO_DIR, device="cpu", devices=devices, progress=False,
                                    **MEMO)
         print(f"AUROC {rep.auroc:.3f}; by runs {rep.auroc_by_runs}")
+    elif args.what == "signals":  # the simpler signals beside the stored memorization scores
+        import json
+
+        from rethink._io import atomic_write_text
+
+        d = json.loads((STORE / "memorization" / "memorization.json").read_text())
+        sig = simple_signals(d)
+        atomic_write_text(STORE / "memorization" / "signals.json", json.dumps(sig, indent=1) + "\n")
+        print(sig["auroc"])
     print(f"{args.what}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     return 0
 

@@ -428,3 +428,74 @@ def test_study_report_zoo_section_scores_the_runs_at_the_rule(tmp_path):
                                                         for r in at_rule])
     assert f"ranks the gaps with |tau-b| {abs(base.best_tau):.3f}" in text
     assert "params one value over the zoo" in text  # one architecture: a constant measure is named
+    # weights gone (a GPU's runs come back without them): a run with cached measures is still
+    # scored from its cache, one without is named as not scored, and nothing is recomputed
+    first, second = at_rule[0].spec.run_name(), at_rule[1].spec.run_name()
+    for name in (first, second):
+        (tmp_path / "zoo" / f"{name}.pt").unlink()
+    (tmp_path / "zoo" / f"{first}.measures.json").unlink()
+    text = sg.zoo_section(tmp_path / "zoo", tmp_path / "study2", resamples=5, measures=["l2", "margin", "params"])
+    assert "Not scored, though they reached the rule: 1 mlp run (no weights file and no cached measures)" in text
+    assert f"{len(at_rule) - 1} with every measure cached" in text
+    assert not (tmp_path / "zoo" / f"{first}.measures.json").exists()
+
+
+def _study_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "study_generalization.py"
+    spec = importlib.util.spec_from_file_location("study_generalization_signals", path)
+    sg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sg)
+    return sg
+
+
+def test_simple_signals_of_a_flipped_label_on_a_small_pool():
+    # the memorization report's simpler signals on a hand-built pool of digits with 30% of the
+    # labels flipped: every signal per seed, the halves of the cross-fit, and the early loss
+    # separating flipped from clean labels (it is what the small-loss heuristics rely on)
+    import rethink
+
+    sg = _study_script()
+    spec = rethink.RunSpec(model="mlp1x128", dataset="digits", corruption="labels:0.3:different", seed=0,
+                           batch_size=32, max_epochs=12, stop_at_train_acc=1.0, test_size=100)
+    ds = rethink.datasets.load("digits")
+    pool = 200
+    labels = rethink.corruption.corrupted_labels(ds.train.labels, ds.num_classes, spec.corruption_object(),
+                                                 "train")[:pool]
+    flipped = labels != ds.train.labels[:pool]
+    d = {"settings": {**spec.to_dict(), "runs": 2, "subset": 0.7}, "pool": pool, "flipped_mask": flipped.tolist()}
+    sig = sg.simple_signals(d, epochs=(1, 3), seeds=(0, 1))
+    assert set(sig["auroc"]) == {"loss_all", "loss_epoch1", "loss_epoch3", "heldout_loss"}
+    assert all(len(v) == 2 and all(0 <= x <= 1 for x in v) for v in sig["auroc"].values())
+    assert {k: f["train_size"] for k, f in sig["fits"].items() if k.startswith("half")} == {
+        "half 0, seed 0": 100, "half 1, seed 0": 100, "half 0, seed 1": 100, "half 1, seed 1": 100}
+    assert min(sig["auroc"]["loss_epoch3"]) > 0.6  # flipped labels are fitted later: higher early loss
+    # the early fits' AUROC, recomputed by hand from a 1-epoch fit of the same settings
+    import torch.nn.functional as F
+
+    data = rethink.datasets.from_tensors(ds.train.images[:pool], labels, ds.test.images[:100], ds.test.labels[:100])
+    r = rethink.fit_random("mlp1x128", data, "none", progress=False, device="cpu", seed=0, batch_size=32,
+                           max_epochs=1, stop_at_train_acc=1.0, test_size=100)
+    x, y = rethink.measures.training_tensors(data, None, "per_image", None)
+    loss = F.cross_entropy(r.model.eval()(x), y, reduction="none").detach().double()
+    from rethink.memorization import auroc
+
+    assert abs(auroc(loss, flipped) - sig["auroc"]["loss_epoch1"][0]) < 1e-9
+
+
+def test_signals_section_reads_a_difference_against_the_seed_spread():
+    sg = _study_script()
+    d = {"auroc": 0.950, "settings": {"runs": 100, "subset": 0.7}}
+    fits = {f"{k}, seed {s}": {"train_size": 2500, "epochs": 10} for k in ("half 0", "half 1", "whole pool")
+            for s in (0, 1)}
+    sig = {"auroc": {"loss_all": [0.80, 0.81], "loss_epoch1": [0.955, 0.945], "heldout_loss": [0.90, 0.91]},
+           "epochs": [1], "seeds": [0, 1], "fits": fits}
+    text = sg.signals_section(d, sig, knn=0.90)
+    assert "| training loss after 1 epoch of that run | 1 per seed (its first epochs) | 0.950 ± 0.007 |" in text
+    assert "The best simpler signal is the training loss after 1 epoch of that run (0.950)" in text
+    assert "within twice the seed spread of that signal (0.007): not a difference" in text
+    sig["auroc"]["loss_epoch1"] = [0.991, 0.989]
+    text = sg.signals_section(d, sig, knn=0.90)
+    assert "0.040 below it, more than twice the seed spread of that signal (0.001)" in text
