@@ -13,10 +13,10 @@ docs/results/ (``python scripts/make_report.py collect`` stores them) and writes
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 import math
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
