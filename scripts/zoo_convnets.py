@@ -111,8 +111,6 @@ MAIN = {
     "nin": {"model": ["nin2x24", "nin2x96", "nin4x24", "nin4x96"], "corruption": ["none", "labels:0.2"],
             "train_size": [1000, 2000]},
 }
-#: Settings the main grid fixes where a family's grid does not vary them (BASE's otherwise).
-MAIN_FIXED = {"mlp": {}, "alexnet": {}, "nin": {}}
 
 
 def family(model: str) -> str:
@@ -136,10 +134,10 @@ def pilot_blocks() -> list[tuple[str, dict, dict]]:
 
 def main_blocks() -> list[tuple[str, dict, dict]]:
     """The main grid as ``[(family, grid, settings)]``: each family's factorial grid, with the
-    settings it does not vary at :data:`MAIN_FIXED`, else at the family's base."""
+    settings it does not vary at the family's base (:data:`BASE`)."""
     out = []
     for fam, grid in MAIN.items():
-        fixed = {**{k: v for k, v in BASE[fam].items() if k not in grid}, **MAIN_FIXED[fam]}
+        fixed = {k: v for k, v in BASE[fam].items() if k not in grid}
         out.append((fam, grid, fixed))
     return out
 
