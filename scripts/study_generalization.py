@@ -167,9 +167,16 @@ def zoo_section(folder: Path, out_dir: Path, resamples: int = 100, measures="all
     hps = [h for h in rep.hyperparameters if h != "seed"]
     planned = len(zoo_convnets.specs(zoo_convnets.main_blocks()))
     conv = sum(r.spec.model in rethink.models.CONVOLUTIONAL for r in at_rule)
+    where = defaultdict(int)  # (family, machine) -> runs, as the result files record the machine
+    for r in runs:
+        v = r.config.get("versions", {})
+        dev = v.get("device_name") if str(r.config.get("device", "cpu")).startswith("cuda") else v.get("cpu")
+        where[(zoo_convnets.family(r.spec.model), dev or "a machine not recorded")] += 1
     out = [f"{len(runs)} of the main grid's {planned} runs are stored (" + ", ".join(f"{f} {n}" for f, n in fams.items())
            + f"); {len(at_rule)} reached 99% training accuracy within {zoo_convnets.BUDGET} epochs and are scored "
-           f"({conv} convolutional; {len(rep.rows)} with every measure cached). Hyper-parameters that vary: "
+           f"({conv} convolutional; {len(rep.rows)} with every measure cached). Trained on: "
+           + "; ".join(f"{f} {n} on {d}" for (f, d), n in sorted(where.items())) + " (a GPU's kernels round "
+           "otherwise than a CPU's; the gaps and measures are read the same way). Hyper-parameters that vary: "
            + ", ".join(hps) + ".\n\n"]
     if rep.skipped:  # runs at the rule that could not be measured, by family and reason
         why = defaultdict(list)

@@ -421,6 +421,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="the device of every run (workers share it)")
     p.add_argument("--families", nargs="+", choices=list(MAIN), default=list(MAIN),
                    help="main: these families' grids only, in this order (another process may train the rest)")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="main: only these models of the families' grids (e.g. nin2x24 nin4x24)")
     args = p.parse_args(argv)
     if args.list:
         list_stages()
@@ -439,6 +441,12 @@ def main(argv=None) -> int:
         print(pilot_report(results))
     else:
         blocks = sorted((b for b in main_blocks() if b[0] in args.families), key=lambda b: args.families.index(b[0]))
+        if args.models:
+            bad = sorted(set(args.models) - {m for _, g, _ in blocks for m in g["model"]})
+            if bad:
+                p.error(f"--models {bad}: not in the grids of {args.families}")
+            blocks = [(f, {**g, "model": [m for m in g["model"] if m in args.models]}, fx) for f, g, fx in blocks
+                      if any(m in args.models for m in g["model"])]
         results = train(blocks, OUT / "main", devices, measures=args.measures, device=args.device)
         print(f"{len(results)} runs, {sum(r.status == 'completed' for r in results)} completed")
     print(f"{args.stage}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)

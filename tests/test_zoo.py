@@ -149,6 +149,29 @@ def test_convnet_zoo_script_defines_the_issues_zoo():
                              for f, hp in z.PILOT_LEVELS.items())
 
 
+def test_convnet_zoo_main_families_and_models_select_the_grid(monkeypatch):
+    z = _zoo_convnets()
+    seen = {}
+
+    def fake_train(blocks, out_dir, devices, measures=False, device="cpu"):
+        seen.update(blocks=blocks, devices=devices, device=device, measures=measures)
+        return []
+
+    monkeypatch.setattr(z, "train", fake_train)
+    z.main(["main", "--families", "nin", "alexnet", "--models", "nin2x24", "nin4x24", "--device", "cuda",
+            "--workers", "2", "--measures"])
+    assert [f for f, _, _ in seen["blocks"]] == ["nin"]  # alexnet has none of the models named
+    assert seen["blocks"][0][1]["model"] == ["nin2x24", "nin4x24"]
+    assert seen["devices"] == ["cuda", "cuda"] and seen["device"] == "cuda" and seen["measures"]
+    picked = {s.run_name() for s in z.specs(seen["blocks"])}
+    whole = [s for s in z.specs(z.main_blocks()) if s.model in ("nin2x24", "nin4x24")]
+    assert picked == {s.run_name() for s in whole} and len(picked) == 16
+    z.main(["main", "--families", "alexnet", "mlp"])
+    assert [f for f, _, _ in seen["blocks"]] == ["alexnet", "mlp"] and seen["devices"] is None
+    with pytest.raises(SystemExit):
+        z.main(["main", "--families", "mlp", "--models", "nin2x24"])
+
+
 def test_convnet_zoo_pilot_report_against_seed_noise():
     # fake pilot results: label noise adds 0.2 to the gap, seed 1 adds 0.01 (seed sd 0.01 / sqrt 2)
     z = _zoo_convnets()
