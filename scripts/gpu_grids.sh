@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The conv-net grids on a lent GPU, bounded by a deadline: build the extension in place for the
-# visible GPU, time the zoo's cost runs alone (`zoo_convnets.py cost --device cuda`), then train,
+# visible GPU, with COST=1 time the zoo's cost runs alone (`zoo_convnets.py cost --device cuda`), then train,
 # side by side on the one GPU until DEADLINE seconds after the start, while the CUDA tests run:
 #   - the zoo's convolutional families still unmeasured (`zoo_convnets.py main --measures --families nin`),
 #   - the paper's conv nets on all 60,000 images (`reproduce_convnets.py --stages alexnet60k`),
@@ -10,6 +10,8 @@
 # runs' JSON files (results and cached measures, no weights) come back in $OUT/results.tar.gz.
 # Needs Fashion-MNIST's four IDX files under ./data (copied in before the checkout travels).
 #   OUT=gpu_out DEADLINE=540 bash scripts/gpu_grids.sh
+# A second call on the still-warm machine (within its idle window) continues: the build and the
+# results folder are kept there, and every grid resumes from its checkpoints.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_out}
@@ -35,7 +37,7 @@ if [ $rc -ne 0 ]; then tail -40 "$OUT/logs/build.log"; exit 1; fi
 python3 -c "import rethink; from rethink import _C; print('rethink', rethink.__version__, _C.build_info())" \
   2>&1 | tail -2 | tee -a "$OUT/device.txt"
 
-if [ "${SKIP_COST:-0}" != 1 ]; then
+if [ "${COST:-0}" = 1 ]; then  # the GPU's cost per zoo model (stored in BENCHMARKS.md): COST=1 to measure again
   timeout 100 python3 scripts/zoo_convnets.py cost --device cuda > "$OUT/logs/cost_cuda.log" 2>&1
   say "cost (alone on the GPU): rc=$?"; tail -12 "$OUT/logs/cost_cuda.log"
 fi
@@ -53,9 +55,12 @@ python3 scripts/reproduce_convnets.py --device cuda --workers "$BIG_WORKERS" --r
 # The second schedule's stages first (its two seeds), then the paper's schedule for small Inception
 # with batch norm and small AlexNet (without batch norm it stays at chance at lr 0.1: not trained).
 rest() { python3 scripts/reproduce_convnets.py --device cuda --workers "$REST_WORKERS" --results results/convnets_cuda --quiet "$@"; }
-{ rest --stages inception5k_nobn_lr0.01 inception5k_bn_lr0.01
-  rest --models inception_small alexnet_small --stages inception5k_s1 alexnet10k_table1 inception5k_table1 alexnet10k_noise
-} > "$OUT/logs/rest.log" 2>&1 &
+# REST_WORKERS=0 leaves them out (fewer runs side by side: each of the others runs faster).
+if [ "$REST_WORKERS" -gt 0 ]; then
+  { rest --stages inception5k_nobn_lr0.01 inception5k_bn_lr0.01
+    rest --models inception_small alexnet_small --stages inception5k_s1 alexnet10k_table1 inception5k_table1 alexnet10k_noise
+  } > "$OUT/logs/rest.log" 2>&1 &
+fi
 pack() {
   find results -name '*.json' | tar czf "$OUT/results.tar.gz" -T -
   tar czf "$OUT/logs.tar.gz" -C "$OUT" logs
@@ -73,4 +78,4 @@ pkill -TERM -f "scripts/zoo_convnets.py|scripts/reproduce_convnets.py|multiproce
 pkill -KILL -f "scripts/zoo_convnets.py|scripts/reproduce_convnets.py|multiprocessing.spawn|pytest"; sleep 1
 pack
 say "$(find results -name '*.json' ! -name '*.measures.json' | wc -l) results, $(find results -name '*.measures.json' | wc -l) measures packed"
-tail -n 3 "$OUT/logs/tests_cuda.log"; tail -n 4 "$OUT/logs/zoo_conv.log" "$OUT/logs/alexnet60k.log" "$OUT/logs/rest.log"
+tail -n 3 "$OUT/logs/tests_cuda.log"; tail -n 4 "$OUT"/logs/zoo_conv.log "$OUT"/logs/alexnet60k.log "$OUT"/logs/rest*.log
