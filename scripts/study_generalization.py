@@ -195,8 +195,16 @@ def zoo_section(folder: Path, out_dir: Path, resamples: int = 100, measures="all
         vals = {x[m] for x in rows if math.isfinite(x[m])}
         return f"{m} one value over the zoo" + (f" ({next(iter(vals)):.4g})" if vals else " (no finite value)")
 
-    bad = [f"{m} not finite in {k} of {len(rows)}" for m, k in nonfinite.items() if k] + [one_value(m) for m in constant]
-    out.append("\nDegenerate: " + ("; ".join(bad) if bad else "none") + ".\n\n")
+    def not_finite(m, k):
+        nan = sum(math.isnan(x[m]) for x in rows)
+        parts = ([f"infinite in {k - nan}"] if k > nan else []) + (
+            [f"undefined (NaN) in {nan}, scored on the other {len(rows) - nan}"] if nan else [])
+        return f"{m} {' and '.join(parts)} of {len(rows)}"
+
+    bad = [not_finite(m, k) for m, k in nonfinite.items() if k] + [one_value(m) for m in constant]
+    out.append("\nDegenerate: " + ("; ".join(bad) if bad else "none") + ". A NaN is a measure undefined for that "
+               "network (the margin signature's layer k where it has fewer hidden layers); every score above leaves "
+               "those runs out of its pairs; tau ranks an infinity above every finite value.\n\n")
     gaps = [x["gap"] for x in rows]
     base = rethink.study.hyperparameter_baseline(gaps, [{h: x[h] for h in hps} for x in rows])
     beats_one = [r["measure"] for r in rep.ranking if abs(r["tau"]) > abs(base.best_tau)]
