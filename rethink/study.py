@@ -454,6 +454,13 @@ class StudyReport:
         return f"StudyReport({len(self.rows)} runs, {len(self.ranking)} measures, paths={self.paths})"
 
 
+def _measure_values(output: dict) -> MeasureValues:
+    """A MeasureJob's output (values and seconds per group) as MeasureValues."""
+    mv = MeasureValues(output["values"])
+    mv.seconds = dict(output.get("seconds", {}))
+    return mv
+
+
 def _measure_runs(runs, measures, device, devices, executor, seed, dataset, progress, compute_kwargs):
     """(result, measure values or an exception) per run. Runs read from a folder go through the
     runner as cached ``MeasureJob``s (in parallel with ``devices``/``executor``); runs held in
@@ -473,18 +480,14 @@ def _measure_runs(runs, measures, device, devices, executor, seed, dataset, prog
             values = run_jobs(jobs, folder, device=device, devices=devices, executor=executor, progress=progress,
                               desc="measures")
             for r, v in zip(here, values):
-                mv = MeasureValues(v["values"])
-                mv.seconds = dict(v.get("seconds", {}))
-                out[id(r)] = mv
+                out[id(r)] = _measure_values(v)
         except (ValueError, RuntimeError, FileNotFoundError):
             # a job failed (in a worker, or here: a run whose weights are gone and whose measures
             # were never cached): each job alone, so the cached ones are still read, keeping each error
             for r, job in zip(here, jobs):
                 try:
-                    v = run_jobs([job], folder, device=device, progress=False, desc="measures")[0]
-                    mv = MeasureValues(v["values"])
-                    mv.seconds = dict(v.get("seconds", {}))
-                    out[id(r)] = mv
+                    out[id(r)] = _measure_values(run_jobs([job], folder, device=device, progress=False,
+                                                          desc="measures")[0])
                 except (ValueError, RuntimeError, FileNotFoundError) as e:
                     out[id(r)] = e
     for r in runs:

@@ -129,6 +129,11 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--list", action="store_true", help="print the stages and their runs, train nothing")
     args = p.parse_args(argv)
+    if args.models:
+        known = {m for name in args.stages for m in BY_NAME[name].models}
+        bad = sorted(set(args.models) - known)
+        if bad:
+            p.error(f"--models {bad}: not a model of the stages {args.stages} (they train {sorted(known)})")
     if args.list:
         for name in args.stages:
             s = BY_NAME[name]

@@ -1,20 +1,19 @@
 """The stages of scripts/reproduce_convnets.py: no run is planned into two folders (it would be
 trained twice and counted twice)."""
-import importlib.util
-import sys
 from collections import defaultdict
 from pathlib import Path
+
+from _scripts import load_script
 
 import rethink
 
 
 def _stages():
-    path = Path(__file__).resolve().parent.parent / "scripts" / "reproduce_convnets.py"
-    spec = importlib.util.spec_from_file_location("reproduce_convnets", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("reproduce_convnets", mod)  # its dataclasses look their module up
-    spec.loader.exec_module(sys.modules["reproduce_convnets"])
-    return sys.modules["reproduce_convnets"]
+    return load_script("reproduce_convnets")
+
+
+def _make_report():
+    return load_script("make_report")
 
 
 def test_every_run_has_one_folder():
@@ -40,23 +39,12 @@ def test_a_shared_folder_is_another_stage_of_the_same_runs():
 
 
 def test_the_reports_median_epochs_to_fit():
-    path = Path(__file__).resolve().parent.parent / "scripts" / "make_report.py"
-    spec = importlib.util.spec_from_file_location("make_report_under_test", path)
-    mr = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mr)
+    mr = _make_report()
     runs = [{"variant": "true", "epochs_to_fit": e, "weight_decay": 0.0, "augment": None, "dropout": 0.0}
             for e in (59, 53)]
     assert mr._median_epochs(runs, "true") == 56  # an even count: the mean of the middle two
     assert mr._median_epochs(runs + [dict(runs[0], epochs_to_fit=70)], "true") == 59
     assert mr._median_epochs(runs, "random_labels") is None
-
-
-def _make_report():
-    path = Path(__file__).resolve().parent.parent / "scripts" / "make_report.py"
-    spec = importlib.util.spec_from_file_location("make_report_under_test", path)
-    mr = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mr)
-    return mr
 
 
 def test_models_filter_trains_only_the_named_models(monkeypatch, tmp_path):
@@ -67,6 +55,11 @@ def test_models_filter_trains_only_the_named_models(monkeypatch, tmp_path):
     rc.main(["--stages", "inception5k_s1", "--models", "inception_small", "--device", "cuda", "--workers", "3",
              "--results", str(tmp_path)])
     assert calls == [("inception_small", "cuda", ["cuda"] * 3)]  # the stage's other model is skipped
+    import pytest
+
+    with pytest.raises(SystemExit):  # a name no chosen stage trains is refused before anything runs
+        rc.main(["--stages", "inception5k_s1", "--models", "alexnet_small", "--results", str(tmp_path)])
+    assert len(calls) == 1
 
 
 def test_gpu_section_tables_only_the_stored_groups(monkeypatch, tmp_path):

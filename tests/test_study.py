@@ -363,16 +363,11 @@ def test_seed_sd_pools_the_spread_within_configurations():
 
 def test_study_report_statistics_table_against_direct_computation():
     # a complete 2x2x2 grid, two seeds; the measure follows the gap but for one flipped pair
-    import importlib.util
-    from pathlib import Path
     from types import SimpleNamespace
 
     import rethink.study
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "study_generalization.py"
-    spec = importlib.util.spec_from_file_location("study_generalization", path)
-    sg = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sg)
+    sg = _study_script()
     rows = []
     for a in (0, 1):
         for b in (0, 1):
@@ -401,15 +396,10 @@ def test_study_report_statistics_table_against_direct_computation():
 def test_study_report_zoo_section_scores_the_runs_at_the_rule(tmp_path):
     # a tiny zoo through the one runner; the section reads its cached measures and scores only
     # the runs that reached the stopping rule, against the hyper-parameter baseline
-    import importlib.util
-    from pathlib import Path
 
     import rethink
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "study_generalization.py"
-    spec = importlib.util.spec_from_file_location("study_generalization", path)
-    sg = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sg)
+    sg = _study_script()
     grid = {"model": ["mlp1x128"], "lr": [0.02, 0.05], "corruption": ["none", "labels:0.2"]}
     rethink.zoo(grid, seeds=(0, 1), out_dir=tmp_path / "zoo", device="cpu", progress=False, dataset="digits",
                 max_epochs=60, train_size=100, test_size=100, batch_size=16, stop_at_train_acc=0.99, measures=True,
@@ -441,14 +431,9 @@ def test_study_report_zoo_section_scores_the_runs_at_the_rule(tmp_path):
 
 
 def _study_script():
-    import importlib.util
-    from pathlib import Path
+    from _scripts import load_script
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "study_generalization.py"
-    spec = importlib.util.spec_from_file_location("study_generalization_signals", path)
-    sg = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sg)
-    return sg
+    return load_script("study_generalization")
 
 
 def test_simple_signals_of_a_flipped_label_on_a_small_pool():

@@ -118,14 +118,9 @@ def test_an_all_measures_cache_of_an_older_rethink_is_recomputed(tmp_path):
 
 
 def _zoo_convnets():
-    import importlib.util
-    from pathlib import Path
+    from _scripts import load_script
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "zoo_convnets.py"
-    spec = importlib.util.spec_from_file_location("zoo_convnets", path)
-    z = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(z)
-    return z
+    return load_script("zoo_convnets")
 
 
 def test_convnet_zoo_script_defines_the_issues_zoo():
