@@ -360,6 +360,38 @@ def bootstrap_interval(statistic, n: int, *, resamples: int = 1000, seed: int = 
     return float(lo), float(hi)
 
 
+def one_run_interval(statistic, groups: Sequence[Sequence[int]], *, resamples: int = 1000, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float, float]:
+    """The spread of ``statistic(idx)`` over grids of one run per configuration.
+
+    ``groups`` lists each configuration's run indices (its seeds). A draw takes one index of
+    every group, uniformly and independently (``numpy.random.default_rng(seed)``: one call
+    ``integers(0, sizes)`` per draw, ``sizes`` the groups' lengths in order), so every drawn grid
+    is complete and holds no run twice, unlike a bootstrap resample of the runs, whose duplicated
+    runs add tied pairs. ``statistic`` gets the int64 array of the drawn indices (one per group,
+    in the groups' order). Returns ``(median, lo, hi)``: the median and the ``(1 - level) / 2``
+    and ``(1 + level) / 2`` quantiles of the finite values over ``resamples`` draws (NaN, NaN,
+    NaN when none is finite). It measures how much the statistic moves with the seeds' draw at
+    one seed per configuration, not the uncertainty of an estimate from all the runs."""
+    groups = [list(g) for g in groups]
+    if not groups or any(not g for g in groups) or resamples < 1 or not 0 < level < 1:
+        sizes = [len(g) for g in groups]
+        raise ValueError(f"one_run_interval needs non-empty groups, resamples >= 1, 0 < level < 1; got group "
+                         f"sizes {sizes[:8]}{'...' if len(sizes) > 8 else ''}, {resamples}, {level}")
+    rng = np.random.default_rng(seed)
+    sizes = np.array([len(g) for g in groups])
+    table = np.full((len(groups), int(sizes.max())), -1, dtype=np.int64)
+    for i, g in enumerate(groups):
+        table[i, :len(g)] = g
+    rows = np.arange(len(groups))
+    stats = np.array([statistic(table[rows, rng.integers(0, sizes)]) for _ in range(resamples)], dtype=np.float64)
+    stats = stats[np.isfinite(stats)]
+    if not len(stats):
+        return math.nan, math.nan, math.nan
+    med, lo, hi = np.quantile(stats, [0.5, (1 - level) / 2, (1 + level) / 2])
+    return float(med), float(lo), float(hi)
+
+
 def permutation_pvalue(values: Sequence[float], gaps: Sequence[float], *, resamples: int = 1000, seed: int = 0,
                        statistic=None) -> float:
     """Two-sided permutation p-value of ``statistic(values, gaps)`` (default :func:`kendall_tau`):

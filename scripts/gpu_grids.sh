@@ -3,7 +3,8 @@
 # visible GPU, with COST=1 time the zoo's cost runs alone (`zoo_convnets.py cost --device cuda`), then train,
 # side by side on the one GPU until DEADLINE seconds after the start, while the CUDA tests run:
 #   - the zoo's convolutional families still unmeasured (`zoo_convnets.py main --measures --families nin`),
-#   - the paper's conv nets on all 60,000 images (`reproduce_convnets.py --stages alexnet60k`),
+#   - the paper's conv nets on all 60,000 images (`reproduce_convnets.py --stages alexnet60k`, and its
+#     second schedule, a constant learning rate, `alexnet60k_constant_lr`),
 #   - the conv-net stages a CPU session did not reach (the lr-0.01 schedule's two seeds, small
 #     Inception's second seed, Table 1 and Appendix E, AlexNet's label-noise sweep).
 # Every grid is resumable, so what the deadline stops is simply not in the results; the finished
@@ -20,7 +21,9 @@ ZOO_WORKERS=${ZOO_WORKERS:-6}
 # The zoo's families still to be trained and measured on a GPU (its AlexNets are stored with their
 # measures; a run is reused only where its weights file is there, and weights do not come back).
 ZOO_FAMILIES=${ZOO_FAMILIES:-nin}
-BIG_WORKERS=${BIG_WORKERS:-5}
+# Only these models of those families (e.g. "nin2x96 nin4x96"; empty: all of them; "none": no zoo).
+ZOO_MODELS=${ZOO_MODELS:-}
+BIG_WORKERS=${BIG_WORKERS:-6}
 REST_WORKERS=${REST_WORKERS:-4}
 mkdir -p "$OUT" "$OUT/logs"
 export PYTHONUNBUFFERED=1 RETHINK_CUDA=1 MAX_JOBS=${MAX_JOBS:-16} OMP_NUM_THREADS=1
@@ -48,10 +51,12 @@ say "grids and CUDA tests for $left s"
 # message holding an integer) is reported as a crashed test and the others still run.
 timeout $left python3 -m pytest -q -p no:cacheprovider -n 3 -k cuda \
   --deselect "tests/test_loader.py::test_op_rejects_bad_inputs_without_crashing[cuda]" > "$OUT/logs/tests_cuda.log" 2>&1 &
-python3 scripts/zoo_convnets.py main --measures --device cuda --workers "$ZOO_WORKERS" --families $ZOO_FAMILIES \
-  > "$OUT/logs/zoo_conv.log" 2>&1 &
+if [ "$ZOO_MODELS" != none ]; then
+  python3 scripts/zoo_convnets.py main --measures --device cuda --workers "$ZOO_WORKERS" --families $ZOO_FAMILIES \
+    ${ZOO_MODELS:+--models $ZOO_MODELS} > "$OUT/logs/zoo_conv.log" 2>&1 &
+fi
 python3 scripts/reproduce_convnets.py --device cuda --workers "$BIG_WORKERS" --results results/convnets_cuda \
-  --stages alexnet60k --quiet > "$OUT/logs/alexnet60k.log" 2>&1 &
+  --stages alexnet60k alexnet60k_constant_lr --quiet > "$OUT/logs/alexnet60k.log" 2>&1 &
 # The second schedule's stages first (its two seeds), then the paper's schedule for small Inception
 # with batch norm and small AlexNet (without batch norm it stays at chance at lr 0.1: not trained).
 rest() { python3 scripts/reproduce_convnets.py --device cuda --workers "$REST_WORKERS" --results results/convnets_cuda --quiet "$@"; }

@@ -446,15 +446,15 @@ def section_convnets(w, folder: Path, figures: str = "convnets", stored_only: bo
     with no stored run; ``resume`` says how the runs not done would be done."""
     from reproduce_convnets import DTYPE_STAGES, STAGES
 
-    # (model, training-set size, learning rate of a second schedule or None) -> runs
-    groups: dict[tuple[str, int, float | None], list[Result]] = defaultdict(list)
-    planned: dict[tuple[str, int, float | None], dict] = defaultdict(dict)  # run name -> (first stage, spec)
+    # (model, training-set size, a second schedule's settings or ()) -> runs
+    groups: dict[tuple[str, int, tuple], list[Result]] = defaultdict(list)
+    planned: dict[tuple[str, int, tuple], dict] = defaultdict(dict)  # run name -> (first stage, spec)
     loaded: set[Path] = set()  # stages that share a folder (Stage.folder) are read once
     for st in STAGES:
         if st.name in DTYPE_STAGES:
             continue
         for m in st.models:
-            key = (m, st.train_size or 60_000, st.settings.get("lr"))  # a second schedule is its own group
+            key = (m, st.train_size or 60_000, st.schedule)  # a second schedule is its own group
             if folder / st.out / m not in loaded:
                 loaded.add(folder / st.out / m)
                 groups[key] += load(folder / st.out / m)
@@ -465,12 +465,12 @@ def section_convnets(w, folder: Path, figures: str = "convnets", stored_only: bo
       "all 10,000 test images. Settings as above unless a table says otherwise (learning rate 0.1 for small "
       f"Inception, the paper's); {_dtype_text(dtypes)}.\n\n")
     rows = []
-    for (m, n, lr), rs in groups.items():
+    for (m, n, sched), rs in groups.items():
         if stored_only and not rs:
             continue
         have = {r.config["run_name"] for r in rs}
-        missing = [(st, sp) for name, (st, sp) in planned[(m, n, lr)].items() if name not in have]
-        rows.append([model_label(m) + (f" (learning rate {lr:g})" if lr else ""), f"{n:,}",
+        missing = [(st, sp) for name, (st, sp) in planned[(m, n, sched)].items() if name not in have]
+        rows.append([model_label(m) + (f" ({_schedule_label(sched)})" if sched else ""), f"{n:,}",
                      len([r for r in rs if r.status == "completed"]), len(missing),
                      f"{hours(rs):.1f} h" if rs else "-",
                      f"{rs[0].config['num_parameters'] / rs[0].config['num_train']:.1f}" if rs else "-",
@@ -478,13 +478,12 @@ def section_convnets(w, folder: Path, figures: str = "convnets", stored_only: bo
     w(md(["model", "training images", "runs stored", "runs not done", "training time (sum over runs)",
           "parameters per training image", "stages with runs not done"], rows) + "\n")
     w(resume + "\n\n")
-    for (m, n, lr), rs in groups.items():
+    for (m, n, sched), rs in groups.items():
         done = [r for r in rs if r.status == "completed" and not _old_shuffled(r)]
         old = [r for r in rs if r.status == "completed" and _old_shuffled(r)]
         if not done:
             continue
-        second = (f", a second schedule: learning rate {lr:g} instead of the paper's "
-                  f"{paper.LR.get(m, 0.01):g}" if lr else "")
+        second = f", a second schedule: {_schedule_label(sched, m)}" if sched else ""
         w(f"## {model_label(m)} on {n:,} Fashion-MNIST training images{second}\n\n")
         if m in INIT_NOTE:
             w(INIT_NOTE[m] + "\n\n")
@@ -496,11 +495,35 @@ def section_convnets(w, folder: Path, figures: str = "convnets", stored_only: bo
         section_findings(w, per_model, {})
         section_table1(w, per_model)
         partner = BN_PARTNER.get(m)
-        partners = [r for r in groups.get((partner, n, lr), []) if r.status == "completed"] if partner else []
-        section_figures(w, per_model, f"{figures}_{n // 1000}k" + (f"_lr{lr:g}" if lr else ""), partners)
+        partners = [r for r in groups.get((partner, n, sched), []) if r.status == "completed"] if partner else []
+        section_figures(w, per_model, f"{figures}_{n // 1000}k" + _schedule_suffix(sched), partners)
         if partner:
             section_batch_norm(w, m, done, partner, partners)
         section_appendix_e(w, per_model)
+
+
+def _schedule_label(sched: tuple, model: str | None = None) -> str:
+    """A second schedule's settings (``Stage.schedule``) in words; with ``model``, against the
+    paper's (e.g. "learning rate 0.01 instead of the paper's 0.1")."""
+    d = dict(sched)
+    parts = []
+    if "lr" in d:
+        parts.append(f"learning rate {d['lr']:g}" + (f" instead of the paper's {paper.LR.get(model, 0.01):g}"
+                                                    if model else ""))
+    if d.get("lr_decay") == 1.0:
+        parts.append("a constant learning rate" + (" (the paper's decays by 0.95 per 50,000 examples)"
+                                                   if model else ""))
+    elif "lr_decay" in d:
+        parts.append(f"learning rate multiplied by {d['lr_decay']:g} per 50,000 examples"
+                     + (" instead of the paper's 0.95" if model else ""))
+    return ", ".join(parts)
+
+
+def _schedule_suffix(sched: tuple) -> str:
+    """The figure files' suffix of a second schedule ("" for the paper's)."""
+    d = dict(sched)
+    return (f"_lr{d['lr']:g}" if "lr" in d else "") + (
+        "_constlr" if d.get("lr_decay") == 1.0 else f"_decay{d['lr_decay']:g}" if "lr_decay" in d else "")
 
 
 #: Models whose initialization is not PyTorch's default, said in their sections.

@@ -87,3 +87,39 @@ def test_gpu_section_tables_only_the_stored_groups(monkeypatch, tmp_path):
     assert len(table) == 1 and "60,000" in table[0], table
     assert "RESUME ON A GPU" in text and "Runs not done were not reached in the time" not in text
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["fashion_gpu_60k_alexnet_small_figure1.png"]
+
+
+def test_a_second_schedule_is_reported_apart(monkeypatch, tmp_path):
+    """A stage whose learning rate or its decay departs from the paper's is its own group: its own
+    table row, section and figure files, named by the schedule (here the constant learning rate of
+    alexnet60k_constant_lr, with the stored 60,000-image run copied into its folder)."""
+    rc, mr = _stages(), _make_report()
+    assert rc.BY_NAME["alexnet60k_constant_lr"].schedule == (("lr_decay", 1.0),)
+    assert rc.BY_NAME["inception5k_nobn_lr0.01"].schedule == (("lr", 0.01),)
+    assert rc.BY_NAME["alexnet60k"].schedule == ()
+    assert mr._schedule_label((("lr", 0.01),), "inception_small_nobn") == "learning rate 0.01 instead of the paper's 0.1"
+    assert mr._schedule_label((("lr_decay", 1.0),)) == "a constant learning rate"
+    assert mr._schedule_suffix((("lr", 0.01),)) == "_lr0.01" and mr._schedule_suffix((("lr_decay", 1.0),)) == "_constlr"
+    src = Path(__file__).resolve().parent.parent / "docs" / "results" / "convnets_cuda" / "alexnet60k"
+    files = sorted(src.rglob("*.json"))
+    if not files:
+        import pytest
+        pytest.skip(f"no stored GPU runs under {src}")
+    for stage in ("alexnet60k", "alexnet60k_constant_lr"):
+        dst = tmp_path / "store" / stage / "alexnet_small"
+        dst.mkdir(parents=True)
+        (dst / files[0].name).write_text(files[0].read_text())
+    monkeypatch.setattr(mr, "FIGS", tmp_path / "figs")
+    (tmp_path / "figs").mkdir()
+    out = []
+    mr.section_convnets(out.append, tmp_path / "store", figures="gpu", stored_only=True, resume="RESUME")
+    text = "".join(out)
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| model | training images |"))
+    end = next(i for i in range(head, len(lines)) if not lines[i].startswith("|"))
+    rows = [line.split(" | ")[0] for line in lines[head + 2:end]]
+    assert rows == ["| small AlexNet", "| small AlexNet (a constant learning rate)"]
+    assert ("## small AlexNet on 60,000 Fashion-MNIST training images, a second schedule: a constant learning "
+            "rate (the paper's decays by 0.95 per 50,000 examples)") in text
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "fashion_gpu_60k_alexnet_small_figure1.png", "fashion_gpu_60k_constlr_alexnet_small_figure1.png"]

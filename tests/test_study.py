@@ -354,6 +354,31 @@ def test_bootstrap_interval_and_permutation_pvalue():
         bootstrap_interval(lambda idx: 0.0, 5, resamples=0)
 
 
+def test_one_run_interval_draws_one_run_of_every_configuration():
+    from rethink.study import one_run_interval
+    x = np.array([1.0, 2.0, 10.0, 30.0, 100.0])
+    groups = [[0, 1], [2, 3], [4]]
+    seen = []
+
+    def stat(idx):
+        seen.append(tuple(int(i) for i in idx))
+        return float(x[idx].sum())
+
+    med, lo, hi = one_run_interval(stat, groups, resamples=400, seed=3)
+    # every draw is a complete grid without repeats: one run of each configuration, in order
+    assert set(seen) <= {(a, b, 4) for a in (0, 1) for b in (2, 3)} and len(set(seen)) == 4
+    # direct computation from the same generator
+    rng = np.random.default_rng(3)
+    direct = [x[[[0, 1][i], [2, 3][j], 4]].sum() for i, j, _ in (rng.integers(0, [2, 2, 1]) for _ in range(400))]
+    assert (med, lo, hi) == tuple(float(q) for q in np.quantile(direct, [0.5, 0.025, 0.975]))
+    assert lo == 111.0 and hi == 132.0  # the smallest and largest of the four grids' sums
+    assert all(math.isnan(v) for v in one_run_interval(lambda idx: float("nan"), groups, resamples=5))
+    with pytest.raises(ValueError, match=r"group sizes \[2, 0\]"):
+        one_run_interval(stat, [[0, 1], []])
+    with pytest.raises(ValueError, match="resamples"):
+        one_run_interval(stat, groups, resamples=0)
+
+
 def test_seed_sd_pools_the_spread_within_configurations():
     # two configurations of two seeds: deviations +-0.5 and +-1 -> (0.25*2 + 1*2) / 2 dof = 1.25
     sd, used = S.seed_sd([[1.0, 2.0], [5.0, 7.0], [3.0], [float("nan"), 4.0]])
@@ -390,7 +415,14 @@ def test_study_report_statistics_table_against_direct_computation():
     assert cells[4].startswith(f"{dropped:.3f} / {zero:.3f} [")
     se = rethink.study.sign_error_by_hyperparameter(rethink.study.sign_error(v, g, [{**h, "seed": r["seed"]}
                                                                                   for h, r in zip(hp, rows)]))
-    assert cells[5:8] == [f"{se[h]:.3f}" for h in "ab"] + ["n/a |" if "c" not in se else f"{se['c']:.3f} |"]
+    # the one-run column: grids of one seed per configuration (the configuration's two runs are adjacent)
+    groups = [[2 * k, 2 * k + 1] for k in range(8)]
+    med, lo, hi = rethink.study.one_run_interval(
+        lambda idx: rethink.study.cmi(np.array(v)[idx], np.array(g)[idx], [hp[i] for i in idx], degenerate="zero"),
+        groups, resamples=20, seed=0)
+    assert cells[5] == f"{med:.3f} [{lo:.3f}, {hi:.3f}]" == "0.000 [0.000, 0.000]"
+    assert cells[6:9] == [f"{se[h]:.3f}" for h in "ab"] + ["n/a |" if "c" not in se else f"{se['c']:.3f} |"]
+    assert "one seed per configuration" in table
 
 
 def test_study_report_zoo_section_scores_the_runs_at_the_rule(tmp_path):
