@@ -355,8 +355,9 @@ def randomization_test(model: Any = "mlp1x512", dataset: Any = "digits", *, root
         devices, executor: spread the runs over worker processes or a cluster
             (:func:`rethink.runner.run_jobs`).
         resume: (the default, as in every command) reuse finished runs of the same settings
-            in ``out_dir`` and let interrupted runs continue from their checkpoint; False
-            trains every run anew.
+            in ``out_dir`` (their result files: a run stored without its weights, e.g. a
+            committed result, counts as finished) and let interrupted runs continue from
+            their checkpoint; False trains every run anew.
         progress: progress bars (tqdm, on stderr).
         grid, grid_weight_decay, grid_augment, regularized_random: see :func:`plan_runs`.
         execution: a :class:`rethink.runner.Execution` giving out_dir, root, device,
@@ -385,7 +386,8 @@ def randomization_test(model: Any = "mlp1x512", dataset: Any = "digits", *, root
                      grid_augment=grid_augment, regularized_random=regularized_random, **subject.identity(),
                      **settings)
     out = Path(ex.out_dir)
-    jobs = [FitJob.of(subject, p.spec, root, resume=ex.resume) for p in plan]
+    # its results are read, never their networks: a run stored without its weights is not retrained
+    jobs = [FitJob.of(subject, p.spec, root, resume=ex.resume, weights=False) for p in plan]
     model, dataset = subject.model.name, subject.dataset
     results = ex.run(jobs, desc=f"randomization test {model}/{dataset}")
     paths: dict[str, Any] = {"out_dir": out, "results": [out / f"{j.name}.json" for j in jobs]}

@@ -208,11 +208,11 @@ class RunFiles:
         check_same_spec(spec, done.config, path)
         return done
 
-    def finished(self, spec: RunSpec, *, set_aside: bool = True) -> Result | None:
-        """The completed Result of ``spec`` whose weights file is there, else None (raises as
-        :meth:`result` does)."""
+    def finished(self, spec: RunSpec, *, set_aside: bool = True, weights: bool = True) -> Result | None:
+        """The completed Result of ``spec`` whose weights file is there (any completed Result
+        of it when ``weights`` is False), else None (raises as :meth:`result` does)."""
         done = self.result(spec, set_aside=set_aside)
-        if done is None or done.status != "completed" or not self.pt.exists():
+        if done is None or done.status != "completed" or (weights and not self.pt.exists()):
             return None
         return done
 

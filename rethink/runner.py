@@ -43,25 +43,30 @@ class FitJob:
     #: the user module / Dataset when the spec names one (see :func:`rethink.train.fit`)
     module: Any = field(default=None, compare=False, hash=False, repr=False)
     data: Any = field(default=None, compare=False, hash=False, repr=False)
+    #: a finished result counts only with its weights file (what measures and predictions read);
+    #: False: its result file suffices (jobs whose results are read, never their networks, e.g.
+    #: a randomization test's), so results stored without weights are not trained again
+    weights: bool = field(default=True, compare=False)
 
     @classmethod
-    def of(cls, subject: Any, spec: RunSpec, root: str | os.PathLike | None = None, resume: bool = True) -> FitJob:
+    def of(cls, subject: Any, spec: RunSpec, root: str | os.PathLike | None = None, resume: bool = True,
+           weights: bool = True) -> FitJob:
         """The job training ``spec``, a spec of ``subject`` (a :class:`rethink.spec.Subject`),
         carrying its user model and data."""
         return cls(spec, str(root) if root is not None else None, resume=resume,
-                   module=subject.model if subject.model.is_user else None, data=subject.data)
+                   module=subject.model if subject.model.is_user else None, data=subject.data, weights=weights)
 
     @property
     def name(self) -> str:
         return self.spec.run_name()
 
     def finished(self, out_dir: Path) -> Result | None:
-        """The completed result of this spec in ``out_dir`` (with its weights), else None. A
-        damaged file is left for the fit to set aside; a result of another spec under this
-        name raises :class:`rethink.run.OtherRun`."""
+        """The completed result of this spec in ``out_dir`` (with its weights unless
+        ``weights`` is False), else None. A damaged file is left for the fit to set aside; a
+        result of another spec under this name raises :class:`rethink.run.OtherRun`."""
         from .run import RunFiles
 
-        return RunFiles(Path(out_dir), self.name).finished(self.spec, set_aside=False)
+        return RunFiles(Path(out_dir), self.name).finished(self.spec, set_aside=False, weights=self.weights)
 
     def __call__(self, out_dir: Path | None, device: str, progress: bool = False) -> Result:
         from .train import TrainingFailed, fit

@@ -45,6 +45,9 @@ if [ "${COST:-0}" = 1 ]; then  # the GPU's cost per zoo model (stored in BENCHMA
   say "cost (alone on the GPU): rc=$?"; tail -12 "$OUT/logs/cost_cuda.log"
 fi
 
+# The paper's conv-net runs stored from earlier GPU sessions: a randomization test reuses a stored
+# result without its weights, so they are not trained again (cp -n keeps this machine's newer files).
+mkdir -p results/convnets_cuda && cp -rn docs/results/convnets_cuda/. results/convnets_cuda/
 left=$(( DEADLINE - $(elapsed) ))
 say "grids and CUDA tests for $left s"
 # In xdist workers, so that an op check that crashes that machine's build (seen: a TORCH_CHECK

@@ -152,6 +152,24 @@ def test_randomization_test_resume_recomputes_for_other_settings(tmp_path):
     assert all(first[k].history == r.history for r in runs if (k := r.config["run_name"]) in first)
 
 
+def test_a_randomization_test_reuses_results_stored_without_weights(tmp_path, monkeypatch):
+    # committed results keep the JSON, not the weights: resuming from them trains nothing again,
+    # while a job that reads the network (the default FitJob, as the zoo's) still retrains
+    from rethink.runner import FitJob
+
+    kw = dict(corruptions=["none", "random_labels"], label_noise=[], grid=False, max_epochs=1, train_size=200,
+              out_dir=tmp_path, **FAST)
+    first = rethink.randomization_test("mlp1x512", "digits", **kw)
+    for p in tmp_path.glob("*.pt"):
+        p.unlink()
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    again = rethink.randomization_test("mlp1x512", "digits", **kw)
+    assert [r.history for r in again.results] == [r.history for r in first.results]
+    spec = RunSpec.from_config(first.results[0].config)
+    assert FitJob(spec, weights=False).finished(tmp_path).history == first.results[0].history
+    assert FitJob(spec).finished(tmp_path) is None  # its weights are not there
+
+
 # ----------------------------------------------------------------------------- the results reader
 
 
@@ -293,15 +311,17 @@ def test_values_of_the_wrong_type_are_named(call, match):
 def test_shuffled_pixel_runs_with_a_crop_are_not_taken_for_earlier_versions_runs():
     # rethink 0.2 permuted the whole image, then cropped; such stored runs keep their names
     # but a spec of today names another run, so they are never reused as the new semantics
-    folder = Path(__file__).resolve().parent.parent / "docs" / "results" / "fashion" / "main" / "mlp1x512"
+    # (small AlexNet's 10,000-image folder keeps one such run beside its redo)
+    folder = Path(__file__).resolve().parent.parent / "docs" / "results" / "convnets" / "alexnet10k" / "alexnet_small"
     if not folder.is_dir():
         pytest.skip(f"no stored results in {folder}")
     renamed, kept = set(), set()
     for r in rethink.load_runs(folder):
         same = RunSpec.from_config(r.config).run_name() == r.config["run_name"]
         (kept if same else renamed).add(Corruption.parse(r.config["corruption"]).kind)
+    # the folder holds one shuffled-pixels run of each version: the old one renamed, its redo kept
     assert renamed == {"shuffled_pixels"}
-    assert "shuffled_pixels" not in kept and {"none", "random_labels", "gaussian"} <= kept
+    assert {"none", "random_labels", "gaussian", "shuffled_pixels"} <= kept
 
 
 def test_the_view_limits_are_the_loaders():
