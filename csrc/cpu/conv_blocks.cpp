@@ -13,6 +13,7 @@
 #include <limits>
 #include <vector>
 
+#include "check.h"
 #include "conv_blocks.h"
 
 namespace rethink {
@@ -32,31 +33,31 @@ at::MemoryFormat format_of(const at::Tensor& x) {
 }
 
 void check_lrn(int64_t size, double alpha, double beta, double k, const char* op) {
-  TORCH_CHECK(size >= 1, op, ": size must be >= 1, got ", size);
-  TORCH_CHECK(std::isfinite(alpha) && alpha >= 0, op, ": alpha must be finite and >= 0, got ", alpha);
-  TORCH_CHECK(std::isfinite(beta) && beta >= 0, op, ": beta must be finite and >= 0, got ", beta);
-  TORCH_CHECK(std::isfinite(k) && k > 0, op, ": k must be finite and > 0, got ", k);
+  RETHINK_CHECK(size >= 1, op, ": size must be >= 1, got ", size);
+  RETHINK_CHECK(std::isfinite(alpha) && alpha >= 0, op, ": alpha must be finite and >= 0, got ", alpha);
+  RETHINK_CHECK(std::isfinite(beta) && beta >= 0, op, ": beta must be finite and >= 0, got ", beta);
+  RETHINK_CHECK(std::isfinite(k) && k > 0, op, ": k must be finite and > 0, got ", k);
 }
 
 void check_pool(const at::Tensor& x, int64_t kernel, int64_t stride, int64_t padding, const char* op) {
-  TORCH_CHECK(x.dim() == 4, op, ": input must be (N, C, H, W), got ", x.dim(), "-D");
-  TORCH_CHECK(kernel >= 1 && stride >= 1, op, ": kernel_size and stride must be >= 1, got ", kernel, " and ",
+  RETHINK_CHECK(x.dim() == 4, op, ": input must be (N, C, H, W), got ", x.dim(), "-D");
+  RETHINK_CHECK(kernel >= 1 && stride >= 1, op, ": kernel_size and stride must be >= 1, got ", kernel, " and ",
               stride);
-  TORCH_CHECK(padding >= 0 && 2 * padding <= kernel, op, ": padding must be in [0, kernel_size / 2], got ",
+  RETHINK_CHECK(padding >= 0 && 2 * padding <= kernel, op, ": padding must be in [0, kernel_size / 2], got ",
               padding, " for kernel_size ", kernel);
-  TORCH_CHECK(x.size(2) + 2 * padding >= kernel && x.size(3) + 2 * padding >= kernel, op, ": input of ",
+  RETHINK_CHECK(x.size(2) + 2 * padding >= kernel && x.size(3) + 2 * padding >= kernel, op, ": input of ",
               x.size(2), "x", x.size(3), " is smaller than the ", kernel, "x", kernel, " window (padding ", padding,
               ")");
-  TORCH_CHECK(x.size(2) * x.size(3) < (int64_t(1) << 31), op, ": planes of at most 2^31 - 1 positions");
+  RETHINK_CHECK(x.size(2) * x.size(3) < (int64_t(1) << 31), op, ": planes of at most 2^31 - 1 positions");
 }
 
 void check_lrn_backward(const at::Tensor& grad, const at::Tensor& input, const at::Tensor& scale, int64_t size,
                         double alpha, double beta, double k) {
   check_lrn(size, alpha, beta, k, "lrn_backward");
-  TORCH_CHECK(grad.sizes() == input.sizes() && scale.sizes() == input.sizes(),
+  RETHINK_CHECK(grad.sizes() == input.sizes() && scale.sizes() == input.sizes(),
               "lrn_backward: grad ", grad.sizes(), ", input ", input.sizes(), " and scale ", scale.sizes(),
               " must have one shape");
-  TORCH_CHECK(grad.scalar_type() == input.scalar_type() && scale.scalar_type() == input.scalar_type(),
+  RETHINK_CHECK(grad.scalar_type() == input.scalar_type() && scale.scalar_type() == input.scalar_type(),
               "lrn_backward: grad, input and scale must have one dtype");
 }
 
@@ -64,21 +65,21 @@ void check_pool_lrn_backward(const at::Tensor& grad, const at::Tensor& pooled, c
                              const at::Tensor& argmax, at::IntArrayRef input_size, int64_t kernel, int64_t stride,
                              int64_t padding, int64_t size, double alpha, double beta, double k) {
   check_lrn(size, alpha, beta, k, "pool_lrn_backward");
-  TORCH_CHECK(input_size.size() == 4, "pool_lrn_backward: input_size must hold 4 sizes, got ", input_size.size());
-  TORCH_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
+  RETHINK_CHECK(input_size.size() == 4, "pool_lrn_backward: input_size must hold 4 sizes, got ", input_size.size());
+  RETHINK_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
               "pool_lrn_backward: bad window (kernel_size ", kernel, ", stride ", stride, ", padding ", padding, ")");
-  TORCH_CHECK(grad.dim() == 4 && grad.sizes() == pooled.sizes() && scale.sizes() == pooled.sizes() &&
+  RETHINK_CHECK(grad.dim() == 4 && grad.sizes() == pooled.sizes() && scale.sizes() == pooled.sizes() &&
                   argmax.sizes() == pooled.sizes(),
               "pool_lrn_backward: grad ", grad.sizes(), ", pooled ", pooled.sizes(), ", scale ", scale.sizes(),
               " and argmax ", argmax.sizes(), " must have one 4-D shape");
-  TORCH_CHECK(argmax.scalar_type() == at::kInt, "pool_lrn_backward: argmax must be int32, got ", argmax.scalar_type());
-  TORCH_CHECK(input_size[0] == pooled.size(0) && input_size[1] == pooled.size(1) &&
+  RETHINK_CHECK(argmax.scalar_type() == at::kInt, "pool_lrn_backward: argmax must be int32, got ", argmax.scalar_type());
+  RETHINK_CHECK(input_size[0] == pooled.size(0) && input_size[1] == pooled.size(1) &&
                   input_size[2] + 2 * padding >= kernel && input_size[3] + 2 * padding >= kernel &&
                   pool_out_size(input_size[2], kernel, stride, padding) == pooled.size(2) &&
                   pool_out_size(input_size[3], kernel, stride, padding) == pooled.size(3),
               "pool_lrn_backward: input_size ", input_size, " does not pool to ", pooled.sizes(), " (kernel_size ",
               kernel, ", stride ", stride, ", padding ", padding, ")");
-  TORCH_CHECK(grad.scalar_type() == pooled.scalar_type() && scale.scalar_type() == pooled.scalar_type(),
+  RETHINK_CHECK(grad.scalar_type() == pooled.scalar_type() && scale.scalar_type() == pooled.scalar_type(),
               "pool_lrn_backward: grad, pooled and scale must have one dtype");
 }
 
@@ -108,9 +109,9 @@ at::Tensor empty_like_layout(const at::Tensor& x, at::IntArrayRef sizes, at::Sca
 }
 
 void check_float(const at::Tensor& x, const char* what, const char* op) {
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": ", what, " must be a floating-point tensor, got ",
+  RETHINK_CHECK(at::isFloatingType(x.scalar_type()), op, ": ", what, " must be a floating-point tensor, got ",
               x.scalar_type());
-  TORCH_CHECK(x.device().is_cpu(), op, ": ", what, " must be on the CPU here, got ", x.device());
+  RETHINK_CHECK(x.device().is_cpu(), op, ": ", what, " must be on the CPU here, got ", x.device());
 }
 
 // sum[p] = sum over channels j in [lo, hi] of planes[j * P + p]: the LRN's window sum, used
@@ -186,7 +187,7 @@ void lrn_backward_image(const scalar_t* g, const scalar_t* x, const scalar_t* sc
 std::tuple<at::Tensor, at::Tensor> lrn_cpu(const at::Tensor& input, int64_t size, double alpha, double beta,
                                            double k) {
   check_float(input, "input", "lrn");
-  TORCH_CHECK(input.dim() >= 3, "lrn: input must be (N, C, *) with at least 3 dims, got ", input.dim(), "-D");
+  RETHINK_CHECK(input.dim() >= 3, "lrn: input must be (N, C, *) with at least 3 dims, got ", input.dim(), "-D");
   check_lrn(size, alpha, beta, k, "lrn");
   const at::Tensor x = standard_layout(input);
   at::Tensor y = empty_like_layout(x, x.sizes(), x.scalar_type());

@@ -25,69 +25,70 @@
 #define RETHINK_X86_DISPATCH 1
 #endif
 
+#include "check.h"
 #include "interpolate.h"
 
 namespace rethink {
 namespace interp {
 // Argument checks shared with the CUDA kernels (csrc/cuda/interpolate.cu).
 void check_project_args(const at::Tensor& X, const at::Tensor& A) {
-  TORCH_CHECK(X.dim() == 2, "interp_project: X must be 2-D (n, d), got ", X.dim(), "-D");
-  TORCH_CHECK(A.dim() == 2, "interp_project: A must be 2-D (C, d), got ", A.dim(), "-D");
-  TORCH_CHECK(A.scalar_type() == at::kDouble, "interp_project: A must be float64, got ", A.scalar_type());
+  RETHINK_CHECK(X.dim() == 2, "interp_project: X must be 2-D (n, d), got ", X.dim(), "-D");
+  RETHINK_CHECK(A.dim() == 2, "interp_project: A must be 2-D (C, d), got ", A.dim(), "-D");
+  RETHINK_CHECK(A.scalar_type() == at::kDouble, "interp_project: A must be float64, got ", A.scalar_type());
   const auto st = X.scalar_type();
-  TORCH_CHECK(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
+  RETHINK_CHECK(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
               "interp_project: X must be float16, bfloat16, float32 or float64, got ", st);
-  TORCH_CHECK(X.size(1) == A.size(1), "interp_project: X has ", X.size(1), " columns but A has ", A.size(1));
-  TORCH_CHECK(X.device() == A.device(), "interp_project: X is on ", X.device(), " but A is on ", A.device());
+  RETHINK_CHECK(X.size(1) == A.size(1), "interp_project: X has ", X.size(1), " columns but A has ", A.size(1));
+  RETHINK_CHECK(X.device() == A.device(), "interp_project: X is on ", X.device(), " but A is on ", A.device());
 }
 
 void check_weights_args(const at::Tensor& z, const at::Tensor& y, double t) {
-  TORCH_CHECK(z.dim() == 1, "interp_weights: z must be 1-D (m,), got ", z.dim(), "-D");
-  TORCH_CHECK(y.dim() == 2, "interp_weights: y must be 2-D (m, k), got ", y.dim(), "-D");
-  TORCH_CHECK(z.scalar_type() == at::kDouble && y.scalar_type() == at::kDouble,
+  RETHINK_CHECK(z.dim() == 1, "interp_weights: z must be 1-D (m,), got ", z.dim(), "-D");
+  RETHINK_CHECK(y.dim() == 2, "interp_weights: y must be 2-D (m, k), got ", y.dim(), "-D");
+  RETHINK_CHECK(z.scalar_type() == at::kDouble && y.scalar_type() == at::kDouble,
               "interp_weights: z and y must be float64");
-  TORCH_CHECK(y.size(0) == z.size(0), "interp_weights: z has ", z.size(0), " nodes but y has ", y.size(0),
+  RETHINK_CHECK(y.size(0) == z.size(0), "interp_weights: z has ", z.size(0), " nodes but y has ", y.size(0),
               " rows");
-  TORCH_CHECK(z.device() == y.device(), "interp_weights: z and y must be on the same device");
-  TORCH_CHECK(t > 0.0 && t < 1.0, "interp_weights: t must lie in (0, 1), got ", t);
+  RETHINK_CHECK(z.device() == y.device(), "interp_weights: z and y must be on the same device");
+  RETHINK_CHECK(t > 0.0 && t < 1.0, "interp_weights: t must lie in (0, 1), got ", t);
 }
 
 void check_sort_args(const at::Tensor& z) {
-  TORCH_CHECK(z.dim() == 2, "interp_sort: z must be 2-D (C, n), got ", z.dim(), "-D");
-  TORCH_CHECK(z.scalar_type() == at::kDouble, "interp_sort: z must be float64, got ", z.scalar_type());
+  RETHINK_CHECK(z.dim() == 2, "interp_sort: z must be 2-D (C, n), got ", z.dim(), "-D");
+  RETHINK_CHECK(z.scalar_type() == at::kDouble, "interp_sort: z must be float64, got ", z.scalar_type());
 }
 
 void check_score_args(const at::Tensor& zs, const at::Tensor& order, const at::Tensor& y, double t) {
-  TORCH_CHECK(zs.dim() == 2 && order.dim() == 2, "interp_score: zs and order must be 2-D (R, n)");
-  TORCH_CHECK(zs.sizes() == order.sizes(), "interp_score: zs and order must have the same shape");
-  TORCH_CHECK(zs.scalar_type() == at::kDouble && y.scalar_type() == at::kDouble,
+  RETHINK_CHECK(zs.dim() == 2 && order.dim() == 2, "interp_score: zs and order must be 2-D (R, n)");
+  RETHINK_CHECK(zs.sizes() == order.sizes(), "interp_score: zs and order must have the same shape");
+  RETHINK_CHECK(zs.scalar_type() == at::kDouble && y.scalar_type() == at::kDouble,
               "interp_score: zs and y must be float64");
-  TORCH_CHECK(order.scalar_type() == at::kLong, "interp_score: order must be int64");
-  TORCH_CHECK(y.dim() == 1 && y.size(0) == zs.size(1), "interp_score: y must be 1-D with n = ", zs.size(1),
+  RETHINK_CHECK(order.scalar_type() == at::kLong, "interp_score: order must be int64");
+  RETHINK_CHECK(y.dim() == 1 && y.size(0) == zs.size(1), "interp_score: y must be 1-D with n = ", zs.size(1),
               " values");
-  TORCH_CHECK(zs.device() == order.device() && zs.device() == y.device(),
+  RETHINK_CHECK(zs.device() == order.device() && zs.device() == y.device(),
               "interp_score: zs, order and y must be on the same device");
-  TORCH_CHECK(t > 0.0 && t < 1.0, "interp_score: t must lie in (0, 1), got ", t);
+  RETHINK_CHECK(t > 0.0 && t < 1.0, "interp_score: t must lie in (0, 1), got ", t);
   if (order.numel() > 0) {
     const int64_t lo = order.min().item<int64_t>(), hi = order.max().item<int64_t>();
-    TORCH_CHECK(lo >= 0 && hi < zs.size(1), "interp_score: order holds indices outside [0, ", zs.size(1),
+    RETHINK_CHECK(lo >= 0 && hi < zs.size(1), "interp_score: order holds indices outside [0, ", zs.size(1),
                 ")");
   }
 }
 
 void check_eval_args(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z, const at::Tensor& y,
                      const at::Tensor& s) {
-  TORCH_CHECK(zq.dim() == 1 && b.dim() == 1 && z.dim() == 1, "interp_eval: zq, b and z must be 1-D");
-  TORCH_CHECK(y.dim() == 2 && s.dim() == 2, "interp_eval: y and s must be 2-D (m, k)");
+  RETHINK_CHECK(zq.dim() == 1 && b.dim() == 1 && z.dim() == 1, "interp_eval: zq, b and z must be 1-D");
+  RETHINK_CHECK(y.dim() == 2 && s.dim() == 2, "interp_eval: y and s must be 2-D (m, k)");
   for (const at::Tensor* t : {&zq, &b, &z, &y, &s}) {
-    TORCH_CHECK(t->scalar_type() == at::kDouble, "interp_eval: every input must be float64, got ",
+    RETHINK_CHECK(t->scalar_type() == at::kDouble, "interp_eval: every input must be float64, got ",
                 t->scalar_type());
-    TORCH_CHECK(t->device() == zq.device(), "interp_eval: every input must be on ", zq.device());
+    RETHINK_CHECK(t->device() == zq.device(), "interp_eval: every input must be on ", zq.device());
   }
   const int64_t m = b.size(0);
-  TORCH_CHECK(z.size(0) == m && y.size(0) == m && s.size(0) == m,
+  RETHINK_CHECK(z.size(0) == m && y.size(0) == m && s.size(0) == m,
               "interp_eval: b, z, y and s must have the same number of nodes");
-  TORCH_CHECK(s.size(1) == y.size(1), "interp_eval: y and s must have the same number of columns");
+  RETHINK_CHECK(s.size(1) == y.size(1), "interp_eval: y and s must have the same number of columns");
 }
 
 // Data-dependent preconditions, shared with the CUDA kernels. On the CPU they are one plain
@@ -135,7 +136,7 @@ void check_finite(const at::Tensor& t, const char* op, const char* name) {
   if (t.numel() == 0) return;
   const int64_t i = first_nonfinite(t);
   if (i < 0) return;
-  TORCH_CHECK(false, op, ": ", name, " must be finite, but ", name, " holds ", t.reshape({-1})[i].item<double>(),
+  RETHINK_CHECK(false, op, ": ", name, " must be finite, but ", name, " holds ", t.reshape({-1})[i].item<double>(),
               " at flat index ", i);
 }
 
@@ -150,7 +151,7 @@ void check_increasing(const at::Tensor& v, const char* op, const char* name, boo
   const at::Tensor row = v.reshape({-1, n})[r];
   std::ostringstream at_row;
   if (v.dim() > 1) at_row << " in row " << r;
-  TORCH_CHECK(false, op, ": ", name, strict ? " must be strictly increasing" : " must be sorted ascending",
+  RETHINK_CHECK(false, op, ": ", name, strict ? " must be strictly increasing" : " must be sorted ascending",
               ", but ", name, "[", i + 1, "] = ", row[i + 1].item<double>(), strict ? " <= " : " < ", name, "[", i,
               "] = ", row[i].item<double>(), at_row.str());
 }
@@ -454,7 +455,7 @@ void project_rows(const scalar_t* X, const double* A, double* Z, int64_t begin, 
 
 at::Tensor interp_project_cpu(const at::Tensor& X, const at::Tensor& A) {
   interp::check_project_args(X, A);
-  TORCH_CHECK(X.device().is_cpu(), "interp_project (CPU kernel): X must be on the CPU");
+  RETHINK_CHECK(X.device().is_cpu(), "interp_project (CPU kernel): X must be on the CPU");
   const at::Tensor Xc = X.contiguous();
   const at::Tensor Ac = A.contiguous();
   const int64_t n = Xc.size(0), d = Xc.size(1), C = Ac.size(0);
@@ -480,7 +481,7 @@ at::Tensor interp_project_cpu(const at::Tensor& X, const at::Tensor& A) {
 
 std::tuple<at::Tensor, at::Tensor> interp_weights_cpu(const at::Tensor& z, const at::Tensor& y, double t) {
   interp::check_weights_args(z, y, t);
-  TORCH_CHECK(z.device().is_cpu(), "interp_weights (CPU kernel): z must be on the CPU");
+  RETHINK_CHECK(z.device().is_cpu(), "interp_weights (CPU kernel): z must be on the CPU");
   interp::check_weights_values(z, y);
   const at::Tensor zc = z.contiguous();
   const at::Tensor yc = y.contiguous();
@@ -512,7 +513,7 @@ std::tuple<at::Tensor, at::Tensor> interp_weights_cpu(const at::Tensor& z, const
 at::Tensor interp_eval_cpu(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z,
                            const at::Tensor& y, const at::Tensor& s) {
   interp::check_eval_args(zq, b, z, y, s);
-  TORCH_CHECK(zq.device().is_cpu(), "interp_eval (CPU kernel): inputs must be on the CPU");
+  RETHINK_CHECK(zq.device().is_cpu(), "interp_eval (CPU kernel): inputs must be on the CPU");
   interp::check_eval_values(b, z, y, s);
   const at::Tensor zqc = zq.contiguous(), bc = b.contiguous(), zc = z.contiguous();
   const at::Tensor yc = y.contiguous(), sc = s.contiguous();
@@ -534,7 +535,7 @@ at::Tensor interp_eval_cpu(const at::Tensor& zq, const at::Tensor& b, const at::
 // Score of each candidate row (see interp::score_row); rows are independent.
 at::Tensor interp_score_cpu(const at::Tensor& zs, const at::Tensor& order, const at::Tensor& y, double t) {
   interp::check_score_args(zs, order, y, t);
-  TORCH_CHECK(zs.device().is_cpu(), "interp_score (CPU kernel): inputs must be on the CPU");
+  RETHINK_CHECK(zs.device().is_cpu(), "interp_score (CPU kernel): inputs must be on the CPU");
   interp::check_score_values(zs, y);
   const at::Tensor zc = zs.contiguous(), oc = order.contiguous(), yc = y.contiguous();
   const int64_t R = zc.size(0), n = zc.size(1);
@@ -597,7 +598,7 @@ void radix_sort_row(const double* z, int64_t n, double* vals, int64_t* idx) {
 
 std::tuple<at::Tensor, at::Tensor> interp_sort_cpu(const at::Tensor& z) {
   interp::check_sort_args(z);
-  TORCH_CHECK(z.device().is_cpu(), "interp_sort (CPU kernel): z must be on the CPU");
+  RETHINK_CHECK(z.device().is_cpu(), "interp_sort (CPU kernel): z must be on the CPU");
   interp::check_sort_values(z);
   const at::Tensor zc = z.contiguous();
   const int64_t C = zc.size(0), n = zc.size(1);

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "check.h"
 #include "conv_blocks.h"
 
 namespace rethink {
@@ -40,8 +41,8 @@ Dims dims_of(const at::Tensor& x) {
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
 void check_cuda(const at::Tensor& x, const char* what, const char* op) {
-  TORCH_CHECK(x.is_cuda(), op, " (CUDA kernel): ", what, " must be on a CUDA device, got ", x.device());
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": ", what, " must be a floating-point tensor, got ",
+  RETHINK_CHECK(x.is_cuda(), op, " (CUDA kernel): ", what, " must be on a CUDA device, got ", x.device());
+  RETHINK_CHECK(at::isFloatingType(x.scalar_type()), op, ": ", what, " must be a floating-point tensor, got ",
               x.scalar_type());
 }
 
@@ -200,7 +201,7 @@ void launch_lrn_backward(const at::Tensor& g, const at::Tensor& x, const at::Ten
 std::tuple<at::Tensor, at::Tensor> lrn_cuda(const at::Tensor& input, int64_t size, double alpha, double beta,
                                             double k) {
   check_cuda(input, "input", "lrn");
-  TORCH_CHECK(input.dim() >= 3, "lrn: input must be (N, C, *) with at least 3 dims, got ", input.dim(), "-D");
+  RETHINK_CHECK(input.dim() >= 3, "lrn: input must be (N, C, *) with at least 3 dims, got ", input.dim(), "-D");
   check_lrn(size, alpha, beta, k, "lrn");
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor x = standard_layout(input);

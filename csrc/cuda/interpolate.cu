@@ -12,6 +12,7 @@
 #include <cub/device/device_scan.cuh>
 #include <tuple>
 
+#include "check.h"
 #include "interpolate.h"
 
 namespace rethink {
@@ -68,7 +69,7 @@ __global__ void project_kernel(const scalar_t* __restrict__ X, const double* __r
 
 at::Tensor interp_project_cuda(const at::Tensor& X, const at::Tensor& A) {
   interp::check_project_args(X, A);
-  TORCH_CHECK(X.is_cuda(), "interp_project (CUDA kernel): X must be on a CUDA device");
+  RETHINK_CHECK(X.is_cuda(), "interp_project (CUDA kernel): X must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(X.device());
   const at::Tensor Xc = X.contiguous();
   const at::Tensor Ac = A.contiguous();
@@ -88,7 +89,7 @@ at::Tensor interp_project_cuda(const at::Tensor& X, const at::Tensor& A) {
 // Stable ascending sort of each row (torch's CUDA sort is already a radix sort).
 std::tuple<at::Tensor, at::Tensor> interp_sort_cuda(const at::Tensor& z) {
   interp::check_sort_args(z);
-  TORCH_CHECK(z.is_cuda(), "interp_sort (CUDA kernel): z must be on a CUDA device");
+  RETHINK_CHECK(z.is_cuda(), "interp_sort (CUDA kernel): z must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(z.device());
   interp::check_sort_values(z);
   // +0.0 turns -0.0 into +0.0 (equal keys, as on the CPU); values come back unchanged.
@@ -135,7 +136,7 @@ __global__ void slopes_kernel(const AffinePair* __restrict__ scanned, double* __
 
 std::tuple<at::Tensor, at::Tensor> interp_weights_cuda(const at::Tensor& z, const at::Tensor& y, double t) {
   interp::check_weights_args(z, y, t);
-  TORCH_CHECK(z.is_cuda(), "interp_weights (CUDA kernel): z must be on a CUDA device");
+  RETHINK_CHECK(z.is_cuda(), "interp_weights (CUDA kernel): z must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(z.device());
   interp::check_weights_values(z, y);
   const at::Tensor zc = z.contiguous();
@@ -149,7 +150,7 @@ std::tuple<at::Tensor, at::Tensor> interp_weights_cuda(const at::Tensor& z, cons
     at::Tensor dummy = at::zeros({m, 1}, zc.options());
     return {std::get<0>(interp_weights_cuda(zc, dummy, t)), s};
   }
-  TORCH_CHECK(m * k <= INT_MAX, "interp_weights (CUDA kernel): m * k = ", m * k, " exceeds the scan's limit");
+  RETHINK_CHECK(m * k <= INT_MAX, "interp_weights (CUDA kernel): m * k = ", m * k, " exceeds the scan's limit");
   const auto stream = at::cuda::getCurrentCUDAStream();
   const int64_t total = m * k;
   at::Tensor pair_buf = at::empty({2 * total}, zc.options());
@@ -181,7 +182,7 @@ __global__ void score_kernel(const double* __restrict__ zs, const int64_t* __res
 
 at::Tensor interp_score_cuda(const at::Tensor& zs, const at::Tensor& order, const at::Tensor& y, double t) {
   interp::check_score_args(zs, order, y, t);
-  TORCH_CHECK(zs.is_cuda(), "interp_score (CUDA kernel): inputs must be on a CUDA device");
+  RETHINK_CHECK(zs.is_cuda(), "interp_score (CUDA kernel): inputs must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(zs.device());
   interp::check_score_values(zs, y);
   const at::Tensor zc = zs.contiguous(), oc = order.contiguous(), yc = y.contiguous();
@@ -208,7 +209,7 @@ __global__ void eval_kernel(const double* __restrict__ zq, const double* __restr
 at::Tensor interp_eval_cuda(const at::Tensor& zq, const at::Tensor& b, const at::Tensor& z,
                             const at::Tensor& y, const at::Tensor& s) {
   interp::check_eval_args(zq, b, z, y, s);
-  TORCH_CHECK(zq.is_cuda(), "interp_eval (CUDA kernel): inputs must be on a CUDA device");
+  RETHINK_CHECK(zq.is_cuda(), "interp_eval (CUDA kernel): inputs must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(zq.device());
   interp::check_eval_values(b, z, y, s);
   const at::Tensor zqc = zq.contiguous(), bc = b.contiguous(), zc = z.contiguous();

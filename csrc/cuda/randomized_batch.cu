@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "check.h"
 #include "randomized_batch.h"
 #include "randomize.h"
 
@@ -163,13 +164,13 @@ void launch(const at::Tensor& images, const at::Tensor& labels, const at::Tensor
 std::tuple<at::Tensor, at::Tensor> randomized_batch_cuda(const at::Tensor& images_in, const at::Tensor& labels_in,
                                                          const at::Tensor& indices_in, at::IntArrayRef config,
                                                          at::ArrayRef<double> stats, at::ScalarType dtype) {
-  TORCH_CHECK(images_in.is_cuda(), "randomized_batch (CUDA kernel): images must be on a CUDA device");
+  RETHINK_CHECK(images_in.is_cuda(), "randomized_batch (CUDA kernel): images must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(images_in.device());
   const BatchArgs p = make_batch_args(images_in, labels_in, indices_in, config, stats, dtype);
   const at::Tensor images = images_in.contiguous(), labels = labels_in.contiguous(),
                    indices = indices_in.contiguous();
   const int64_t B = indices.size(0);
-  TORCH_CHECK(B < (int64_t(1) << 31), "randomized_batch (CUDA): at most 2^31 - 1 indices per batch, got ", B);
+  RETHINK_CHECK(B < (int64_t(1) << 31), "randomized_batch (CUDA): at most 2^31 - 1 indices per batch, got ", B);
   at::Tensor x = at::empty({B, p.C, p.OH, p.OW}, images.options().dtype(dtype),
                            p.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
   at::Tensor y = at::empty({B}, labels.options());
