@@ -3,11 +3,12 @@
 // message streamed an integer crashed the process (a segfault) instead of raising, while
 // messages of strings, dtypes and devices raised properly. Here integers go through
 // std::to_string and floating-point values through snprintf("%g") (the text iostreams give:
-// precision 6, "nan", "inf"), unscoped enumerators as their numbers; everything else (dtypes,
+// precision 6, "nan", "inf"), sizes and unscoped enumerators likewise; everything else (dtypes,
 // devices, other scoped enums) through c10::str as before.
 // The message is built only when the check fails, as TORCH_CHECK's is.
 #pragma once
 
+#include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>
 #include <c10/util/StringUtil.h>
 
@@ -21,6 +22,11 @@ inline void put(std::string& s, const char* v) { s += v; }
 inline void put(std::string& s, const std::string& v) { s += v; }
 inline void put(std::string& s, char v) { s += v; }
 inline void put(std::string& s, bool v) { s += v ? '1' : '0'; }  // as an ostream prints a bool
+inline void put(std::string& s, c10::IntArrayRef v) {  // sizes, as c10 prints them: [2, 3]
+  s += '[';
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  s += ']';
+}
 
 template <class T>
 void put(std::string& s, const T& v) {

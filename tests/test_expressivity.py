@@ -254,7 +254,8 @@ def test_raw_ops_check_the_preconditions_they_rely_on(device):
     with pytest.raises(RuntimeError, match=r"interp_eval: s must be finite"):
         ops.interp_eval(zq, b, z, y, s_bad)
     order = torch.arange(3, device=device)[None]
-    with pytest.raises(RuntimeError, match=r"interp_score: zs must be sorted ascending"):
+    with pytest.raises(RuntimeError, match=r"interp_score: zs must be sorted ascending, but zs\[1\] = \S+ < zs\[0\] = "
+                                           r"\S+ in row 0"):
         ops.interp_score(z.flip(0)[None], order, y[:, 0], BREAKPOINT_T)
     with pytest.raises(RuntimeError, match=r"interp_score: zs must be finite"):
         ops.interp_score(

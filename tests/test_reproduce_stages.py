@@ -62,6 +62,20 @@ def test_models_filter_trains_only_the_named_models(monkeypatch, tmp_path):
     assert len(calls) == 1
 
 
+def _section(mr, monkeypatch, tmp_path, resume: str) -> tuple[str, list[str]]:
+    """The conv-net section made from ``tmp_path/store`` (its figures under ``tmp_path/figs``):
+    its text and the rows of its first table (the runs per model)."""
+    monkeypatch.setattr(mr, "FIGS", tmp_path / "figs")
+    (tmp_path / "figs").mkdir()
+    out = []
+    mr.section_convnets(out.append, tmp_path / "store", figures="gpu", stored_only=True, resume=resume)
+    text = "".join(out)
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| model | training images |"))
+    end = next(i for i in range(head, len(lines)) if not lines[i].startswith("|"))
+    return text, lines[head + 2:end]
+
+
 def test_gpu_section_tables_only_the_stored_groups(monkeypatch, tmp_path):
     """The GPU part of the report: a folder holding one stage's runs gets one table row (the other
     stages' models, with nothing stored, are left out), its figures are prefixed, and the text
@@ -75,15 +89,7 @@ def test_gpu_section_tables_only_the_stored_groups(monkeypatch, tmp_path):
     for p in src.rglob("*.json"):
         (dst / p.parent.relative_to(src)).mkdir(parents=True, exist_ok=True)
         (dst / p.relative_to(src)).write_text(p.read_text())
-    monkeypatch.setattr(mr, "FIGS", tmp_path / "figs")
-    (tmp_path / "figs").mkdir()
-    out = []
-    mr.section_convnets(out.append, tmp_path / "store", figures="gpu", stored_only=True, resume="RESUME ON A GPU")
-    text = "".join(out)
-    lines = text.splitlines()
-    head = next(i for i, line in enumerate(lines) if line.startswith("| model | training images |"))
-    table = [line for line in lines[head + 2:] if line.startswith("|")]
-    table = table[:next((i for i, line in enumerate(lines[head + 2:]) if not line.startswith("|")), len(table))]
+    text, table = _section(mr, monkeypatch, tmp_path, "RESUME ON A GPU")
     assert len(table) == 1 and "60,000" in table[0], table
     assert "RESUME ON A GPU" in text and "Runs not done were not reached in the time" not in text
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["fashion_gpu_60k_alexnet_small_figure1.png"]
@@ -109,16 +115,8 @@ def test_a_second_schedule_is_reported_apart(monkeypatch, tmp_path):
         dst = tmp_path / "store" / stage / "alexnet_small"
         dst.mkdir(parents=True)
         (dst / files[0].name).write_text(files[0].read_text())
-    monkeypatch.setattr(mr, "FIGS", tmp_path / "figs")
-    (tmp_path / "figs").mkdir()
-    out = []
-    mr.section_convnets(out.append, tmp_path / "store", figures="gpu", stored_only=True, resume="RESUME")
-    text = "".join(out)
-    lines = text.splitlines()
-    head = next(i for i, line in enumerate(lines) if line.startswith("| model | training images |"))
-    end = next(i for i in range(head, len(lines)) if not lines[i].startswith("|"))
-    rows = [line.split(" | ")[0] for line in lines[head + 2:end]]
-    assert rows == ["| small AlexNet", "| small AlexNet (a constant learning rate)"]
+    text, table = _section(mr, monkeypatch, tmp_path, "RESUME")
+    assert [line.split(" | ")[0] for line in table] == ["| small AlexNet", "| small AlexNet (a constant learning rate)"]
     assert ("## small AlexNet on 60,000 Fashion-MNIST training images, a second schedule: a constant learning "
             "rate (the paper's decays by 0.95 per 50,000 examples)") in text
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [

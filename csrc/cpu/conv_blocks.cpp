@@ -42,12 +42,12 @@ void check_lrn(int64_t size, double alpha, double beta, double k, const char* op
 void check_pool(const at::Tensor& x, int64_t kernel, int64_t stride, int64_t padding, const char* op) {
   RETHINK_CHECK(x.dim() == 4, op, ": input must be (N, C, H, W), got ", x.dim(), "-D");
   RETHINK_CHECK(kernel >= 1 && stride >= 1, op, ": kernel_size and stride must be >= 1, got ", kernel, " and ",
-              stride);
+                stride);
   RETHINK_CHECK(padding >= 0 && 2 * padding <= kernel, op, ": padding must be in [0, kernel_size / 2], got ",
-              padding, " for kernel_size ", kernel);
+                padding, " for kernel_size ", kernel);
   RETHINK_CHECK(x.size(2) + 2 * padding >= kernel && x.size(3) + 2 * padding >= kernel, op, ": input of ",
-              x.size(2), "x", x.size(3), " is smaller than the ", kernel, "x", kernel, " window (padding ", padding,
-              ")");
+                x.size(2), "x", x.size(3), " is smaller than the ", kernel, "x", kernel, " window (padding ", padding,
+                ")");
   RETHINK_CHECK(x.size(2) * x.size(3) < (int64_t(1) << 31), op, ": planes of at most 2^31 - 1 positions");
 }
 
@@ -55,10 +55,10 @@ void check_lrn_backward(const at::Tensor& grad, const at::Tensor& input, const a
                         double alpha, double beta, double k) {
   check_lrn(size, alpha, beta, k, "lrn_backward");
   RETHINK_CHECK(grad.sizes() == input.sizes() && scale.sizes() == input.sizes(),
-              "lrn_backward: grad ", grad.sizes(), ", input ", input.sizes(), " and scale ", scale.sizes(),
-              " must have one shape");
+                "lrn_backward: grad ", grad.sizes(), ", input ", input.sizes(), " and scale ", scale.sizes(),
+                " must have one shape");
   RETHINK_CHECK(grad.scalar_type() == input.scalar_type() && scale.scalar_type() == input.scalar_type(),
-              "lrn_backward: grad, input and scale must have one dtype");
+                "lrn_backward: grad, input and scale must have one dtype");
 }
 
 void check_pool_lrn_backward(const at::Tensor& grad, const at::Tensor& pooled, const at::Tensor& scale,
@@ -67,20 +67,21 @@ void check_pool_lrn_backward(const at::Tensor& grad, const at::Tensor& pooled, c
   check_lrn(size, alpha, beta, k, "pool_lrn_backward");
   RETHINK_CHECK(input_size.size() == 4, "pool_lrn_backward: input_size must hold 4 sizes, got ", input_size.size());
   RETHINK_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
-              "pool_lrn_backward: bad window (kernel_size ", kernel, ", stride ", stride, ", padding ", padding, ")");
+                "pool_lrn_backward: bad window (kernel_size ", kernel, ", stride ", stride, ", padding ", padding, ")");
   RETHINK_CHECK(grad.dim() == 4 && grad.sizes() == pooled.sizes() && scale.sizes() == pooled.sizes() &&
-                  argmax.sizes() == pooled.sizes(),
-              "pool_lrn_backward: grad ", grad.sizes(), ", pooled ", pooled.sizes(), ", scale ", scale.sizes(),
-              " and argmax ", argmax.sizes(), " must have one 4-D shape");
-  RETHINK_CHECK(argmax.scalar_type() == at::kInt, "pool_lrn_backward: argmax must be int32, got ", argmax.scalar_type());
+                    argmax.sizes() == pooled.sizes(),
+                "pool_lrn_backward: grad ", grad.sizes(), ", pooled ", pooled.sizes(), ", scale ", scale.sizes(),
+                " and argmax ", argmax.sizes(), " must have one 4-D shape");
+  RETHINK_CHECK(argmax.scalar_type() == at::kInt, "pool_lrn_backward: argmax must be int32, got ",
+                argmax.scalar_type());
   RETHINK_CHECK(input_size[0] == pooled.size(0) && input_size[1] == pooled.size(1) &&
-                  input_size[2] + 2 * padding >= kernel && input_size[3] + 2 * padding >= kernel &&
-                  pool_out_size(input_size[2], kernel, stride, padding) == pooled.size(2) &&
-                  pool_out_size(input_size[3], kernel, stride, padding) == pooled.size(3),
-              "pool_lrn_backward: input_size ", input_size, " does not pool to ", pooled.sizes(), " (kernel_size ",
-              kernel, ", stride ", stride, ", padding ", padding, ")");
+                    input_size[2] + 2 * padding >= kernel && input_size[3] + 2 * padding >= kernel &&
+                    pool_out_size(input_size[2], kernel, stride, padding) == pooled.size(2) &&
+                    pool_out_size(input_size[3], kernel, stride, padding) == pooled.size(3),
+                "pool_lrn_backward: input_size ", input_size, " does not pool to ", pooled.sizes(), " (kernel_size ",
+                kernel, ", stride ", stride, ", padding ", padding, ")");
   RETHINK_CHECK(grad.scalar_type() == pooled.scalar_type() && scale.scalar_type() == pooled.scalar_type(),
-              "pool_lrn_backward: grad, pooled and scale must have one dtype");
+                "pool_lrn_backward: grad, pooled and scale must have one dtype");
 }
 
 namespace {
@@ -110,7 +111,7 @@ at::Tensor empty_like_layout(const at::Tensor& x, at::IntArrayRef sizes, at::Sca
 
 void check_float(const at::Tensor& x, const char* what, const char* op) {
   RETHINK_CHECK(at::isFloatingType(x.scalar_type()), op, ": ", what, " must be a floating-point tensor, got ",
-              x.scalar_type());
+                x.scalar_type());
   RETHINK_CHECK(x.device().is_cpu(), op, ": ", what, " must be on the CPU here, got ", x.device());
 }
 

@@ -16,7 +16,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <sstream>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -37,7 +37,7 @@ void check_project_args(const at::Tensor& X, const at::Tensor& A) {
   RETHINK_CHECK(A.scalar_type() == at::kDouble, "interp_project: A must be float64, got ", A.scalar_type());
   const auto st = X.scalar_type();
   RETHINK_CHECK(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
-              "interp_project: X must be float16, bfloat16, float32 or float64, got ", st);
+                "interp_project: X must be float16, bfloat16, float32 or float64, got ", st);
   RETHINK_CHECK(X.size(1) == A.size(1), "interp_project: X has ", X.size(1), " columns but A has ", A.size(1));
   RETHINK_CHECK(X.device() == A.device(), "interp_project: X is on ", X.device(), " but A is on ", A.device());
 }
@@ -46,9 +46,9 @@ void check_weights_args(const at::Tensor& z, const at::Tensor& y, double t) {
   RETHINK_CHECK(z.dim() == 1, "interp_weights: z must be 1-D (m,), got ", z.dim(), "-D");
   RETHINK_CHECK(y.dim() == 2, "interp_weights: y must be 2-D (m, k), got ", y.dim(), "-D");
   RETHINK_CHECK(z.scalar_type() == at::kDouble && y.scalar_type() == at::kDouble,
-              "interp_weights: z and y must be float64");
+                "interp_weights: z and y must be float64");
   RETHINK_CHECK(y.size(0) == z.size(0), "interp_weights: z has ", z.size(0), " nodes but y has ", y.size(0),
-              " rows");
+                " rows");
   RETHINK_CHECK(z.device() == y.device(), "interp_weights: z and y must be on the same device");
   RETHINK_CHECK(t > 0.0 && t < 1.0, "interp_weights: t must lie in (0, 1), got ", t);
 }
@@ -62,17 +62,17 @@ void check_score_args(const at::Tensor& zs, const at::Tensor& order, const at::T
   RETHINK_CHECK(zs.dim() == 2 && order.dim() == 2, "interp_score: zs and order must be 2-D (R, n)");
   RETHINK_CHECK(zs.sizes() == order.sizes(), "interp_score: zs and order must have the same shape");
   RETHINK_CHECK(zs.scalar_type() == at::kDouble && y.scalar_type() == at::kDouble,
-              "interp_score: zs and y must be float64");
+                "interp_score: zs and y must be float64");
   RETHINK_CHECK(order.scalar_type() == at::kLong, "interp_score: order must be int64");
   RETHINK_CHECK(y.dim() == 1 && y.size(0) == zs.size(1), "interp_score: y must be 1-D with n = ", zs.size(1),
-              " values");
+                " values");
   RETHINK_CHECK(zs.device() == order.device() && zs.device() == y.device(),
-              "interp_score: zs, order and y must be on the same device");
+                "interp_score: zs, order and y must be on the same device");
   RETHINK_CHECK(t > 0.0 && t < 1.0, "interp_score: t must lie in (0, 1), got ", t);
   if (order.numel() > 0) {
     const int64_t lo = order.min().item<int64_t>(), hi = order.max().item<int64_t>();
     RETHINK_CHECK(lo >= 0 && hi < zs.size(1), "interp_score: order holds indices outside [0, ", zs.size(1),
-                ")");
+                  ")");
   }
 }
 
@@ -82,12 +82,12 @@ void check_eval_args(const at::Tensor& zq, const at::Tensor& b, const at::Tensor
   RETHINK_CHECK(y.dim() == 2 && s.dim() == 2, "interp_eval: y and s must be 2-D (m, k)");
   for (const at::Tensor* t : {&zq, &b, &z, &y, &s}) {
     RETHINK_CHECK(t->scalar_type() == at::kDouble, "interp_eval: every input must be float64, got ",
-                t->scalar_type());
+                  t->scalar_type());
     RETHINK_CHECK(t->device() == zq.device(), "interp_eval: every input must be on ", zq.device());
   }
   const int64_t m = b.size(0);
   RETHINK_CHECK(z.size(0) == m && y.size(0) == m && s.size(0) == m,
-              "interp_eval: b, z, y and s must have the same number of nodes");
+                "interp_eval: b, z, y and s must have the same number of nodes");
   RETHINK_CHECK(s.size(1) == y.size(1), "interp_eval: y and s must have the same number of columns");
 }
 
@@ -137,7 +137,7 @@ void check_finite(const at::Tensor& t, const char* op, const char* name) {
   const int64_t i = first_nonfinite(t);
   if (i < 0) return;
   RETHINK_CHECK(false, op, ": ", name, " must be finite, but ", name, " holds ", t.reshape({-1})[i].item<double>(),
-              " at flat index ", i);
+                " at flat index ", i);
 }
 
 // Each row of v (1-D: v itself) must increase along its last dimension: strictly
@@ -149,11 +149,10 @@ void check_increasing(const at::Tensor& v, const char* op, const char* name, boo
   if (f < 0) return;
   const int64_t r = f / (n - 1), i = f % (n - 1);
   const at::Tensor row = v.reshape({-1, n})[r];
-  std::ostringstream at_row;
-  if (v.dim() > 1) at_row << " in row " << r;
+  const std::string at_row = v.dim() > 1 ? " in row " + std::to_string(r) : "";
   RETHINK_CHECK(false, op, ": ", name, strict ? " must be strictly increasing" : " must be sorted ascending",
-              ", but ", name, "[", i + 1, "] = ", row[i + 1].item<double>(), strict ? " <= " : " < ", name, "[", i,
-              "] = ", row[i].item<double>(), at_row.str());
+                ", but ", name, "[", i + 1, "] = ", row[i + 1].item<double>(), strict ? " <= " : " < ", name, "[", i,
+                "] = ", row[i].item<double>(), at_row);
 }
 
 void check_weights_values(const at::Tensor& z, const at::Tensor& y) {

@@ -23,70 +23,70 @@ namespace rethink {
 BatchArgs make_batch_args(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& indices,
                           at::IntArrayRef config, at::ArrayRef<double> stats, at::ScalarType dtype) {
   RETHINK_CHECK(images.dim() == 4, "randomized_batch: images must be 4-D (N, C, H, W), got ", images.dim(),
-              "-D");
+                "-D");
   RETHINK_CHECK(images.scalar_type() == at::kByte, "randomized_batch: images must be uint8, got ",
-              images.scalar_type());
+                images.scalar_type());
   RETHINK_CHECK(labels.dim() == 1 && labels.scalar_type() == at::kLong,
-              "randomized_batch: labels must be a 1-D int64 tensor, got ", labels.scalar_type(), " with ",
-              labels.dim(), " dims");
+                "randomized_batch: labels must be a 1-D int64 tensor, got ", labels.scalar_type(), " with ",
+                labels.dim(), " dims");
   RETHINK_CHECK(indices.dim() == 1 && indices.scalar_type() == at::kLong,
-              "randomized_batch: indices must be a 1-D int64 tensor, got ", indices.scalar_type(), " with ",
-              indices.dim(), " dims");
+                "randomized_batch: indices must be a 1-D int64 tensor, got ", indices.scalar_type(), " with ",
+                indices.dim(), " dims");
   RETHINK_CHECK(images.device() == labels.device() && images.device() == indices.device(),
-              "randomized_batch: images, labels and indices must be on one device, got ", images.device(),
-              ", ", labels.device(), ", ", indices.device());
+                "randomized_batch: images, labels and indices must be on one device, got ", images.device(),
+                ", ", labels.device(), ", ", indices.device());
   RETHINK_CHECK(static_cast<int64_t>(config.size()) == kNumBatchFields, "randomized_batch: config must hold ",
-              static_cast<int>(kNumBatchFields), " integers (rethink._C.batch_fields()), got ", config.size());
+                static_cast<int>(kNumBatchFields), " integers (rethink._C.batch_fields()), got ", config.size());
   const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
   RETHINK_CHECK(labels.size(0) == n, "randomized_batch: labels has ", labels.size(0), " entries for ", n,
-              " images");
+                " images");
   RETHINK_CHECK(n < (int64_t(1) << 31), "randomized_batch: at most 2^31 - 1 images, got ", n);
   RETHINK_CHECK(c >= 1 && h >= 1 && w >= 1, "randomized_batch: empty image shape (", c, ", ", h, ", ", w, ")");
   RETHINK_CHECK(c * h * w <= (int64_t(1) << 30), "randomized_batch: images of ", c * h * w,
-              " values exceed the 2^30 limit");
+                " values exceed the 2^30 limit");
   const int64_t pixel_mode = config[kPixelModeField], split = config[kSplitField], epoch = config[kEpochField];
   const int64_t pad = config[kPadField], out_h = config[kOutHField], out_w = config[kOutWField];
   const int64_t normalize = config[kNormalizeField], max_rotation = config[kMaxRotationField];
   RETHINK_CHECK(pixel_mode >= kPixelNone && pixel_mode <= kGaussian, "randomized_batch: unknown pixel_mode ",
-              pixel_mode, " (0..5)");
+                pixel_mode, " (0..5)");
   RETHINK_CHECK(config[kCorruptionSeedField] >= 0 && config[kAugSeedField] >= 0,
-              "randomized_batch: seeds must be in [0, 2^63), got corruption_seed=", config[kCorruptionSeedField],
-              " and aug_seed=", config[kAugSeedField]);
+                "randomized_batch: seeds must be in [0, 2^63), got corruption_seed=", config[kCorruptionSeedField],
+                " and aug_seed=", config[kAugSeedField]);
   RETHINK_CHECK(epoch >= 0 && epoch <= 0xFFFFFFFFll, "randomized_batch: epoch must be in [0, 2^32), got ",
-              epoch);
+                epoch);
   RETHINK_CHECK(split >= 0 && split <= 0xFFFFFFFFll, "randomized_batch: split must be in [0, 2^32), got ",
-              split);
+                split);
   RETHINK_CHECK(pad >= 0 && pad <= 4096, "randomized_batch: pad must be in [0, 4096], got ", pad);
   RETHINK_CHECK(out_h >= 1 && out_h <= h + 2 * pad && out_w >= 1 && out_w <= w + 2 * pad,
-              "randomized_batch: output size (", out_h, ", ", out_w, ") does not fit the image (", h, ", ", w,
-              ") padded by ", pad);
+                "randomized_batch: output size (", out_h, ", ", out_w, ") does not fit the image (", h, ", ", w,
+                ") padded by ", pad);
   RETHINK_CHECK(normalize >= 0 && normalize <= 2, "randomized_batch: unknown normalize mode ", normalize,
-              " (0 none, 1 per-image, 2 per-channel)");
+                " (0 none, 1 per-image, 2 per-channel)");
   RETHINK_CHECK(max_rotation >= 0 && max_rotation <= kMaxRotation, "randomized_batch: max_rotation must be in [0, ",
-              kMaxRotation, "] degrees, got ", max_rotation);
+                kMaxRotation, "] degrees, got ", max_rotation);
   for (int f : {kRandomCropField, kFlipField, kChannelsLastField, kCheckIndicesField})
     RETHINK_CHECK(config[f] == 0 || config[f] == 1, "randomized_batch: ", kBatchFieldNames[f],
-                " must be 0 or 1, got ", config[f]);
+                  " must be 0 or 1, got ", config[f]);
   const bool gauss = pixel_mode == kGaussian, per_channel = normalize == 2;
-  RETHINK_CHECK(!(gauss || per_channel) || c <= kMaxChannels, "randomized_batch: per-channel statistics support at most ",
-              kMaxChannels, " channels, got ", c);
+  RETHINK_CHECK(!(gauss || per_channel) || c <= kMaxChannels,
+                "randomized_batch: per-channel statistics support at most ", kMaxChannels, " channels, got ", c);
   RETHINK_CHECK(static_cast<int64_t>(stats.size()) == 4 * c, "randomized_batch: stats must hold 4 * C = ", 4 * c,
-              " floats (Gaussian mean, Gaussian std, normalization mean, normalization std), got ", stats.size());
+                " floats (Gaussian mean, Gaussian std, normalization mean, normalization std), got ", stats.size());
   for (int64_t k = 0; k < c; ++k) {
     if (gauss) {
       RETHINK_CHECK(std::isfinite(stats[k]) && std::isfinite(stats[c + k]) && stats[c + k] >= 0,
-                  "randomized_batch: gaussian needs a finite mean and a finite std >= 0 per channel, got mean ",
-                  stats[k], " and std ", stats[c + k], " for channel ", k);
+                    "randomized_batch: gaussian needs a finite mean and a finite std >= 0 per channel, got mean ",
+                    stats[k], " and std ", stats[c + k], " for channel ", k);
     }
     if (per_channel) {
       RETHINK_CHECK(std::isfinite(stats[2 * c + k]) && std::isfinite(stats[3 * c + k]) && stats[3 * c + k] > 0,
-                  "randomized_batch: per-channel normalization needs a finite mean and a finite std > 0 per "
-                  "channel, got mean ",
-                  stats[2 * c + k], " and std ", stats[3 * c + k], " for channel ", k);
+                    "randomized_batch: per-channel normalization needs a finite mean and a finite std > 0 per "
+                    "channel, got mean ",
+                    stats[2 * c + k], " and std ", stats[3 * c + k], " for channel ", k);
     }
   }
   RETHINK_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
-              "randomized_batch: dtype must be float32, float16 or bfloat16, got ", dtype);
+                "randomized_batch: dtype must be float32, float16 or bfloat16, got ", dtype);
 
   BatchArgs p{};
   p.n = n;
@@ -130,7 +130,7 @@ BatchArgs make_batch_args(const at::Tensor& images, const at::Tensor& labels, co
   if ((p.check_indices || images.is_cpu()) && indices.numel() > 0) {
     const int64_t lo = indices.min().item<int64_t>(), hi = indices.max().item<int64_t>();
     RETHINK_CHECK(lo >= 0 && hi < n, "randomized_batch: indices must be in [0, ", n, "), got values in [", lo,
-                ", ", hi, "]");
+                  ", ", hi, "]");
   }
   return p;
 }
@@ -389,9 +389,9 @@ std::tuple<at::Tensor, at::Tensor> randomized_batch_cpu(const at::Tensor& images
 at::Tensor feistel_permutation_cpu(int64_t n, int64_t seed, int64_t image, int64_t split, bool shared) {
   RETHINK_CHECK(n >= 1 && n <= (int64_t(1) << 30), "feistel_permutation: n must be in [1, 2^30], got ", n);
   RETHINK_CHECK(image >= 0 && image <= 0xFFFFFFFFll, "feistel_permutation: image must be in [0, 2^32), got ",
-              image);
+                image);
   RETHINK_CHECK(split >= 0 && split <= 0xFFFFFFFFll, "feistel_permutation: split must be in [0, 2^32), got ",
-              split);
+                split);
   const FeistelPerm p = shared ? shared_perm(static_cast<uint32_t>(n), seed)
                                : image_perm(static_cast<uint32_t>(n), seed, static_cast<uint32_t>(image),
                                             static_cast<uint32_t>(split));

@@ -43,7 +43,7 @@ unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1)
 void check_cuda(const at::Tensor& x, const char* what, const char* op) {
   RETHINK_CHECK(x.is_cuda(), op, " (CUDA kernel): ", what, " must be on a CUDA device, got ", x.device());
   RETHINK_CHECK(at::isFloatingType(x.scalar_type()), op, ": ", what, " must be a floating-point tensor, got ",
-              x.scalar_type());
+                x.scalar_type());
 }
 
 template <typename scalar_t, typename acc_t>
