@@ -183,7 +183,8 @@ def zoo(grid: dict[str, list] | None = None, seeds=(0, 1), out_dir: str | os.Pat
         **settings: Any) -> ZooReport:
     """Train the factorial grid of :func:`zoo_specs` into ``out_dir`` and compute the measures
     of every run that completed (``measure_settings`` go to :func:`rethink.measures.compute`,
-    e.g. ``samples``, ``max_examples``). Finished runs and cached measures are reused; runs
+    e.g. ``samples``, ``max_examples``). Finished runs and cached measures are reused (a run
+    whose measures are cached is not trained again for want of its weights file); runs
     and measures spread over ``devices`` or an ``executor`` (:func:`rethink.runner.run_jobs`);
     ``execution`` (a :class:`rethink.runner.Execution`) gives out_dir, root, device, devices,
     executor and progress at once.
@@ -197,9 +198,14 @@ def zoo(grid: dict[str, list] | None = None, seeds=(0, 1), out_dir: str | os.Pat
     ex = execution or Execution(out_dir, root, device, devices, executor, progress)
     root, out_dir = ex.root, ex.out_dir
     plan = _plan(grid, seeds, root, settings)
+    cached: set[str] = set()
     if measures:  # bad measure settings are refused before anything is trained
-        MeasureJob.make("", measure_settings)
-    results = ex.fits([FitJob.of(sub, spec, root) for spec, sub in plan], desc="zoo")
+        proto = MeasureJob.make("", measure_settings)
+        # a finished run whose measures are cached needs no weights file: it is not trained again
+        cached = {spec.run_name() for spec, _ in plan
+                  if dataclasses.replace(proto, run_name=spec.run_name()).finished(Path(out_dir)) is not None}
+    results = ex.fits([FitJob.of(sub, spec, root, weights=spec.run_name() not in cached) for spec, sub in plan],
+                      desc="zoo")
     report = ZooReport(results=results, out_dir=Path(out_dir))
     if measures:
         done = [(r, sub) for r, (_, sub) in zip(results, plan) if r.status == "completed"]

@@ -34,12 +34,17 @@ Stages:
 threads on the CPU; on a GPU they share it); ``--threads`` sets torch's threads of this process
 (in-process runs, ``--workers 1``). ``--device cuda`` trains and measures every run of a stage on
 the GPU; ``main --families alexnet nin`` trains those families' grids only (two processes can
-share the main grid's folder, one family each).
+share the main grid's folder, one family each; ``--models`` narrows a family to some models).
+``main --measures --each`` trains and measures one run at a time, cheapest first, where a block
+otherwise trains all its runs before measuring any: a process stopped early (a session's end)
+leaves each run it finished with its measures. A run whose measures are cached is not trained
+again, weights file or not (a committed result folder copied into results/ resumes as it is).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import statistics
@@ -153,13 +158,34 @@ def specs(blocks) -> list:
     return out
 
 
-def train(blocks, out_dir: Path, devices, measures: bool = False, device: str = "cpu") -> list:
-    """Every block through :func:`rethink.zoo` into ``out_dir`` on ``device`` (or its worker
-    ``devices``); the results, one per distinct run."""
-    results = {}
+def one_by_one(blocks) -> list[tuple[str, dict, dict, tuple]]:
+    """``blocks`` split into one block per run, as ``(label, grid of one cell, fixed, (seed,))``:
+    smaller training sets first, then fewer flipped labels (what fits in fewer epochs), then the
+    seed."""
+    out = []
     for label, grid, fixed in blocks:
+        keys = list(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            cell = dict(zip(keys, values))
+            for seed in SEEDS:
+                out.append((f"{label} {cell} seed {seed}", {k: [v] for k, v in cell.items()}, fixed, (seed,)))
+
+    def cost(b):
+        cell = {**b[2], **{k: v[0] for k, v in b[1].items()}}
+        return cell.get("train_size", 0), str(cell.get("corruption", "none")) != "none", b[3]
+    return sorted(out, key=cost)
+
+
+def train(blocks, out_dir: Path, devices, measures: bool = False, device: str = "cpu", each: bool = False) -> list:
+    """Every block through :func:`rethink.zoo` into ``out_dir`` on ``device`` (or its worker
+    ``devices``); the results, one per distinct run. ``each``: one run at a time, trained and
+    then measured (:func:`one_by_one`), so that a process stopped early leaves every run it
+    finished with its measures (without it a block trains all its runs, then measures them)."""
+    results = {}
+    runs = one_by_one(blocks) if each else [(label, grid, fixed, SEEDS) for label, grid, fixed in blocks]
+    for label, grid, fixed, seeds in runs:
         t0 = time.perf_counter()
-        rep = rethink.zoo(grid, SEEDS, out_dir, measures=measures, device=device, devices=devices, progress=False,
+        rep = rethink.zoo(grid, seeds, out_dir, measures=measures, device=device, devices=devices, progress=False,
                           **{**SETTINGS, **fixed})
         for r in rep.results:
             results[r.run_name] = r
@@ -421,6 +447,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="the device of every run (workers share it)")
     p.add_argument("--families", nargs="+", choices=list(MAIN), default=list(MAIN),
                    help="main: these families' grids only, in this order (another process may train the rest)")
+    p.add_argument("--each", action="store_true",
+                   help="main: train and measure one run at a time, cheapest first (a process stopped early "
+                        "keeps every run it finished with its measures)")
     p.add_argument("--models", nargs="+", default=None,
                    help="main: only these models of the families' grids (e.g. nin2x24 nin4x24)")
     args = p.parse_args(argv)
@@ -447,7 +476,7 @@ def main(argv=None) -> int:
                 p.error(f"--models {bad}: not in the grids of {args.families}")
             blocks = [(f, {**g, "model": [m for m in g["model"] if m in args.models]}, fx) for f, g, fx in blocks
                       if any(m in args.models for m in g["model"])]
-        results = train(blocks, OUT / "main", devices, measures=args.measures, device=args.device)
+        results = train(blocks, OUT / "main", devices, measures=args.measures, device=args.device, each=args.each)
         print(f"{len(results)} runs, {sum(r.status == 'completed' for r in results)} completed")
     print(f"{args.stage}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     return 0

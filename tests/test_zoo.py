@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import rethink
-from rethink.zoo import ZOO_GRID, MeasureJob, zoo_specs
+from rethink.zoo import ZOO_GRID, MeasureJob, ZooReport, zoo_specs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -59,6 +59,17 @@ def test_zoo_trains_measures_and_caches(tmp_path):
     again = rethink.zoo(grid, seeds=(0,), out_dir=tmp_path, device="cpu", progress=False, **settings, **TINY)
     assert all(_same(again.measures[k], rep.measures[k]) for k in rep.measures)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.json")} == stamps
+    # without their weights files (a committed result folder) runs with cached measures are not trained again
+    a, b = (r.run_name for r in rep.results)
+    for name in (a, b):
+        (tmp_path / f"{name}.pt").unlink()
+    (tmp_path / f"{b}.measures.json").unlink()  # ... but a run without them is: its measures need its weights
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob(f"{a}*")}
+    third = rethink.zoo(grid, seeds=(0,), out_dir=tmp_path, device="cpu", progress=False, **settings, **TINY)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob(f"{a}*")} == stamps and not (tmp_path / f"{a}.pt").exists()
+    assert _same(third.measures[a], rep.measures[a])
+    assert (tmp_path / f"{b}.pt").exists() and (tmp_path / f"{b}.measures.json").exists()
+    assert _same(third.measures[b], rep.measures[b])  # retrained on the CPU with the same seed: the same values
     # other measure settings are a different cache entry
     assert MeasureJob.make(rep.results[0].run_name, {"measures": ["l2"]}).finished(tmp_path) is None
     same = MeasureJob.make(rep.results[0].run_name, {"measures": ("l2", "margin", "params"), "seed": 0})
@@ -148,8 +159,8 @@ def test_convnet_zoo_main_families_and_models_select_the_grid(monkeypatch):
     z = _zoo_convnets()
     seen = {}
 
-    def fake_train(blocks, out_dir, devices, measures=False, device="cpu"):
-        seen.update(blocks=blocks, devices=devices, device=device, measures=measures)
+    def fake_train(blocks, out_dir, devices, measures=False, device="cpu", each=False):
+        seen.update(blocks=blocks, devices=devices, device=device, measures=measures, each=each)
         return []
 
     monkeypatch.setattr(z, "train", fake_train)
@@ -161,10 +172,30 @@ def test_convnet_zoo_main_families_and_models_select_the_grid(monkeypatch):
     picked = {s.run_name() for s in z.specs(seen["blocks"])}
     whole = [s for s in z.specs(z.main_blocks()) if s.model in ("nin2x24", "nin4x24")]
     assert picked == {s.run_name() for s in whole} and len(picked) == 16
-    z.main(["main", "--families", "alexnet", "mlp"])
-    assert [f for f, _, _ in seen["blocks"]] == ["alexnet", "mlp"] and seen["devices"] is None
+    assert not seen["each"]
+    z.main(["main", "--families", "alexnet", "mlp", "--each"])
+    assert [f for f, _, _ in seen["blocks"]] == ["alexnet", "mlp"] and seen["devices"] is None and seen["each"]
     with pytest.raises(SystemExit):
         z.main(["main", "--families", "mlp", "--models", "nin2x24"])
+
+
+def test_convnet_zoo_one_run_at_a_time_covers_the_grid_cheapest_first(monkeypatch):
+    z = _zoo_convnets()
+    blocks = [b for b in z.main_blocks() if b[0] == "nin"]
+    runs = z.one_by_one(blocks)
+    names = [s.run_name() for _, grid, fixed, seeds in runs for s in zoo_specs(grid, seeds, **{**z.SETTINGS, **fixed})]
+    assert len(names) == len(runs) == len(set(names)) and set(names) == {s.run_name() for s in z.specs(blocks)}
+    cells = [{k: v[0] for k, v in grid.items()} | {"seed": seeds[0]} for _, grid, _, seeds in runs]
+    keys = [(c["train_size"], c["corruption"] != "none", c["seed"]) for c in cells]
+    assert keys == sorted(keys) and keys[0] == (min(z.MAIN["nin"]["train_size"]), False, 0)
+    calls = []
+    monkeypatch.setattr(z.rethink, "zoo", lambda grid, seeds, out_dir, **kw: calls.append((grid, seeds))
+                        or ZooReport(results=[]))
+    z.train(blocks, None, None, measures=True, each=True)
+    assert calls == [(grid, seeds) for _, grid, _, seeds in runs]
+    calls.clear()
+    z.train(blocks, None, None, measures=True)
+    assert calls == [(blocks[0][1], z.SEEDS)]
 
 
 def test_convnet_zoo_pilot_report_against_seed_noise():
