@@ -534,6 +534,19 @@ def _measure_runs(runs, measures, device, devices, executor, seed, dataset, prog
     return out
 
 
+def _without_folder(message: str, path) -> str:
+    """``message`` with the folder of the run at ``path`` left out of the file names it holds: a
+    report names the file, never an absolute path of the machine that made it."""
+    if path is None:
+        return message
+    import os
+    from pathlib import Path
+
+    for folder in sorted({str(Path(path).resolve().parent), str(Path(path).parent)}, key=len, reverse=True):
+        message = message.replace(folder + os.sep, "")
+    return message
+
+
 def study(results_or_dir, out_dir=None, *, measures="all", device="auto", seed=0, dataset=None,
           progress: bool = False, devices=None, executor=None, **compute_kwargs) -> StudyReport:
     """Rank complexity measures by how well they predict the generalization gap across runs.
@@ -592,7 +605,7 @@ def study(results_or_dir, out_dir=None, *, measures="all", device="auto", seed=0
     for name, res in done:
         m = values[id(res)]
         if isinstance(m, Exception):
-            skipped[name] = f"{type(m).__name__}: {m}"
+            skipped[name] = _without_folder(f"{type(m).__name__}: {m}", res.path)
             continue
         fin = res.final
         row = {"run_name": name, **{k: _hp_value(res.config, k) for k in HYPERPARAMETERS},

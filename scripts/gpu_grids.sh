@@ -18,8 +18,8 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_out}
 DEADLINE=${DEADLINE:-540}
 ZOO_WORKERS=${ZOO_WORKERS:-6}
-# The zoo's families still to be trained and measured on a GPU (its AlexNets are stored with their
-# measures; a run is reused only where its weights file is there, and weights do not come back).
+# The zoo's families still to be trained and measured on a GPU. The stored zoo is copied into
+# results/ first: a run whose measures are stored is not trained again (weights do not come back).
 ZOO_FAMILIES=${ZOO_FAMILIES:-nin}
 # Only these models of those families (empty: all of them; "none": no zoo). The default: the NiNs
 # not yet measured (nin2x24 and nin4x24 were trained and measured on a CPU, 3 of the 8 nin4x96 too).
@@ -49,6 +49,7 @@ fi
 # The paper's conv-net runs stored from earlier GPU sessions: a randomization test reuses a stored
 # result without its weights, so they are not trained again (cp -n keeps this machine's newer files).
 mkdir -p results/convnets_cuda && cp -rn docs/results/convnets_cuda/. results/convnets_cuda/
+mkdir -p results/zoo_convnets/main && cp -rn docs/results/zoo_convnets/main/. results/zoo_convnets/main/
 left=$(( DEADLINE - $(elapsed) ))
 say "grids and CUDA tests for $left s"
 # In xdist workers, so that an op check that crashes that machine's build (seen before the CPU

@@ -42,8 +42,10 @@ SETTINGS = {"crop+wd": "random crop + weight decay", "crop": "random crop", "wd"
 
 
 def collect(src: Path, dst: Path) -> int:
-    """Copy every finished result JSON under ``src`` to the same relative path under ``dst``, compact
-    (an unfinished run's JSON is not copied, and an earlier copy of it is removed)."""
+    """Copy every finished result JSON under ``src`` to the same relative path under ``dst``, compact;
+    measure caches and memorization reports as they are. An unfinished run's JSON (one being
+    trained, or trained again) is not copied, and an earlier finished copy of it is kept: a stored
+    result is replaced only by a finished one. Returns the number of files written."""
     n = 0
     for path in sorted(src.rglob("*.json")):
         out = dst / path.relative_to(src)
@@ -57,7 +59,6 @@ def collect(src: Path, dst: Path) -> int:
         except ValueError:
             continue
         if r.status != "completed":
-            out.unlink(missing_ok=True)
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
         d = r.to_dict()

@@ -1,5 +1,6 @@
 """The stages of scripts/reproduce_convnets.py: no run is planned into two folders (it would be
 trained twice and counted twice)."""
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -121,3 +122,24 @@ def test_a_second_schedule_is_reported_apart(monkeypatch, tmp_path):
             "rate (the paper's decays by 0.95 per 50,000 examples)") in text
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
         "fashion_gpu_60k_alexnet_small_figure1.png", "fashion_gpu_60k_constlr_alexnet_small_figure1.png"]
+
+
+def test_collect_stores_finished_runs_and_never_drops_a_stored_one(tmp_path):
+    mr = _make_report()
+    src, dst = tmp_path / "results", tmp_path / "docs"
+    r = rethink.fit_random(dataset="digits", max_epochs=1, train_size=100, test_size=50, out_dir=src / "a",
+                           run_name="done", device="cpu", progress=False)
+    assert r.status == "completed"
+    (src / "a" / "done.measures.json").write_text('{"values": {"l2": 1.0}}')
+    assert mr.collect(src, dst) == 2
+    stored = (dst / "a" / "done.json").read_text()
+    got = rethink.Result.load(dst / "a" / "done.json")
+    assert got.status == "completed" and got.final == r.final
+    assert got.config["out_dir"] == "results/a"  # no absolute path of this machine
+    assert (dst / "a" / "done.measures.json").read_text() == '{"values": {"l2": 1.0}}'
+    # the same run trained again, unfinished: the stored finished copy stays as it was
+    d = json.loads((src / "a" / "done.json").read_text())
+    d["status"] = "running"
+    (src / "a" / "done.json").write_text(json.dumps(d))
+    assert mr.collect(src, dst) == 1  # the measures only
+    assert (dst / "a" / "done.json").read_text() == stored

@@ -516,3 +516,19 @@ def test_signals_section_reads_a_difference_against_the_seed_spread():
     sig["auroc"]["loss_epoch1"] = [0.991, 0.989]
     text = sg.signals_section(d, sig, knn=0.90)
     assert "0.040 below it, more than twice the seed spread of that signal (0.001)" in text
+
+
+def test_study_names_a_run_it_cannot_measure_without_this_machines_paths(tmp_path):
+    import rethink
+
+    runs = tmp_path / "runs"
+    for wd in (0.0, 1e-3):
+        rethink.fit_random(dataset="digits", train_size=100, test_size=50, max_epochs=1, weight_decay=wd,
+                           out_dir=runs, run_name=f"wd{wd:g}", device="cpu", progress=False)
+    (runs / "wd0.pt").unlink()  # its weights gone, its measures never cached
+    rep = S.study(runs, tmp_path / "study", measures=["l2"], device="cpu")
+    assert [r["run_name"] for r in rep.rows] == ["wd0.001"]
+    reason = rep.skipped["wd0"]
+    assert reason.startswith("FileNotFoundError") and "'wd0.pt'" in reason, reason
+    text = (tmp_path / "study" / "measures.md").read_text()
+    assert "wd0.pt" in text and str(tmp_path) not in text and str(tmp_path.resolve()) not in text
