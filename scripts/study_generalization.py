@@ -178,6 +178,41 @@ def _statistics_table(rep, hps: list[str], resamples: int = 200, seed: int = 0) 
 
 
 
+def main_grid_sentence(zoo_convnets, pilot_runs, n_runs: int) -> str:
+    """What the main grid varies per family, each setting with the pilot's evidence for it
+    (``zoo_convnets.main_grid_support``, in seed standard deviations), and, named, each pilot
+    hyper-parameter behind a varied setting that the family's own pilot did not run, or did not
+    show beyond the seed noise with every run at the rule."""
+    support = zoo_convnets.main_grid_support(pilot_runs)
+    status = {"within": "within the seed noise in its pilot", "not_at_rule": "off the rule in its pilot",
+              "not_run": "not run in its pilot"}
+    parts, unsupported = [], []
+    for fam, grid, _ in zoo_convnets.main_blocks():
+        items = []
+        for key, levels in grid.items():
+            cat = support[fam][key]
+            ev = ", ".join(f"{hp} {r:+.1f}" for hp, r in cat["moved"])
+            items.append(f"{key} in {{{', '.join(map(str, levels))}}}" + (f" ({ev})" if ev else ""))
+            if len(levels) < 2:
+                continue
+            moved = {hp.removesuffix("_wide") for hp, _ in cat["moved"]}  # a "_wide" row: the same, wider levels
+            for kind, why in status.items():
+                for hp, _ in cat[kind]:
+                    if hp.removesuffix("_wide") in moved:
+                        continue
+                    others = [f for f in support if f != fam and key in support[f]
+                              and any(h == hp for h, _ in support[f][key]["moved"])]
+                    unsupported.append(f"{fam}'s {hp} ({why}" + (
+                        f"; beyond the seed noise in the pilots of {' and '.join(others)}" if others else "") + ")")
+        parts.append(f"{fam}: " + ", ".join(items))
+    text = (f"The main grid (`scripts/zoo_convnets.py main`, {n_runs} runs, two seeds) varies, per family (in "
+            f"parentheses, the pilot's differences of the gap in seed standard deviations, at least 1.5 with every "
+            f"run at the rule): " + "; ".join(parts) + ".")
+    if unsupported:
+        text += " Varied without that support from the family's own pilot: " + ", ".join(unsupported) + "."
+    return text
+
+
 def zoo_section(folder: Path, out_dir: Path, resamples: int = 100, measures="all") -> str:
     """The conv-net zoo's section of STUDY.md from its stored results and cached measures
     (``folder``; nothing is recomputed from weights where a cache is there): the runs per family,
@@ -565,11 +600,7 @@ def report(out: Path) -> Path:
           f"family's seed-to-seed standard deviation. Families without stored runs are not shown.\n\n"
           f"{table}\n\n")
         main_runs = zoo_convnets.specs(zoo_convnets.main_blocks())
-        w(f"The main grid (`scripts/zoo_convnets.py main`, {len(main_runs)} runs, two seeds) varies, per family, "
-          "only hyper-parameters whose difference here is at least 1.5 seed standard deviations with every run "
-          "at the rule: " + "; ".join(
-              f"{fam}: " + ", ".join(f"{k} in {{{', '.join(map(str, v))}}}" for k, v in grid.items())
-              for fam, grid, _ in zoo_convnets.main_blocks()) + "."
+        w(main_grid_sentence(zoo_convnets, runs, len(main_runs))
           + ("" if (STORE / "zoo_convnets" / "main").exists() else " Its results are not stored yet.") + "\n\n")
         if (STORE / "zoo_convnets" / "main").exists():
             w("## The conv-net zoo (`scripts/zoo_convnets.py main --measures`)\n\n")

@@ -194,15 +194,14 @@ def train(blocks, out_dir: Path, devices, measures: bool = False, device: str = 
     return list(results.values())
 
 
-def pilot_report(results) -> str:
-    """The pilot's table: per family and hyper-parameter, the mean gap (training minus test
-    accuracy, final epoch) at each level over the seeds, the difference, and the difference
-    over the family's seed-to-seed standard deviation of the gap (pooled over its
-    configurations: :func:`rethink.study.seed_sd`), and per level how many runs reached the
-    stopping rule."""
+def pilot_effects(results) -> dict[str, dict]:
+    """Per family, the pilot's findings: ``{"sd": the family's seed-to-seed standard deviation of
+    the gap, "configs": configurations it pools, "rows": {hyper-parameter: row}}``, where a row has
+    ``levels``, ``means`` (mean gap per level over its runs, NaN where a level has none), ``runs``
+    and ``fit`` (runs per level and those at the stopping rule), ``diff`` (the second level's mean
+    minus the first's) and ``ratio`` (``diff`` over ``sd``; NaN where a level has no runs)."""
     by_config: dict[tuple, dict[int, float]] = {}
     fit_by_config: dict[tuple, dict[int, bool]] = {}
-    fitted: dict[str, int] = {}
     for r in results:
         s = r.spec
         # one configuration = every setting but the seed and the seeds it defaults (corruption, subset)
@@ -210,30 +209,89 @@ def pilot_report(results) -> str:
                            if k not in ("seed", "corruption_seed", "subset_seed", "run_name")))
         by_config.setdefault(key, {})[s.seed] = r.final.get("gap", math.nan) if r.status == "completed" else math.nan
         fit_by_config.setdefault(key, {})[s.seed] = r.status == "completed" and r.epochs_to_fit is not None
-        fitted[family(s.model)] = fitted.get(family(s.model), 0) + (r.epochs_to_fit is not None)
-    lines = ["| family | hyper-parameter | levels | mean gap per level | difference | / seed sd | runs at the rule per level |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    out = {}
     for fam, base in BASE.items():
         sd, used = rethink.study.seed_sd(list(g.values()) for k, g in by_config.items()
                                          if family(dict(k)["model"]) == fam)
+        rows = {}
         for hp, (key, levels) in PILOT_LEVELS[fam].items():
-            means, fits = [], []
+            means, runs, fit = [], [], []
             for lv in levels:
                 want = {**base, key: lv}
                 keys = [k for k in by_config if all(dict(k).get(a) == b for a, b in want.items())]
                 g = [v for k in keys for v in by_config[k].values()]
                 means.append(statistics.fmean(g) if g else math.nan)
                 f = [x for k in keys for x in fit_by_config[k].values()]
-                fits.append(f"{sum(f)}/{len(f)}")
+                runs.append(len(f))
+                fit.append(sum(f))
             diff = means[1] - means[0]
-            lines.append(f"| {fam} | {hp} | {levels[0]} / {levels[1]} | {means[0]:.3f} / {means[1]:.3f} | "
-                         f"{diff:+.3f} | {diff / sd if sd > 0 else math.nan:+.1f} | {' / '.join(fits)} |")
-        lines.append(f"| {fam} | (seed sd of the gap) | | {sd:.4f} over {used} configurations | | | |")
+            rows[hp] = dict(key=key, levels=list(levels), means=means, runs=runs, fit=fit, diff=diff,
+                            ratio=diff / sd if sd > 0 else math.nan)
+        out[fam] = dict(sd=sd, configs=used, rows=rows)
+    return out
+
+
+def pilot_report(results) -> str:
+    """The pilot's table (:func:`pilot_effects`): per family and hyper-parameter, the mean gap
+    (training minus test accuracy, final epoch) at each level over the seeds, the difference, and
+    the difference over the family's seed-to-seed standard deviation of the gap (pooled over its
+    configurations: :func:`rethink.study.seed_sd`), and per level how many runs reached the
+    stopping rule. A level without stored runs reads "not run", and its difference "-"."""
+    effects = pilot_effects(results)
+    fitted: dict[str, int] = {}
+    for r in results:
+        fitted[family(r.spec.model)] = fitted.get(family(r.spec.model), 0) + (r.epochs_to_fit is not None)
+    lines = ["| family | hyper-parameter | levels | mean gap per level | difference | / seed sd | runs at the rule per level |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for fam, eff in effects.items():
+        for hp, row in eff["rows"].items():
+            means = " / ".join("not run" if n == 0 else f"{m:.3f}" for m, n in zip(row["means"], row["runs"]))
+            ran = all(row["runs"])
+            diff = f"{row['diff']:+.3f}" if ran else "-"
+            ratio = f"{row['ratio']:+.1f}" if ran and math.isfinite(row["ratio"]) else "-"
+            fits = " / ".join(f"{f}/{n}" for f, n in zip(row["fit"], row["runs"]))
+            lines.append(f"| {fam} | {hp} | {row['levels'][0]} / {row['levels'][1]} | {means} | {diff} | {ratio} | "
+                         f"{fits} |")
+        lines.append(f"| {fam} | (seed sd of the gap) | | {eff['sd']:.4f} over {eff['configs']} configurations | | | |")
     total = {f: sum(family(r.spec.model) == f for r in results) for f in BASE}
     lines.append("\nReached 99% training accuracy within the budget: " + ", ".join(
         f"{f} {fitted.get(f, 0)}/{total[f]}" for f in BASE) + ". A level whose runs did not all reach it "
         "(last column) has its gap at the end of the budget, not at the rule: its difference is not comparable.")
     return "\n".join(lines)
+
+
+#: The pilot's hyper-parameters behind each setting the main grid varies.
+MAIN_FROM_PILOT = {"model": ("width", "depth", "width_wide"), "corruption": ("label_noise",),
+                   "train_size": ("train_size",)}
+
+
+def main_grid_support(results, threshold: float = 1.5) -> dict[str, dict[str, list]]:
+    """Per family and per setting its main grid varies (:data:`MAIN`), what the pilot says of it:
+    ``{"moved": [(hyper-parameter, ratio)], "within": [...], "not_at_rule": [...], "not_run": [...]}``
+    over the pilot's hyper-parameters behind the setting (:data:`MAIN_FROM_PILOT`). ``moved``: the
+    difference is at least ``threshold`` seed standard deviations with every run at the rule;
+    ``within``: every run at the rule, less than that; ``not_at_rule``: some run missed the rule;
+    ``not_run``: a level has no stored runs."""
+    effects = pilot_effects(results)
+    out: dict[str, dict[str, list]] = {}
+    for fam, grid in MAIN.items():
+        rows = effects[fam]["rows"]
+        for key in grid:
+            cat = {"moved": [], "within": [], "not_at_rule": [], "not_run": []}
+            for hp in MAIN_FROM_PILOT.get(key, ()):
+                if hp not in rows:
+                    continue
+                row = rows[hp]
+                if not all(row["runs"]):
+                    cat["not_run"].append((hp, math.nan))
+                elif row["fit"] != row["runs"]:
+                    cat["not_at_rule"].append((hp, row["ratio"]))
+                elif abs(row["ratio"]) >= threshold:
+                    cat["moved"].append((hp, row["ratio"]))
+                else:
+                    cat["within"].append((hp, row["ratio"]))
+            out.setdefault(fam, {})[key] = cat
+    return out
 
 
 def macs(model, shape=(1, 28, 28), classes: int = 10) -> int:

@@ -218,6 +218,45 @@ def test_convnet_zoo_pilot_report_against_seed_noise():
     assert "nin 28/30" in table
 
 
+def _fake_pilot(z, skip=lambda s: False):
+    # label noise adds 0.2 to the gap, seed 1 adds 0.01; every run at the rule
+    results = []
+    for s in z.specs(z.pilot_blocks()):
+        if skip(s):
+            continue
+        gap = 0.1 + (0.2 if s.corruption != "none" else 0.0) + 0.01 * s.seed
+        s = s.resolved()
+        results.append(rethink.Result(history=[{"epoch": 1, "train_acc": 1.0, "test_acc": 1 - gap}], epochs_to_fit=1,
+                                      config={**s.to_dict(), "run_name": s.run_name()}))
+    return results
+
+
+def test_convnet_zoo_pilot_names_levels_not_run_and_the_main_grid_says_what_its_pilot_did_not_support():
+    from _scripts import load_script
+
+    z = _zoo_convnets()
+    # NiN's pilot without its deeper and shallower networks and without label noise
+    results = _fake_pilot(z, skip=lambda s: s.model in ("nin2x48", "nin4x48")
+                          or (s.model.startswith("nin") and s.corruption != "none"))
+    rows = {r[1]: r for r in (line.split(" | ") for line in z.pilot_report(results).splitlines()
+                              if line.startswith("| nin |"))}
+    assert rows["depth"][3:7] == ["not run / not run", "-", "-", "0/0 / 0/0 |"]
+    assert rows["label_noise"][3:6] == ["0.105 / not run", "-", "-"]
+    assert "nan" not in z.pilot_report(results)
+    support = z.main_grid_support(results)
+    assert support["nin"]["corruption"]["not_run"] == [("label_noise", pytest.approx(float("nan"), nan_ok=True))]
+    assert [hp for hp, _ in support["nin"]["model"]["not_run"]] == ["depth"]
+    assert [hp for hp, _ in support["mlp"]["corruption"]["moved"]] == ["label_noise"]
+    assert support["mlp"]["corruption"]["moved"][0][1] == pytest.approx(0.2 / (0.01 / 2 ** 0.5))
+    # width moves no fake gap: within the noise for every family
+    assert [hp for hp, _ in support["nin"]["model"]["within"]] == ["width"]
+    text = load_script("study_generalization").main_grid_sentence(z, results, 280)
+    assert "nin's label_noise (not run in its pilot; beyond the seed noise in the pilots of mlp and alexnet)" in text
+    assert "nin's depth (not run in its pilot)" in text and "nin's width (within the seed noise in its pilot)" in text
+    assert "corruption in {none, labels:0.1, labels:0.2} (label_noise +28.3)" in text
+    assert "alexnet's model" not in text  # one level: not varied
+
+
 def test_convnet_zoo_macs_by_hand():
     z = _zoo_convnets()
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
