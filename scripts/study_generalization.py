@@ -240,7 +240,7 @@ def zoo_section(folder: Path, out_dir: Path, resamples: int = 100, measures="all
            f"({conv} convolutional; {len(rep.rows)} with every measure cached). Trained on: "
            + "; ".join(f"{f} {n} on {d}" for (f, d), n in sorted(where.items())) + " (a GPU's kernels round "
            "otherwise than a CPU's; the gaps and measures are read the same way). Hyper-parameters that vary: "
-           + ", ".join(hps) + ".\n\n"]
+           + ", ".join(hps) + "." + _never_alone(rep.rows, hps) + "\n\n"]
     if rep.skipped:  # runs at the rule that could not be measured, by family and reason
         why = defaultdict(list)
         for name, reason in rep.skipped.items():
@@ -280,6 +280,23 @@ def zoo_section(folder: Path, out_dir: Path, resamples: int = 100, measures="all
                                                      " (no measure beats the hyper-parameters in this zoo)") + ".\n\n")
     return "".join(out)
 
+
+
+def _never_alone(rows: list[dict], hps: list[str]) -> str:
+    """A sentence naming each hyper-parameter of ``hps`` that no two runs of ``rows`` differ in
+    alone (every group of runs equal in the others holds one of its values: it changes only with
+    another hyper-parameter, as a family's learning rate does with its models), "" if none."""
+    alone = []
+    for h in hps:
+        groups = defaultdict(set)
+        for x in rows:
+            groups[tuple(x[k] for k in hps if k != h)].add(x[h])
+        if all(len(v) == 1 for v in groups.values()):
+            alone.append(h)
+    if not alone:
+        return ""
+    return "".join(f" No two runs differ in {h} alone (it changes only with another hyper-parameter): its sign error "
+                   "reads n/a and Psi leaves it out." for h in alone)
 
 
 def _level_key(text: str):

@@ -532,3 +532,13 @@ def test_study_names_a_run_it_cannot_measure_without_this_machines_paths(tmp_pat
     assert reason.startswith("FileNotFoundError") and "'wd0.pt'" in reason, reason
     text = (tmp_path / "study" / "measures.md").read_text()
     assert "wd0.pt" in text and str(tmp_path) not in text and str(tmp_path.resolve()) not in text
+
+
+def test_zoo_section_names_a_hyperparameter_no_two_runs_differ_in_alone():
+    sg = _study_script()
+    rows = [dict(model=m, lr=lr, train_size=n) for m, lr in (("a", 0.1), ("b", 0.1), ("c", 0.2)) for n in (1, 2)]
+    text = sg._never_alone(rows, ["model", "lr", "train_size"])
+    assert text == (" No two runs differ in lr alone (it changes only with another hyper-parameter): its sign error "
+                    "reads n/a and Psi leaves it out.")
+    rows.append(dict(model="c", lr=0.1, train_size=1))  # now c's two runs at size 1 differ in lr alone
+    assert sg._never_alone(rows, ["model", "lr", "train_size"]) == ""
