@@ -3,6 +3,8 @@
 # visible GPU, with COST=1 time the zoo's cost runs alone (`zoo_convnets.py cost --device cuda`), then train,
 # side by side on the one GPU until DEADLINE seconds after the start, while the CUDA tests run:
 #   - the zoo's convolutional families still unmeasured (`zoo_convnets.py main --measures --families nin`),
+#     then NiN's pilot (`zoo_convnets.py pilot --families nin`: the blocks behind its main grid's factors
+#     first, depth, training-set size and label noise, then the others),
 #   - the paper's conv nets on all 60,000 images (`reproduce_convnets.py --stages alexnet60k`, and its
 #     second schedule, a constant learning rate, `alexnet60k_constant_lr`),
 #   - the conv-net stages a CPU session did not reach (the lr-0.01 schedule's two seeds, small
@@ -50,16 +52,23 @@ fi
 # result without its weights, so they are not trained again (cp -n keeps this machine's newer files).
 mkdir -p results/convnets_cuda && cp -rn docs/results/convnets_cuda/. results/convnets_cuda/
 mkdir -p results/zoo_convnets/main && cp -rn docs/results/zoo_convnets/main/. results/zoo_convnets/main/
+mkdir -p results/zoo_convnets/pilot && cp -rn docs/results/zoo_convnets/pilot/. results/zoo_convnets/pilot/
 left=$(( DEADLINE - $(elapsed) ))
 say "grids and CUDA tests for $left s"
 # In xdist workers, so that an op check that crashes that machine's build (seen before the CPU
 # kernels' checks formatted their numbers without iostreams, csrc/check.h: a TORCH_CHECK message
 # holding an integer) is reported as a crashed test and the others still run.
 timeout $left python3 -m pytest -q -p no:cacheprovider -n 3 -k cuda > "$OUT/logs/tests_cuda.log" 2>&1 &
-if [ "$ZOO_MODELS" != none ]; then
-  python3 scripts/zoo_convnets.py main --measures --device cuda --workers "$ZOO_WORKERS" --families $ZOO_FAMILIES \
-    ${ZOO_MODELS:+--models $ZOO_MODELS} > "$OUT/logs/zoo_conv.log" 2>&1 &
-fi
+zoo() { python3 scripts/zoo_convnets.py "$@" --device cuda --workers "$ZOO_WORKERS"; }
+{ if [ "$ZOO_MODELS" != none ]; then
+    zoo main --measures --families $ZOO_FAMILIES ${ZOO_MODELS:+--models $ZOO_MODELS}
+  fi
+  # NiN's pilot (PILOT=0 leaves it out): the runs a CPU session did not train
+  if [ "${PILOT:-1}" = 1 ]; then
+    zoo pilot --families nin --hyperparameters depth train_size label_noise
+    zoo pilot --families nin
+  fi
+} > "$OUT/logs/zoo_conv.log" 2>&1 &
 python3 scripts/reproduce_convnets.py --device cuda --workers "$BIG_WORKERS" --results results/convnets_cuda \
   --stages alexnet60k alexnet60k_constant_lr --quiet > "$OUT/logs/alexnet60k.log" 2>&1 &
 # The second schedule's stages first (its two seeds), then the paper's schedule for small Inception

@@ -213,6 +213,48 @@ def main_grid_sentence(zoo_convnets, pilot_runs, n_runs: int) -> str:
     return text
 
 
+def main_effects_paragraph(zoo_convnets, runs) -> str:
+    """How far each factor of the main grid moves the gap on the main grid itself
+    (``zoo_convnets.main_effects_report``), with a sentence computed from it: the factors whose
+    spread of level means exceeds one run's seed standard deviation, those within it, and of
+    those, which are still beyond the seed noise of the level means (spread over at least 3
+    standard errors)."""
+    eff = zoo_convnets.main_effects(runs)
+    beyond, within, within_se = [], [], []
+    for fam, e in eff.items():
+        for factor, row in e["rows"].items():
+            if not row["groups"]:
+                continue
+            name = f"{fam}'s {factor} ({row['ratio']:.1f})"
+            if row["ratio"] > 1:
+                beyond.append(name)
+            else:
+                within.append(name)
+                if row["spread"] >= 3 * row["se"]:
+                    within_se.append(f"{fam}'s {factor} ({row['spread'] / row['se']:.1f} standard errors)")
+    text = ("How far each factor the main grid varies moves the gap, measured on the main grid itself (post hoc; "
+            "the pilot above chose the factors): per family and factor, the configurations equal in every other "
+            "factor that hold each of its levels (each configuration's gap the mean of its seeds; runs at the "
+            "rule only), the mean gap per level over them, the spread of those means (largest minus smallest) "
+            "against one run's seed-to-seed standard deviation of the gap (pooled over the family's "
+            "configurations) and against the standard error of a difference of two level means from seed noise "
+            "alone, sd * sqrt(2 / runs per level). With more than two levels the largest of several differences "
+            "is taken, so seed noise alone gives a spread of one to two standard errors.\n\n"
+            + zoo_convnets.main_effects_report(runs) + "\n\n")
+    text += ("Beyond one run's seed noise (spread / seed sd above 1): " + (", ".join(beyond) or "none") + ". ")
+    if within:
+        text += ("Within it: " + ", ".join(within) + (
+            "; of those, beyond the seed noise of the level means: " + ", ".join(within_se) if within_se else
+            "; none of those is beyond 3 standard errors of the level means") + ". A factor within one run's seed "
+            "noise moves the gap on average by less than one run's gap varies with its seed: it does not meet "
+            "the criterion the grid was to satisfy.")
+    varied = {k for _, grid, _ in zoo_convnets.main_blocks() for k, v in grid.items() if len(v) > 1}
+    fixed = [k for k in next(iter(zoo_convnets.BASE.values())) if k not in varied and k != "model"]
+    text += (" Not varied in the main grid (one value per family; the pilot table gives what each did there): "
+             + ", ".join(fixed) + ".")
+    return text + "\n\n"
+
+
 def zoo_section(folder: Path, out_dir: Path, resamples: int = 100, measures="all") -> str:
     """The conv-net zoo's section of STUDY.md from its stored results and cached measures
     (``folder``; nothing is recomputed from weights where a cache is there): the runs per family,
@@ -250,6 +292,7 @@ def zoo_section(folder: Path, out_dir: Path, resamples: int = 100, measures="all
             f"{len(v)} {fam} run{'s' if len(v) != 1 else ''} ({reason})" for (fam, reason), v in sorted(why.items()))
             + ". A run whose weights were not kept (a GPU's runs, whose result files came back without them) is "
             "measured by training it again where the measures are computed.\n\n")
+    out.append(main_effects_paragraph(zoo_convnets, runs))
     out.append(_statistics_table(rep, hps, resamples=resamples))
     rows = rep.rows
     nonfinite = {r["measure"]: sum(not math.isfinite(x[r["measure"]]) for x in rows) for r in rep.ranking}

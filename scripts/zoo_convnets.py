@@ -34,7 +34,9 @@ Stages:
 threads on the CPU; on a GPU they share it); ``--threads`` sets torch's threads of this process
 (in-process runs, ``--workers 1``). ``--device cuda`` trains and measures every run of a stage on
 the GPU; ``main --families alexnet nin`` trains those families' grids only (two processes can
-share the main grid's folder, one family each; ``--models`` narrows a family to some models).
+share the main grid's folder, one family each; ``--models`` narrows a family to some models);
+``pilot --families nin --hyperparameters depth label_noise`` trains NiN's base and those two
+blocks only (the table is printed over every stored pilot run).
 ``main --measures --each`` trains and measures one run at a time, cheapest first, where a block
 otherwise trains all its runs before measuring any: a process stopped early (a session's end)
 leaves each run it finished with its measures. A run whose measures are cached is not trained
@@ -135,6 +137,19 @@ def pilot_blocks() -> list[tuple[str, dict, dict]]:
             rest = {k: v for k, v in base.items() if k != key}
             blocks.append((f"{fam}/{hp}", {key: list(levels)}, rest))
     return blocks
+
+
+def pilot_selection(families, hyperparameters=None) -> list[tuple[str, dict, dict]]:
+    """The pilot's blocks (:func:`pilot_blocks`) of ``families``, in that order, and of those only
+    the base and the blocks of ``hyperparameters`` (None: every one). Raises ValueError naming
+    a hyper-parameter that is in no family's pilot (:data:`PILOT_LEVELS`)."""
+    if hyperparameters is not None:
+        known = {hp for levels in PILOT_LEVELS.values() for hp in levels}
+        bad = sorted(set(hyperparameters) - known)
+        if bad:
+            raise ValueError(f"--hyperparameters {bad}: not a pilot hyper-parameter (one of {sorted(known)})")
+    return [b for f in families for b in pilot_blocks() if b[0].split("/")[0] == f
+            and (hyperparameters is None or b[0].split("/")[1] in ("base", *hyperparameters))]
 
 
 def main_blocks() -> list[tuple[str, dict, dict]]:
@@ -292,6 +307,100 @@ def main_grid_support(results, threshold: float = 1.5) -> dict[str, dict[str, li
                     cat["within"].append((hp, row["ratio"]))
             out.setdefault(fam, {})[key] = cat
     return out
+
+
+def _main_factors(spec) -> dict:
+    """The main grid's factors of one run: a family's width and depth (read from its model name,
+    ``mlp<depth>x<width>`` or ``nin<depth>x<width>``; absent for a model without them), label
+    noise (the corruption) and the training-set size."""
+    out = {}
+    name = spec.model
+    if family(name) in ("mlp", "nin"):
+        depth, width = name[3:].split("x")
+        out.update(width=int(width), depth=int(depth))
+    out.update(corruption=spec.corruption, train_size=spec.train_size)
+    return out
+
+
+def main_effects(results) -> dict[str, dict]:
+    """Per family, how far each factor the main grid varies moves the gap, measured on the main
+    grid itself: ``{"sd": the family's seed-to-seed standard deviation of the gap (pooled over its
+    configurations, :func:`rethink.study.seed_sd`), "configs": how many, "rows": {factor: row}}``.
+    A factor's row compares its levels on matched configurations: the groups of configurations
+    equal in every other factor that hold every level of this one (each configuration's gap the
+    mean over its seeds); ``levels``, ``means`` (mean gap per level over those groups), ``groups``
+    (how many), ``spread`` (largest level mean minus smallest), ``ratio`` (``spread`` over ``sd``)
+    ``first_last`` (last level's mean minus the first's, levels in order: label noise by its
+    fraction), ``runs`` (the fewest runs behind one level's mean) and ``se`` (the standard error
+    of a difference of two level means from seed noise alone, ``sd * sqrt(2 / runs)``; a spread
+    of several ``se`` is no accident of the seeds, even where it is within one run's ``sd``, as
+    the level means average many runs). Only completed runs
+    that reached the stopping rule count; a factor with one level in a family has no row."""
+    from collections import defaultdict
+
+    def order(v):  # label noise by its fraction ("none" first), everything else by value
+        if isinstance(v, str):
+            return 0.0 if v == "none" else float(v.split(":")[1])
+        return v
+
+    by_config: dict[tuple, list[float]] = defaultdict(list)
+    fam_of: dict[tuple, str] = {}
+    for r in results:
+        if r.status != "completed" or r.epochs_to_fit is None:
+            continue
+        f = _main_factors(r.spec)
+        key = tuple(sorted(f.items(), key=lambda kv: kv[0]))
+        by_config[key].append(r.final.get("gap", math.nan))
+        fam_of[key] = family(r.spec.model)
+    out = {}
+    for fam in BASE:
+        cfgs = {k: statistics.fmean(v) for k, v in by_config.items() if fam_of[k] == fam}
+        if not cfgs:
+            continue
+        sd, used = rethink.study.seed_sd(v for k, v in by_config.items() if fam_of[k] == fam)
+        rows = {}
+        for factor in ("width", "depth", "corruption", "train_size"):
+            if factor not in dict(next(iter(cfgs))):
+                continue
+            levels = sorted({dict(k)[factor] for k in cfgs}, key=order)
+            if len(levels) < 2:
+                continue
+            groups: dict[tuple, dict] = defaultdict(dict)
+            for k in cfgs:
+                groups[tuple(kv for kv in k if kv[0] != factor)][dict(k)[factor]] = k
+            full = [g for g in groups.values() if len(g) == len(levels)]
+            means = [statistics.fmean(cfgs[g[lv]] for g in full) if full else math.nan for lv in levels]
+            spread = max(means) - min(means) if full else math.nan
+            # runs behind each level mean (seeds of its configurations), the fewest over levels
+            runs = min((sum(len(by_config[g[lv]]) for g in full) for lv in levels), default=0)
+            se = sd * math.sqrt(2 / runs) if runs else math.nan  # of a difference of two level means
+            rows[factor] = dict(levels=levels, means=means, groups=len(full), runs=runs, spread=spread,
+                                ratio=spread / sd if sd > 0 else math.nan, first_last=means[-1] - means[0],
+                                se=se)
+        out[fam] = dict(sd=sd, configs=used, rows=rows)
+    return out
+
+
+def main_effects_report(results) -> str:
+    """:func:`main_effects` as a markdown table: per family and factor, the mean gap per level on
+    matched configurations, the last level minus the first, the spread of the level means and
+    that spread over the family's seed standard deviation; then the family's seed sd."""
+    lines = ["| family | factor | levels | mean gap per level (matched) | last - first | spread | spread / seed sd "
+             "| spread / s.e. | matched groups (runs per level) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for fam, eff in main_effects(results).items():
+        for factor, row in eff["rows"].items():
+            if not row["groups"]:
+                lines.append(f"| {fam} | {factor} | {' / '.join(map(str, row['levels']))} | no configuration holds "
+                             "every level | - | - | - | - | 0 |")
+                continue
+            lines.append(f"| {fam} | {factor} | {' / '.join(map(str, row['levels']))} | "
+                         f"{' / '.join(f'{m:.3f}' for m in row['means'])} | {row['first_last']:+.3f} | "
+                         f"{row['spread']:.3f} | {row['ratio']:.1f} | {row['spread'] / row['se']:.1f} | "
+                         f"{row['groups']} ({row['runs']}) |")
+        lines.append(f"| {fam} | (seed sd of the gap) | | {eff['sd']:.4f} over {eff['configs']} configurations "
+                     "| | | | | |")
+    return "\n".join(lines)
 
 
 def macs(model, shape=(1, 28, 28), classes: int = 10) -> int:
@@ -504,10 +613,13 @@ def main(argv=None) -> int:
     p.add_argument("--measures", action="store_true", help="main: compute every run's complexity measures too")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="the device of every run (workers share it)")
     p.add_argument("--families", nargs="+", choices=list(MAIN), default=list(MAIN),
-                   help="main: these families' grids only, in this order (another process may train the rest)")
+                   help="main, pilot: these families' grids only, in this order (another process may train the rest)")
+    p.add_argument("--hyperparameters", nargs="+", default=None,
+                   help="pilot: only the base and these hyper-parameters' blocks (e.g. depth train_size label_noise)")
     p.add_argument("--each", action="store_true",
                    help="main: train and measure one run at a time, cheapest first (a process stopped early "
-                        "keeps every run it finished with its measures)")
+                        "keeps every run it finished with its measures); pilot: train one run at a time, "
+                        "cheapest first")
     p.add_argument("--models", nargs="+", default=None,
                    help="main: only these models of the families' grids (e.g. nin2x24 nin4x24)")
     args = p.parse_args(argv)
@@ -524,8 +636,13 @@ def main(argv=None) -> int:
     if args.stage == "cost":
         run_cost(args.epochs, args.threads, devices, args.device)
     elif args.stage == "pilot":
-        results = train(pilot_blocks(), OUT / "pilot", devices, device=args.device)
-        print(pilot_report(results))
+        try:
+            blocks = pilot_selection(args.families, args.hyperparameters)
+        except ValueError as e:
+            p.error(str(e))
+        train(blocks, OUT / "pilot", devices, device=args.device, each=args.each)
+        # the table over every stored pilot run, those of families another process trains too
+        print(pilot_report(rethink.load_runs(OUT / "pilot")))
     else:
         blocks = sorted((b for b in main_blocks() if b[0] in args.families), key=lambda b: args.families.index(b[0]))
         if args.models:

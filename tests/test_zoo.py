@@ -2,6 +2,7 @@
 measures cached per run."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -255,6 +256,71 @@ def test_convnet_zoo_pilot_names_levels_not_run_and_the_main_grid_says_what_its_
     assert "nin's depth (not run in its pilot)" in text and "nin's width (within the seed noise in its pilot)" in text
     assert "corruption in {none, labels:0.1, labels:0.2} (label_noise +28.3)" in text
     assert "alexnet's model" not in text  # one level: not varied
+
+
+def test_convnet_zoo_main_effects_by_hand():
+    z = _zoo_convnets()
+    # the main grid with a gap that label noise raises by 0.1 per 0.1 of noise, width lowers by
+    # 0.01 per doubling, and seed 1 raises by 0.02 (the seed sd: 0.02 / sqrt(2)); one NiN run
+    # missed the rule and a whole NiN configuration (nin4x96, noisy, 2000 images) is absent
+    results = []
+    for s in z.specs(z.main_blocks()):
+        if (s.model, s.corruption, s.train_size) == ("nin4x96", "labels:0.2", 2000):
+            continue
+        noise = 0.0 if s.corruption == "none" else float(s.corruption.split(":")[1])
+        width = int(s.model.split("x")[1]) if s.model.startswith(("mlp", "nin")) else 1
+        gap = 0.1 + noise - 0.01 * math.log2(width) + 0.02 * s.seed
+        fit = not (s.model == "nin2x24" and s.corruption == "none" and s.train_size == 1000 and s.seed == 1)
+        s = s.resolved()
+        results.append(rethink.Result(history=[{"epoch": 1, "train_acc": 1.0, "test_acc": 1 - gap}],
+                                      epochs_to_fit=1 if fit else None,
+                                      config={**s.to_dict(), "run_name": s.run_name()}))
+    eff = z.main_effects(results)
+    sd = 0.02 / 2 ** 0.5
+    mlp = eff["mlp"]
+    assert mlp["sd"] == pytest.approx(sd) and mlp["configs"] == 108
+    assert mlp["rows"]["width"]["levels"] == [32, 128, 512, 2048]
+    assert mlp["rows"]["width"]["first_last"] == pytest.approx(-0.06)  # 2048 is 6 doublings above 32
+    assert mlp["rows"]["width"]["ratio"] == pytest.approx(0.06 / sd)
+    assert mlp["rows"]["depth"]["spread"] == pytest.approx(0.0, abs=1e-12)
+    assert mlp["rows"]["corruption"]["levels"] == ["none", "labels:0.1", "labels:0.2"]
+    assert mlp["rows"]["corruption"]["means"][2] - mlp["rows"]["corruption"]["means"][0] == pytest.approx(0.2)
+    assert mlp["rows"]["train_size"]["groups"] == 36 and mlp["rows"]["train_size"]["runs"] == 72
+    assert mlp["rows"]["width"]["se"] == pytest.approx(sd * (2 / 54) ** 0.5)
+    assert "model" not in eff["alexnet"]["rows"] and "width" not in eff["alexnet"]["rows"]
+    assert eff["alexnet"]["rows"]["corruption"]["first_last"] == pytest.approx(0.3)
+    nin = eff["nin"]
+    # the absent configuration leaves 7 of 8 matched groups for every factor; the configuration
+    # whose seed-1 run missed the rule keeps its seed-0 run alone, so its gap reads 0.01 low
+    # (seed 1 adds 0.02), which lowers the mean of width 24 and of no noise by 0.01 / 7
+    assert [nin["rows"][f]["groups"] for f in ("width", "depth", "corruption", "train_size")] == [7, 7, 7, 7]
+    assert nin["rows"]["width"]["first_last"] == pytest.approx(-0.02 + 0.01 / 7)
+    assert nin["rows"]["corruption"]["spread"] == pytest.approx(0.2 + 0.01 / 7)
+    assert nin["rows"]["width"]["runs"] == 13  # 7 configurations of width 24, one with one run
+    table = z.main_effects_report(results)
+    assert "| nin | (seed sd of the gap) | | 0.0141 over 14 configurations |" in table
+    assert "nan" not in table
+    from _scripts import load_script
+
+    text = load_script("study_generalization").main_effects_paragraph(z, results)
+    assert ("Within it: mlp's depth (0.0), mlp's train_size (0.0), alexnet's train_size (0.0), nin's depth (0.1), "
+            "nin's train_size (0.1); none of those is beyond 3 standard errors") in text
+    assert "alexnet's corruption (" in text.split("Within it")[0]
+    assert "Not varied in the main grid (one value per family; the pilot table gives what each did there): lr, " \
+           "batch_size, weight_decay, dropout, augment." in text
+
+
+def test_convnet_zoo_pilot_selection_keeps_the_families_base_and_named_blocks():
+    z = _zoo_convnets()
+    blocks = z.pilot_selection(["nin"], ["depth", "label_noise"])
+    assert [b[0] for b in blocks] == ["nin/base", "nin/depth", "nin/label_noise"]
+    assert blocks[1][1] == {"model": ["nin2x48", "nin4x48"]}
+    assert [b[0] for b in z.pilot_selection(["alexnet", "nin"])][:2] == ["alexnet/base", "alexnet/lr"]
+    assert len(z.specs(z.pilot_selection(list(z.BASE)))) == len(z.specs(z.pilot_blocks()))
+    with pytest.raises(ValueError, match=r"\['widht'\]: not a pilot hyper-parameter"):
+        z.pilot_selection(["nin"], ["widht"])
+    with pytest.raises(SystemExit):  # the command line says so before anything trains
+        z.main(["pilot", "--families", "nin", "--hyperparameters", "widht"])
 
 
 def test_convnet_zoo_macs_by_hand():
