@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .corruption import Corruption
 from .measures import DOCS, GROUPS, MEASURES, MeasureValues, compute
 
 
@@ -431,22 +432,36 @@ class Baseline:
     folds: int
 
 
-def _ordinal(col: list) -> np.ndarray:
-    keys = sorted({repr(v) for v in col}, key=lambda k: (_num(k), k))
-    return np.array([keys.index(repr(v)) for v in col], dtype=np.float64)
-
-
-def _num(k: str) -> float:
+def level_order(value) -> tuple:
+    """A sort key for a hyper-parameter's values (also as their ``repr``): numbers by value; a
+    label corruption ("none", "labels:0.2", "random_labels", as :meth:`Corruption.parse` reads
+    it) by the probability with which a label is redrawn, so that "none" comes first and label
+    noise in order; anything else after them, by its text."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text[1:-1] if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"" else text
     try:
-        return float(k)
+        return (0, float(text), text)
     except ValueError:
-        return math.inf
+        pass
+    try:
+        c = Corruption.parse(text)
+    except ValueError:
+        return (2, 0.0, text)
+    if c.kind == "none" or c.is_label_corruption:
+        return (1, c.label_probability, text)
+    return (2, 0.0, text)
+
+
+def _ordinal(col: list) -> np.ndarray:
+    keys = sorted({repr(v) for v in col}, key=level_order)
+    return np.array([keys.index(repr(v)) for v in col], dtype=np.float64)
 
 
 def hyperparameter_baseline(gaps: Sequence[float], hparams: Sequence[Mapping], *, folds: int = 8,
                             seed: int = 0) -> Baseline:
     """How well the hyper-parameters alone rank the gaps. (a) per hyper-parameter, tau-b between
-    its values (numbers by value, others by repr order) and the gap; the largest |tau| wins. (b) a
+    its values (in the order of :func:`level_order`: numbers by value, label noise by its
+    fraction, other text as text) and the gap; the largest |tau| wins. (b) a
     ``sklearn.ensemble.GradientBoostingRegressor`` (seeded) on one-hot hyper-parameters, fitted
     and predicted with ``GroupKFold(folds)`` where a group is one configuration (runs with equal
     hyper-parameters, i.e. its seeds, stay in one fold); tau-b between held-out predictions and

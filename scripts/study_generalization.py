@@ -88,7 +88,7 @@ def _effects_table(rows: list[dict], hps: list[str]) -> str:
     out = ["| hyper-parameter | levels | mean change of the gap | pairs | change / seed noise |",
            "| --- | --- | --- | --- | --- |"]
     for i, h in enumerate(hps):
-        levels = sorted({k[i] for k in means}, key=_level_key)
+        levels = sorted({k[i] for k in means}, key=rethink.study.level_order)
         if len(levels) != 2:
             continue
         diffs = [means[k[:i] + (levels[1],) + k[i + 1:]] - m for k, m in means.items()
@@ -341,13 +341,6 @@ def _never_alone(rows: list[dict], hps: list[str]) -> str:
     return "".join(f" No two runs differ in {h} alone (it changes only with another hyper-parameter): its sign error "
                    "reads n/a and Psi leaves it out." for h in alone)
 
-
-def _level_key(text: str):
-    """Levels in numeric order where they are numbers (their repr), else as text."""
-    try:
-        return (0, float(text), "")
-    except ValueError:
-        return (1, 0.0, text)
 
 
 def _p(p: float, eq: bool = False) -> str:

@@ -329,19 +329,14 @@ def main_effects(results) -> dict[str, dict]:
     A factor's row compares its levels on matched configurations: the groups of configurations
     equal in every other factor that hold every level of this one (each configuration's gap the
     mean over its seeds); ``levels``, ``means`` (mean gap per level over those groups), ``groups``
-    (how many), ``spread`` (largest level mean minus smallest), ``ratio`` (``spread`` over ``sd``)
-    ``first_last`` (last level's mean minus the first's, levels in order: label noise by its
-    fraction), ``runs`` (the fewest runs behind one level's mean) and ``se`` (the standard error
-    of a difference of two level means from seed noise alone, ``sd * sqrt(2 / runs)``; a spread
-    of several ``se`` is no accident of the seeds, even where it is within one run's ``sd``, as
-    the level means average many runs). Only completed runs
-    that reached the stopping rule count; a factor with one level in a family has no row."""
+    (how many), ``spread`` (largest level mean minus smallest), ``ratio`` (``spread`` over
+    ``sd``), ``first_last`` (last level's mean minus the first's, levels in order, label noise by
+    its fraction: :func:`rethink.study.level_order`), ``runs`` (the fewest runs behind one level's
+    mean) and ``se`` (the standard error of a difference of two level means from seed noise
+    alone, ``sd * sqrt(2 / runs)``; a spread of several ``se`` is no accident of the seeds, even
+    where it is within one run's ``sd``, as the level means average many runs). Only completed
+    runs that reached the stopping rule count; a factor with one level in a family has no row."""
     from collections import defaultdict
-
-    def order(v):  # label noise by its fraction ("none" first), everything else by value
-        if isinstance(v, str):
-            return 0.0 if v == "none" else float(v.split(":")[1])
-        return v
 
     by_config: dict[tuple, list[float]] = defaultdict(list)
     fam_of: dict[tuple, str] = {}
@@ -362,7 +357,7 @@ def main_effects(results) -> dict[str, dict]:
         for factor in ("width", "depth", "corruption", "train_size"):
             if factor not in dict(next(iter(cfgs))):
                 continue
-            levels = sorted({dict(k)[factor] for k in cfgs}, key=order)
+            levels = sorted({dict(k)[factor] for k in cfgs}, key=rethink.study.level_order)
             if len(levels) < 2:
                 continue
             groups: dict[tuple, dict] = defaultdict(dict)

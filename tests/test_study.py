@@ -338,6 +338,24 @@ def test_kendall_tau_a_against_a_pair_count_and_scipy():
     assert math.isnan(kendall_tau_a([1.0, float("nan")], [2.0, 3.0]))
 
 
+def test_hyperparameter_baseline_orders_label_noise_by_its_fraction():
+    import rethink
+
+    st = rethink.study
+    assert sorted(["labels:0.3", "none", "random_labels", "labels:0.1", "gaussian"], key=st.level_order) == [
+        "none", "labels:0.1", "labels:0.3", "random_labels", "gaussian"]
+    assert sorted([4000, 500, 1000], key=st.level_order) == [500, 1000, 4000]
+    assert sorted(["'labels:0.2'", "'none'"], key=st.level_order) == ["'none'", "'labels:0.2'"]  # as reprs
+    # the gap rises with label noise; "none" sorted as text would come last and break the order
+    levels = ["none", "labels:0.1", "labels:0.2", "labels:0.3"]
+    gaps = [0.1 * i + 0.001 * s for i in range(4) for s in range(2)]
+    hps = [{"corruption": levels[i], "train_size": 1000 + 1000 * s} for i in range(4) for s in range(2)]
+    base = st.hyperparameter_baseline(gaps, hps, folds=2)
+    assert base.best == "corruption"
+    # by hand: 8 runs, 28 pairs; the 4 pairs within a level tie in corruption, the other 24 agree
+    assert base.single["corruption"] == pytest.approx(24 / math.sqrt(24 * 28))
+
+
 def test_bootstrap_interval_and_permutation_pvalue():
     from rethink.study import bootstrap_interval, kendall_tau, permutation_pvalue
     rng = np.random.default_rng(1)
