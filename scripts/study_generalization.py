@@ -321,8 +321,79 @@ def zoo_section(folder: Path, out_dir: Path, resamples: int = 100, measures="all
                + (", ".join(beats_one) or "none") + "; above the model on all of them: "
                + (", ".join(beats_all) or "none") + ("" if beats_all else
                                                      " (no measure beats the hyper-parameters in this zoo)") + ".\n\n")
+    out.append(family_scores(rep.rows, [r["measure"] for r in rep.ranking], hps, zoo_convnets.family,
+                             order=list(zoo_convnets.BASE)))
     return "".join(out)
 
+
+def family_scores(rows: list[dict], measures: list[str], hps: list[str], family_of, order=()) -> str:
+    """The zoo scored within each family (``family_of(model)``), as Jiang et al. score within one
+    architecture family: per measure and family, tau-b with the gap, Psi and CMI (the PGDL
+    scorer's convention, degenerate sets scored 0) over the hyper-parameters that vary within the
+    family; then the family's hyper-parameter baseline (:func:`rethink.study.hyperparameter_baseline`
+    on its runs) and, per family, the measures whose |tau-b| exceeds the best single
+    hyper-parameter's and the gradient-boosting model's. Families in ``order`` (the others after
+    them, as they first appear); those with fewer than 4 runs are left out. Non-finite values are
+    left out of each score."""
+    import numpy as np
+
+    st = rethink.study
+    fams = {}
+    for x in rows:
+        fams.setdefault(family_of(x["model"]), []).append(x)
+    rank = {f: i for i, f in enumerate(order)}
+    fams = {f: fams[f] for f in sorted(fams, key=lambda f: rank.get(f, len(rank))) if len(fams[f]) >= 4}
+    if not fams:
+        return ""
+    head = ["measure"] + [f"{f} {c}" for f in fams for c in ("tau-b", "Psi", "CMI")]
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    info = {}
+    for f, xs in fams.items():
+        fh = [h for h in hps if len({repr(x[h]) for x in xs}) > 1]
+        gaps = np.array([x["gap"] for x in xs], dtype=np.float64)
+        cfgs = [{h: x[h] for h in fh} for x in xs]
+        base = st.hyperparameter_baseline(gaps.tolist(), cfgs) if fh else None
+        info[f] = dict(hps=fh, gaps=gaps, cfgs=cfgs, base=base, taus={})
+
+    def num(v, fmt="+.3f"):
+        return "n/a" if v is None or math.isnan(v) else format(v, fmt)
+
+    for m in measures:
+        cells = [m]
+        for f, xs in fams.items():
+            d = info[f]
+            v = np.array([x[m] for x in xs], dtype=np.float64)
+            v = np.where(np.isfinite(v), v, np.nan)
+            tau = st.kendall_tau(v, d["gaps"])
+            d["taus"][m] = tau
+            psi = st.granulated_tau(v.tolist(), d["gaps"].tolist(), d["cfgs"], d["hps"])[0] if d["hps"] else math.nan
+            cmi = st.cmi(v, d["gaps"], d["cfgs"], degenerate="zero") if d["hps"] else math.nan
+            cells += [num(tau), num(psi), num(cmi, ".3f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    for label, key in (("(best single hyper-parameter)", "best_tau"), ("(gradient-boosting model, held out)", "model_tau")):
+        cells = [label]
+        for f in fams:
+            b = info[f]["base"]
+            cells += [num(abs(getattr(b, key)) if b else math.nan, ".3f") + (f" ({b.best})" if b and key == "best_tau"
+                                                                           else ""), "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    said = []
+    for f, xs in fams.items():
+        d, b = info[f], info[f]["base"]
+        if b is None:
+            said.append(f"{f} ({len(xs)} runs): no hyper-parameter varies, no baseline")
+            continue
+        one, model = ([m for m in measures if not math.isnan(d["taus"][m]) and abs(d["taus"][m]) > abs(t)]
+                      for t in (b.best_tau, b.model_tau))
+        said.append(f"{f} ({len(xs)} runs; varied: {', '.join(d['hps'])}): above its best single hyper-parameter "
+                    f"({b.best}, |tau-b| {abs(b.best_tau):.3f}): " + (", ".join(one) if one else "none")
+                    + f"; above the model on its hyper-parameters ({abs(b.model_tau):.3f}): "
+                    + (", ".join(model) if model else "none"))
+    return ("Within each family (Jiang et al. score within one architecture family; across families a measure "
+            "can rank the gaps by telling the families apart): tau-b with the gap over the family's runs, Psi and "
+            "CMI (degenerate sets scored 0) over the hyper-parameters that vary within it; the last two rows, the "
+            "family's hyper-parameters alone (|tau-b|).\n\n" + "\n".join(lines) + "\n\nPer family: "
+            + "; ".join(said) + ".\n\n")
 
 
 def _never_alone(rows: list[dict], hps: list[str]) -> str:

@@ -552,6 +552,38 @@ def test_study_names_a_run_it_cannot_measure_without_this_machines_paths(tmp_pat
     assert "wd0.pt" in text and str(tmp_path) not in text and str(tmp_path.resolve()) not in text
 
 
+def test_family_scores_score_each_family_on_its_own_runs():
+    import rethink
+
+    sg = _study_script()
+    rows = []
+    for fam, shift in (("b", 0.5), ("a", 0.0)):
+        for i, noise in enumerate(["none", "labels:0.1", "labels:0.2"]):
+            for size in (1000, 2000):
+                for seed in (0, 1):
+                    gap = shift + 0.1 * i - 0.01 * (size // 1000) + 0.001 * seed
+                    # "family": tells the families apart, nothing within one; "within": the gap's
+                    # order within a family, reversed across them
+                    rows.append({"model": f"{fam}net", "corruption": noise, "train_size": size, "seed": seed,
+                                 "gap": gap, "family": shift, "within": gap - 2 * shift,
+                                 "broken": math.inf if seed else gap})
+    text = sg.family_scores(rows, ["family", "within", "broken"], ["model", "corruption", "train_size"],
+                            lambda m: m[0], order=["a", "b"])
+    head = next(line for line in text.splitlines() if line.startswith("| measure"))
+    assert head.split(" | ")[1:4] == ["a tau-b", "a Psi", "a CMI"]  # the order given, not the rows'
+    cells = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in text.splitlines() if line.startswith("| ")}
+    assert cells["family"][0] == "n/a"  # constant within a family: no tau there
+    assert cells["within"][0] == "+1.000" and cells["within"][1] == "+1.000"
+    a = [x for x in rows if x["model"] == "anet"]
+    finite = [x for x in a if x["seed"] == 0]
+    assert cells["broken"][0] == f"{rethink.study.kendall_tau([x['gap'] for x in finite], [x['gap'] for x in finite]):+.3f}"
+    base = rethink.study.hyperparameter_baseline([x["gap"] for x in a],
+                                                 [{"corruption": x["corruption"], "train_size": x["train_size"]} for x in a])
+    assert cells["(best single hyper-parameter)"][0] == f"{abs(base.best_tau):.3f} (corruption)"
+    assert (f"a (12 runs; varied: corruption, train_size): above its best single hyper-parameter (corruption, "
+            f"|tau-b| {abs(base.best_tau):.3f}): within, broken;") in text
+
+
 def test_zoo_section_names_a_hyperparameter_no_two_runs_differ_in_alone():
     sg = _study_script()
     rows = [dict(model=m, lr=lr, train_size=n) for m, lr in (("a", 0.1), ("b", 0.1), ("c", 0.2)) for n in (1, 2)]
