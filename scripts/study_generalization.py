@@ -238,8 +238,9 @@ def main_effects_paragraph(zoo_convnets, runs) -> str:
             "rule only), the mean gap per level over them, the spread of those means (largest minus smallest) "
             "against one run's seed-to-seed standard deviation of the gap (pooled over the family's "
             "configurations) and against the standard error of a difference of two level means from seed noise "
-            "alone, sd * sqrt(2 / runs per level). With more than two levels the largest of several differences "
-            "is taken, so seed noise alone gives a spread of one to two standard errors.\n\n"
+            "alone, sd * sqrt(2 / runs per level). The spread is the largest of the differences between levels, so "
+            "seed noise alone gives on average about 0.8 standard errors with two levels, 1.2 with three and 1.5 "
+            "with four (the expected range of as many normal draws).\n\n"
             + zoo_convnets.main_effects_report(runs) + "\n\n")
     text += ("Beyond one run's seed noise (spread / seed sd above 1): " + (", ".join(beyond) or "none") + ". ")
     if within:
