@@ -34,7 +34,8 @@ Stages:
 threads on the CPU; on a GPU they share it); ``--threads`` sets torch's threads of this process
 (in-process runs, ``--workers 1``). ``--device cuda`` trains and measures every run of a stage on
 the GPU; ``main --families alexnet nin`` trains those families' grids only (two processes can
-share the main grid's folder, one family each; ``--models`` narrows a family to some models);
+share the main grid's folder, one family each; ``--models`` narrows a family to some models, and
+``--seeds 1`` a stage to one of its seeds, so two processes can split one model's runs by seed);
 ``pilot --families nin --hyperparameters depth label_noise`` trains NiN's base and those two
 blocks only (the table is printed over every stored pilot run).
 ``main --measures --each`` trains and measures one run at a time, cheapest first, where a block
@@ -173,16 +174,16 @@ def specs(blocks) -> list:
     return out
 
 
-def one_by_one(blocks) -> list[tuple[str, dict, dict, tuple]]:
-    """``blocks`` split into one block per run, as ``(label, grid of one cell, fixed, (seed,))``:
-    smaller training sets first, then fewer flipped labels (what fits in fewer epochs), then the
-    seed."""
+def one_by_one(blocks, seeds=SEEDS) -> list[tuple[str, dict, dict, tuple]]:
+    """``blocks`` split into one block per run of ``seeds``, as ``(label, grid of one cell, fixed,
+    (seed,))``: smaller training sets first, then fewer flipped labels (what fits in fewer
+    epochs), then the seed."""
     out = []
     for label, grid, fixed in blocks:
         keys = list(grid)
         for values in itertools.product(*(grid[k] for k in keys)):
             cell = dict(zip(keys, values))
-            for seed in SEEDS:
+            for seed in seeds:
                 out.append((f"{label} {cell} seed {seed}", {k: [v] for k, v in cell.items()}, fixed, (seed,)))
 
     def cost(b):
@@ -191,16 +192,21 @@ def one_by_one(blocks) -> list[tuple[str, dict, dict, tuple]]:
     return sorted(out, key=cost)
 
 
-def train(blocks, out_dir: Path, devices, measures: bool = False, device: str = "cpu", each: bool = False) -> list:
+def train(blocks, out_dir: Path, devices, measures: bool = False, device: str = "cpu", each: bool = False,
+          seeds=SEEDS) -> list:
     """Every block through :func:`rethink.zoo` into ``out_dir`` on ``device`` (or its worker
-    ``devices``); the results, one per distinct run. ``each``: one run at a time, trained and
-    then measured (:func:`one_by_one`), so that a process stopped early leaves every run it
-    finished with its measures (without it a block trains all its runs, then measures them)."""
+    ``devices``), each run of ``seeds`` (the grid's :data:`SEEDS` or some of them); the results,
+    one per distinct run. ``each``: one run at a time, trained and then measured
+    (:func:`one_by_one`), so that a process stopped early leaves every run it finished with its
+    measures (without it a block trains all its runs, then measures them)."""
+    bad = sorted(set(seeds) - set(SEEDS))
+    if bad or not seeds:
+        raise ValueError(f"seeds {list(seeds)}: the grid's seeds are {list(SEEDS)}")
     results = {}
-    runs = one_by_one(blocks) if each else [(label, grid, fixed, SEEDS) for label, grid, fixed in blocks]
-    for label, grid, fixed, seeds in runs:
+    runs = one_by_one(blocks, seeds) if each else [(label, grid, fixed, tuple(seeds)) for label, grid, fixed in blocks]
+    for label, grid, fixed, run_seeds in runs:
         t0 = time.perf_counter()
-        rep = rethink.zoo(grid, seeds, out_dir, measures=measures, device=device, devices=devices, progress=False,
+        rep = rethink.zoo(grid, run_seeds, out_dir, measures=measures, device=device, devices=devices, progress=False,
                           **{**SETTINGS, **fixed})
         for r in rep.results:
             results[r.run_name] = r
@@ -617,12 +623,17 @@ def main(argv=None) -> int:
                         "cheapest first")
     p.add_argument("--models", nargs="+", default=None,
                    help="main: only these models of the families' grids (e.g. nin2x24 nin4x24)")
+    p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS),
+                   help=f"main, pilot: only these of the grid's seeds {list(SEEDS)} (another process may train "
+                        "the rest)")
     args = p.parse_args(argv)
     if args.list:
         list_stages()
         return 0
     if args.stage is None:
         p.error("give a stage (cost, pilot, main) or --list")
+    if sorted(set(args.seeds) - set(SEEDS)):
+        p.error(f"--seeds {args.seeds}: the grid's seeds are {list(SEEDS)}")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -635,7 +646,7 @@ def main(argv=None) -> int:
             blocks = pilot_selection(args.families, args.hyperparameters)
         except ValueError as e:
             p.error(str(e))
-        train(blocks, OUT / "pilot", devices, device=args.device, each=args.each)
+        train(blocks, OUT / "pilot", devices, device=args.device, each=args.each, seeds=args.seeds)
         # the table over every stored pilot run, those of families another process trains too
         print(pilot_report(rethink.load_runs(OUT / "pilot")))
     else:
@@ -646,7 +657,8 @@ def main(argv=None) -> int:
                 p.error(f"--models {bad}: not in the grids of {args.families}")
             blocks = [(f, {**g, "model": [m for m in g["model"] if m in args.models]}, fx) for f, g, fx in blocks
                       if any(m in args.models for m in g["model"])]
-        results = train(blocks, OUT / "main", devices, measures=args.measures, device=args.device, each=args.each)
+        results = train(blocks, OUT / "main", devices, measures=args.measures, device=args.device, each=args.each,
+                        seeds=args.seeds)
         print(f"{len(results)} runs, {sum(r.status == 'completed' for r in results)} completed")
     print(f"{args.stage}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     return 0

@@ -197,6 +197,17 @@ def test_convnet_zoo_one_run_at_a_time_covers_the_grid_cheapest_first(monkeypatc
     calls.clear()
     z.train(blocks, None, None, measures=True)
     assert calls == [(blocks[0][1], z.SEEDS)]
+    # one seed of the grid: exactly its runs, so two processes can split the grid by seed
+    calls.clear()
+    z.train(blocks, None, None, measures=True, each=True, seeds=(1,))
+    assert calls == [(grid, seeds) for _, grid, _, seeds in runs if seeds == (1,)] and len(calls) == len(runs) // 2
+    calls.clear()
+    z.train(blocks, None, None, measures=True, seeds=(1,))
+    assert calls == [(blocks[0][1], (1,))]
+    with pytest.raises(ValueError, match=r"seeds \[7\]"):
+        z.train(blocks, None, None, seeds=(7,))
+    with pytest.raises(SystemExit):
+        z.main(["main", "--seeds", "7"])
 
 
 def test_convnet_zoo_pilot_report_against_seed_noise():
