@@ -184,7 +184,8 @@ def zoo(grid: dict[str, list] | None = None, seeds=(0, 1), out_dir: str | os.Pat
     """Train the factorial grid of :func:`zoo_specs` into ``out_dir`` and compute the measures
     of every run that completed (``measure_settings`` go to :func:`rethink.measures.compute`,
     e.g. ``samples``, ``max_examples``). Finished runs and cached measures are reused (a run
-    whose measures are cached is not trained again for want of its weights file); runs
+    whose measures are cached, or any finished run with ``measures=False``, is not trained
+    again for want of its weights file); runs
     and measures spread over ``devices`` or an ``executor`` (:func:`rethink.runner.run_jobs`);
     ``execution`` (a :class:`rethink.runner.Execution`) gives out_dir, root, device, devices,
     executor and progress at once.
@@ -204,7 +205,9 @@ def zoo(grid: dict[str, list] | None = None, seeds=(0, 1), out_dir: str | os.Pat
         # a finished run whose measures are cached needs no weights file: it is not trained again
         cached = {spec.run_name() for spec, _ in plan
                   if dataclasses.replace(proto, run_name=spec.run_name()).finished(Path(out_dir)) is not None}
-    results = ex.fits([FitJob.of(sub, spec, root, weights=spec.run_name() not in cached) for spec, sub in plan],
+    # without measures no weights are read: a finished run stored without them is not trained again
+    results = ex.fits([FitJob.of(sub, spec, root, weights=measures and spec.run_name() not in cached)
+                       for spec, sub in plan],
                       desc="zoo")
     report = ZooReport(results=results, out_dir=Path(out_dir))
     if measures:

@@ -75,6 +75,14 @@ def test_zoo_trains_measures_and_caches(tmp_path):
     assert MeasureJob.make(rep.results[0].run_name, {"measures": ["l2"]}).finished(tmp_path) is None
     same = MeasureJob.make(rep.results[0].run_name, {"measures": ("l2", "margin", "params"), "seed": 0})
     assert same.finished(tmp_path) is not None  # the defaults spelled out: the same cache entry
+    # without measures no weights are read: finished runs stored without them are not trained again
+    for name in (a, b):
+        (tmp_path / f"{name}.pt").unlink(missing_ok=True)
+        (tmp_path / f"{name}.measures.json").unlink()
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.json")}
+    plain = rethink.zoo(grid, seeds=(0,), out_dir=tmp_path, device="cpu", progress=False, measures=False, **TINY)
+    assert [r.run_name for r in plain.results] == [a, b] and all(r.status == "completed" for r in plain.results)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.json")} == stamps and not list(tmp_path.glob("*.pt"))
 
 
 def test_measures_cache_is_keyed_by_the_weights(tmp_path):
@@ -160,8 +168,8 @@ def test_convnet_zoo_main_families_and_models_select_the_grid(monkeypatch):
     z = _zoo_convnets()
     seen = {}
 
-    def fake_train(blocks, out_dir, devices, measures=False, device="cpu", each=False):
-        seen.update(blocks=blocks, devices=devices, device=device, measures=measures, each=each)
+    def fake_train(blocks, out_dir, devices, measures=False, device="cpu", each=False, seeds=None):
+        seen.update(blocks=blocks, devices=devices, device=device, measures=measures, each=each, seeds=seeds)
         return []
 
     monkeypatch.setattr(z, "train", fake_train)
@@ -173,9 +181,10 @@ def test_convnet_zoo_main_families_and_models_select_the_grid(monkeypatch):
     picked = {s.run_name() for s in z.specs(seen["blocks"])}
     whole = [s for s in z.specs(z.main_blocks()) if s.model in ("nin2x24", "nin4x24")]
     assert picked == {s.run_name() for s in whole} and len(picked) == 16
-    assert not seen["each"]
-    z.main(["main", "--families", "alexnet", "mlp", "--each"])
+    assert not seen["each"] and list(seen["seeds"]) == list(z.SEEDS)
+    z.main(["main", "--families", "alexnet", "mlp", "--each", "--seeds", "1"])
     assert [f for f, _, _ in seen["blocks"]] == ["alexnet", "mlp"] and seen["devices"] is None and seen["each"]
+    assert seen["seeds"] == [1]
     with pytest.raises(SystemExit):
         z.main(["main", "--families", "mlp", "--models", "nin2x24"])
 
