@@ -221,7 +221,9 @@ def pilot_effects(results) -> dict[str, dict]:
     the gap, "configs": configurations it pools, "rows": {hyper-parameter: row}}``, where a row has
     ``levels``, ``means`` (mean gap per level over its runs, NaN where a level has none), ``runs``
     and ``fit`` (runs per level and those at the stopping rule), ``diff`` (the second level's mean
-    minus the first's) and ``ratio`` (``diff`` over ``sd``; NaN where a level has no runs)."""
+    minus the first's) and ``ratio`` (``diff`` over ``sd``; NaN where a level has no runs). Runs
+    not finished (still training, interrupted, failed) are left out, as if not run."""
+    results = [r for r in results if r.status == "completed"]
     by_config: dict[tuple, dict[int, float]] = {}
     fit_by_config: dict[tuple, dict[int, bool]] = {}
     for r in results:
@@ -229,8 +231,8 @@ def pilot_effects(results) -> dict[str, dict]:
         # one configuration = every setting but the seed and the seeds it defaults (corruption, subset)
         key = tuple(sorted((k, v) for k, v in s.to_dict().items()
                            if k not in ("seed", "corruption_seed", "subset_seed", "run_name")))
-        by_config.setdefault(key, {})[s.seed] = r.final.get("gap", math.nan) if r.status == "completed" else math.nan
-        fit_by_config.setdefault(key, {})[s.seed] = r.status == "completed" and r.epochs_to_fit is not None
+        by_config.setdefault(key, {})[s.seed] = r.final.get("gap", math.nan)
+        fit_by_config.setdefault(key, {})[s.seed] = r.epochs_to_fit is not None
     out = {}
     for fam, base in BASE.items():
         sd, used = rethink.study.seed_sd(list(g.values()) for k, g in by_config.items()
@@ -258,7 +260,9 @@ def pilot_report(results) -> str:
     (training minus test accuracy, final epoch) at each level over the seeds, the difference, and
     the difference over the family's seed-to-seed standard deviation of the gap (pooled over its
     configurations: :func:`rethink.study.seed_sd`), and per level how many runs reached the
-    stopping rule. A level without stored runs reads "not run", and its difference "-"."""
+    stopping rule. A level without finished runs reads "not run", and its difference "-"; runs not
+    finished are left out of every count."""
+    results = [r for r in results if r.status == "completed"]
     effects = pilot_effects(results)
     fitted: dict[str, int] = {}
     for r in results:

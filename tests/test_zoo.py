@@ -259,6 +259,11 @@ def test_convnet_zoo_pilot_names_levels_not_run_and_the_main_grid_says_what_its_
     # NiN's pilot without its deeper and shallower networks and without label noise
     results = _fake_pilot(z, skip=lambda s: s.model in ("nin2x48", "nin4x48")
                           or (s.model.startswith("nin") and s.corruption != "none"))
+    # ... and one of them still training (its latest state stored): counted nowhere, as if not run
+    s = next(s for s in z.specs(z.pilot_blocks()) if s.model == "nin2x48").resolved()
+    results.append(rethink.Result(history=[{"epoch": 1, "train_acc": 0.5, "test_acc": 0.4}], status="running",
+                                  config={**s.to_dict(), "run_name": s.run_name()}))
+    assert "nin 24/24" in z.pilot_report(results)
     rows = {r[1]: r for r in (line.split(" | ") for line in z.pilot_report(results).splitlines()
                               if line.startswith("| nin |"))}
     assert rows["depth"][3:7] == ["not run / not run", "-", "-", "0/0 / 0/0 |"]
