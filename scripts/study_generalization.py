@@ -210,6 +210,20 @@ def main_grid_sentence(zoo_convnets, pilot_runs, n_runs: int) -> str:
             f"run at the rule): " + "; ".join(parts) + ".")
     if unsupported:
         text += " Varied without that support from the family's own pilot: " + ", ".join(unsupported) + "."
+    # the other way round: a pilot hyper-parameter that moved the gap, held at one value in the main grid
+    effects = zoo_convnets.pilot_effects(pilot_runs)
+    held = []
+    for fam, grid, _ in zoo_convnets.main_blocks():
+        behind = {hp.removesuffix("_wide") for key, levels in grid.items() if len(levels) > 1
+                  for hp in zoo_convnets.MAIN_FROM_PILOT.get(key, ())}
+        for hp, row in effects[fam]["rows"].items():
+            if (hp.removesuffix("_wide") not in behind and all(row["runs"]) and row["fit"] == row["runs"]
+                    and abs(row["ratio"]) >= 1.5):
+                held.append(f"{fam}'s {hp} ({row['ratio']:+.1f}" + ("; one run at a level" if min(row["runs"]) < 2
+                                                                      else "") + ")")
+    if held:
+        text += (" Held at one value in the main grid, though the family's own pilot moved the gap by at least 1.5 "
+                 "seed standard deviations with every run at the rule: " + ", ".join(held) + ".")
     return text
 
 

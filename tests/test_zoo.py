@@ -239,13 +239,13 @@ def test_convnet_zoo_pilot_report_against_seed_noise():
     assert "nin 28/30" in table
 
 
-def _fake_pilot(z, skip=lambda s: False):
-    # label noise adds 0.2 to the gap, seed 1 adds 0.01; every run at the rule
+def _fake_pilot(z, skip=lambda s: False, extra=lambda s: 0.0):
+    # label noise adds 0.2 to the gap, seed 1 adds 0.01 (and ``extra``); every run at the rule
     results = []
     for s in z.specs(z.pilot_blocks()):
         if skip(s):
             continue
-        gap = 0.1 + (0.2 if s.corruption != "none" else 0.0) + 0.01 * s.seed
+        gap = 0.1 + (0.2 if s.corruption != "none" else 0.0) + 0.01 * s.seed + extra(s)
         s = s.resolved()
         results.append(rethink.Result(history=[{"epoch": 1, "train_acc": 1.0, "test_acc": 1 - gap}], epochs_to_fit=1,
                                       config={**s.to_dict(), "run_name": s.run_name()}))
@@ -383,3 +383,16 @@ def test_measure_seconds_by_what_each_group_reads():
     assert z.measure_seconds(groups, 1000, 1000) == pytest.approx(6.0)
     # 4,000 examples: margin reads all (x4), PAC-Bayes its 2,048-example subsample (x2.048), spectral none
     assert z.measure_seconds(groups, 1000, 4000) == pytest.approx(4.0 + 2.0 * 2.048 + 3.0)
+
+
+def test_convnet_zoo_main_grid_sentence_names_what_moved_the_gap_in_the_pilot_but_is_held_fixed():
+    from _scripts import load_script
+
+    z = _zoo_convnets()
+    sentence = load_script("study_generalization").main_grid_sentence
+    assert "Held at one value" not in sentence(z, _fake_pilot(z), 280)
+    # NiN's larger learning rate adds 0.1 to its gap: 0.1 / 0.0071 seed sd = +14.1, and the main grid holds lr fixed
+    moved = _fake_pilot(z, extra=lambda s: 0.1 if s.model.startswith("nin") and s.lr == 0.05 else 0.0)
+    text = sentence(z, moved, 280)
+    assert text.endswith("Held at one value in the main grid, though the family's own pilot moved the gap by at "
+                         "least 1.5 seed standard deviations with every run at the rule: nin's lr (+14.1).")
