@@ -206,7 +206,8 @@ def main_grid_sentence(zoo_convnets, pilot_runs, n_runs: int) -> str:
                         f"; beyond the seed noise in the pilots of {' and '.join(others)}" if others else "") + ")")
         parts.append(f"{fam}: " + ", ".join(items))
     text = (f"The main grid (`scripts/zoo_convnets.py main`, {n_runs} runs, two seeds) varies, per family (in "
-            f"parentheses, the pilot's differences of the gap in seed standard deviations, at least 1.5 with every "
+            f"parentheses, the pilot's differences of the gap in seed standard deviations, at least "
+            f"{zoo_convnets.PILOT_THRESHOLD} with every "
             f"run at the rule): " + "; ".join(parts) + ".")
     if unsupported:
         text += " Varied without that support from the family's own pilot: " + ", ".join(unsupported) + "."
@@ -218,12 +219,13 @@ def main_grid_sentence(zoo_convnets, pilot_runs, n_runs: int) -> str:
                   for hp in zoo_convnets.MAIN_FROM_PILOT.get(key, ())}
         for hp, row in effects[fam]["rows"].items():
             if (hp.removesuffix("_wide") not in behind and all(row["runs"]) and row["fit"] == row["runs"]
-                    and abs(row["ratio"]) >= 1.5):
+                    and abs(row["ratio"]) >= zoo_convnets.PILOT_THRESHOLD):
                 held.append(f"{fam}'s {hp} ({row['ratio']:+.1f}" + ("; one run at a level" if min(row["runs"]) < 2
                                                                       else "") + ")")
     if held:
-        text += (" Held at one value in the main grid, though the family's own pilot moved the gap by at least 1.5 "
-                 "seed standard deviations with every run at the rule: " + ", ".join(held) + ".")
+        text += (" Held at one value in the main grid, though the family's own pilot moved the gap by at least "
+                 f"{zoo_convnets.PILOT_THRESHOLD} seed standard deviations with every run at the rule: "
+                 + ", ".join(held) + ".")
     return text
 
 

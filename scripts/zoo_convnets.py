@@ -101,6 +101,9 @@ PILOT_LEVELS = {
     "nin": {"width": ("model", ["nin3x24", "nin3x96"]), "depth": ("model", ["nin2x48", "nin4x48"]),
             "lr": ("lr", [0.005, 0.05]), **_COMMON_LEVELS},
 }
+#: How far (in seed standard deviations of the gap) a pilot hyper-parameter must move the gap,
+#: with every run at the stopping rule, for the main grid to vary it.
+PILOT_THRESHOLD = 1.5
 #: The main grid: per family, a factorial grid of RunSpec settings (two seeds each run), of the
 #: hyper-parameters the pilot found to move the gap by at least 1.5 seed standard deviations with
 #: every run at the stopping rule (docs/STUDY.md): for MLPs width (32 / 2048: -1.9), depth (1 / 4:
@@ -193,6 +196,12 @@ def one_by_one(blocks, seeds=SEEDS) -> list[tuple[str, dict, dict, tuple]]:
     return sorted(out, key=cost)
 
 
+def check_seeds(seeds) -> None:
+    """Raises ValueError naming ``seeds`` unless they are some of the grid's :data:`SEEDS`."""
+    if not seeds or set(seeds) - set(SEEDS):
+        raise ValueError(f"seeds {list(seeds)}: the grid's seeds are {list(SEEDS)}")
+
+
 def train(blocks, out_dir: Path, devices, measures: bool = False, device: str = "cpu", each: bool = False,
           seeds=SEEDS) -> list:
     """Every block through :func:`rethink.zoo` into ``out_dir`` on ``device`` (or its worker
@@ -200,9 +209,7 @@ def train(blocks, out_dir: Path, devices, measures: bool = False, device: str = 
     one per distinct run. ``each``: one run at a time, trained and then measured
     (:func:`one_by_one`), so that a process stopped early leaves every run it finished with its
     measures (without it a block trains all its runs, then measures them)."""
-    bad = sorted(set(seeds) - set(SEEDS))
-    if bad or not seeds:
-        raise ValueError(f"seeds {list(seeds)}: the grid's seeds are {list(SEEDS)}")
+    check_seeds(seeds)
     results = {}
     runs = one_by_one(blocks, seeds) if each else [(label, grid, fixed, tuple(seeds)) for label, grid, fixed in blocks]
     for label, grid, fixed, run_seeds in runs:
@@ -291,7 +298,7 @@ MAIN_FROM_PILOT = {"model": ("width", "depth", "width_wide"), "corruption": ("la
                    "train_size": ("train_size",)}
 
 
-def main_grid_support(results, threshold: float = 1.5) -> dict[str, dict[str, list]]:
+def main_grid_support(results, threshold: float = PILOT_THRESHOLD) -> dict[str, dict[str, list]]:
     """Per family and per setting its main grid varies (:data:`MAIN`), what the pilot says of it:
     ``{"moved": [(hyper-parameter, ratio)], "within": [...], "not_at_rule": [...], "not_run": [...]}``
     over the pilot's hyper-parameters behind the setting (:data:`MAIN_FROM_PILOT`). ``moved``: the
@@ -637,8 +644,10 @@ def main(argv=None) -> int:
         return 0
     if args.stage is None:
         p.error("give a stage (cost, pilot, main) or --list")
-    if sorted(set(args.seeds) - set(SEEDS)):
-        p.error(f"--seeds {args.seeds}: the grid's seeds are {list(SEEDS)}")
+    try:
+        check_seeds(args.seeds)
+    except ValueError as e:
+        p.error(f"--{e}")
     import torch
 
     torch.set_num_threads(args.threads)
