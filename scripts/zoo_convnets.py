@@ -112,16 +112,21 @@ PILOT_THRESHOLD = 1.5
 #: neither family's gap beyond that, at either pair of levels tried; augmentation kept the MLPs
 #: below 99% training accuracy within the budget (their smaller gap is not at the rule) and left
 #: AlexNet's within the seed noise at 4x the epochs. Levels between the pilot's are added to reach
-#: the size. NiN's levels are Jiang et al.'s width and depth with the two factors that moved both
-#: other families, chosen before its pilot (still stored in part) was in: docs/STUDY.md gives what
-#: its pilot shows so far and, post hoc, how far each factor moves the gap on the main grid itself.
+#: the size. NiN's levels were first Jiang et al.'s width and depth with the two factors that moved
+#: both other families, chosen before its pilot was in (32 runs, at learning rate 0.02). Its pilot
+#: then moved the gap by -4.9 seed sd with the learning rate (0.005 / 0.05; 0.005 against the base
+#: 0.02: +3.5) and +4.5 with the batch size (32 / 128): the learning rate is a factor of NiN's grid
+#: now, at the base and 0.005 (the level that moved the gap furthest from the base at the fewest
+#: extra epochs: 31 against 21), which adds 32 runs. The batch size stays at the base: a further
+#: factor would double NiN's grid again (64 runs, about 26 one-thread CPU hours here). docs/STUDY.md
+#: gives, post hoc, how far each factor moves the gap on the main grid itself.
 MAIN = {
     "mlp": {"model": [f"mlp{d}x{w}" for d in (1, 2, 4) for w in (32, 128, 512, 2048)],
             "corruption": ["none", "labels:0.1", "labels:0.2"], "train_size": [1000, 2000, 4000]},
     "alexnet": {"model": ["alexnet_small"], "corruption": ["none", "labels:0.1", "labels:0.2", "labels:0.3"],
                 "train_size": [500, 1000, 2000, 4000]},
     "nin": {"model": ["nin2x24", "nin2x96", "nin4x24", "nin4x96"], "corruption": ["none", "labels:0.2"],
-            "train_size": [1000, 2000]},
+            "train_size": [1000, 2000], "lr": [0.02, 0.005]},
 }
 
 
@@ -295,7 +300,7 @@ def pilot_report(results) -> str:
 
 #: The pilot's hyper-parameters behind each setting the main grid varies.
 MAIN_FROM_PILOT = {"model": ("width", "depth", "width_wide"), "corruption": ("label_noise",),
-                   "train_size": ("train_size",)}
+                   "train_size": ("train_size",), "lr": ("lr", "lr_wide"), "batch_size": ("batch_size", "batch_size_wide")}
 
 
 def main_grid_support(results, threshold: float = PILOT_THRESHOLD) -> dict[str, dict[str, list]]:
@@ -329,14 +334,17 @@ def main_grid_support(results, threshold: float = PILOT_THRESHOLD) -> dict[str, 
 
 def _main_factors(spec) -> dict:
     """The main grid's factors of one run: a family's width and depth (read from its model name,
-    ``mlp<depth>x<width>`` or ``nin<depth>x<width>``; absent for a model without them), label
-    noise (the corruption) and the training-set size."""
+    ``mlp<depth>x<width>`` or ``nin<depth>x<width>``; absent for a model without them), then each
+    other setting its family's grid varies (:data:`MAIN`: label noise as the corruption, the
+    training-set size, NiN's learning rate), in the grid's order."""
     out = {}
     name = spec.model
-    if family(name) in ("mlp", "nin"):
+    fam = family(name)
+    if fam in ("mlp", "nin"):
         depth, width = name[3:].split("x")
         out.update(width=int(width), depth=int(depth))
-    out.update(corruption=spec.corruption, train_size=spec.train_size)
+    d = spec.to_dict()
+    out.update({k: d[k] for k in MAIN[fam] if k != "model"})
     return out
 
 
@@ -358,6 +366,7 @@ def main_effects(results) -> dict[str, dict]:
 
     by_config: dict[tuple, list[float]] = defaultdict(list)
     fam_of: dict[tuple, str] = {}
+    factors: dict[str, list[str]] = {}  # per family, its factors in _main_factors' order
     for r in results:
         if r.status != "completed" or r.epochs_to_fit is None:
             continue
@@ -365,6 +374,7 @@ def main_effects(results) -> dict[str, dict]:
         key = tuple(sorted(f.items(), key=lambda kv: kv[0]))
         by_config[key].append(r.final.get("gap", math.nan))
         fam_of[key] = family(r.spec.model)
+        factors.setdefault(fam_of[key], list(f))
     out = {}
     for fam in BASE:
         cfgs = {k: statistics.fmean(v) for k, v in by_config.items() if fam_of[k] == fam}
@@ -372,9 +382,7 @@ def main_effects(results) -> dict[str, dict]:
             continue
         sd, used = rethink.study.seed_sd(v for k, v in by_config.items() if fam_of[k] == fam)
         rows = {}
-        for factor in ("width", "depth", "corruption", "train_size"):
-            if factor not in dict(next(iter(cfgs))):
-                continue
+        for factor in factors[fam]:
             levels = sorted({dict(k)[factor] for k in cfgs}, key=rethink.study.level_order)
             if len(levels) < 2:
                 continue
