@@ -2,8 +2,8 @@
 # The conv-net grids on a lent GPU, bounded by a deadline: build the extension in place for the
 # visible GPU, with COST=1 time the zoo's cost runs alone (`zoo_convnets.py cost --device cuda`), then train,
 # side by side on the one GPU until DEADLINE seconds after the start, while the CUDA tests run:
-#   - the zoo's convolutional runs still unmeasured, if any (ZOO_MODELS; `zoo_convnets.py main
-#     --measures --families nin`: NiN's runs at learning rate 0.005), then NiN's pilot (`zoo_convnets.py pilot --families nin`: the blocks behind its main grid's factors
+#   - the zoo's convolutional families still unmeasured, if any (ZOO_MODELS; `zoo_convnets.py main
+#     --measures --families nin`), then NiN's pilot (`zoo_convnets.py pilot --families nin`: the blocks behind its main grid's factors
 #     first, depth, training-set size and label noise, then the others),
 #   - the paper's conv nets on all 60,000 images (`reproduce_convnets.py --stages alexnet60k`, and its
 #     second schedule, a constant learning rate, `alexnet60k_constant_lr`),
@@ -23,10 +23,9 @@ ZOO_WORKERS=${ZOO_WORKERS:-6}
 # The zoo's families still to be trained and measured on a GPU. The stored zoo is copied into
 # results/ first: a run whose measures are stored is not trained again (weights do not come back).
 ZOO_FAMILIES=${ZOO_FAMILIES:-nin}
-# Only these models of those families (empty: all of them; "none": no zoo). The default: all, for
-# NiN's learning-rate level 0.005 (32 runs); the 32 NiNs at 0.02 were trained and measured on a CPU
-# (their stored measures are reused, nothing of them is trained again).
-ZOO_MODELS=${ZOO_MODELS-}
+# Only these models of those families (empty: all of them; "none": no zoo). The default: none, since
+# all 32 NiNs of the main grid were trained and measured on a CPU (their stored measures are reused).
+ZOO_MODELS=${ZOO_MODELS-none}
 BIG_WORKERS=${BIG_WORKERS:-6}
 REST_WORKERS=${REST_WORKERS:-4}
 mkdir -p "$OUT" "$OUT/logs"

@@ -229,6 +229,26 @@ def main_grid_sentence(zoo_convnets, pilot_runs, n_runs: int) -> str:
     return text
 
 
+def probe_sentence(probe: dict, runs, budget: int, where: str) -> str:
+    """What the probe of a dropped main-grid factor found (``probe``: its family, setting, level
+    and folder, as ``zoo_convnets.PROBE``): per finished run (``runs``), its model, training-set
+    size, label noise and seed, and the epochs it took to the stopping rule or the training
+    accuracy it had at the end of the ``budget``."""
+    parts = []
+    for r in sorted(runs, key=lambda r: r.run_name):
+        s = r.spec
+        acc = r.final.get("train_acc", float("nan"))
+        what = (f"reached the rule in {r.epochs_to_fit} epochs" if r.epochs_to_fit is not None else
+                f"{100 * acc:.1f}% training accuracy after {len(r.history)} of {budget} epochs, below the rule")
+        parts.append(f"{s.model} on {s.train_size:,} images ({s.corruption}, seed {s.seed}): {what}")
+    n_off = sum(r.epochs_to_fit is None for r in runs)
+    return (f"Tried and dropped as a factor of {probe['family']}'s main grid: {probe['setting']} = {probe['level']} "
+            f"(the probe's {len(runs)} finished run{'s' if len(runs) != 1 else ''}, `{where}`, main-grid "
+            "configurations at that level): " + ("; ".join(parts) or "none finished") + "."
+            + (f" {n_off} of {len(runs)} missed the rule, and a run off the rule is not scored, so the level "
+               "would leave its configurations out of the grid's scores." if n_off else ""))
+
+
 def main_effects_paragraph(zoo_convnets, runs) -> str:
     """How far each factor of the main grid moves the gap on the main grid itself
     (``zoo_convnets.main_effects_report``), with a sentence computed from it: the factors whose
@@ -747,6 +767,10 @@ def report(out: Path) -> Path:
         main_runs = zoo_convnets.specs(zoo_convnets.main_blocks())
         w(main_grid_sentence(zoo_convnets, runs, len(main_runs))
           + ("" if (STORE / "zoo_convnets" / "main").exists() else " Its results are not stored yet.") + "\n\n")
+        probe = STORE / "zoo_convnets" / zoo_convnets.PROBE["folder"]
+        if probe.exists():
+            w(probe_sentence(zoo_convnets.PROBE, rethink.load_runs(probe, status="completed"), zoo_convnets.BUDGET,
+                             f"docs/results/zoo_convnets/{zoo_convnets.PROBE['folder']}") + "\n\n")
         if (STORE / "zoo_convnets" / "main").exists():
             w("## The conv-net zoo (`scripts/zoo_convnets.py main --measures`)\n\n")
             w(zoo_section(STORE / "zoo_convnets" / "main", STORE / "zoo_convnets_study"))
