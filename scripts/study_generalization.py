@@ -233,7 +233,11 @@ def probe_sentence(probe: dict, runs, budget: int, where: str) -> str:
     """What the probe of a dropped main-grid factor found (``probe``: its family, setting, level
     and folder, as ``zoo_convnets.PROBE``): per finished run (``runs``), its model, training-set
     size, label noise and seed, and the epochs it took to the stopping rule or the training
-    accuracy it had at the end of the ``budget``."""
+    accuracy it had at the end of the ``budget``. Raises ValueError naming a run that is not at
+    the probe's level."""
+    off = [r.run_name for r in runs if r.spec.to_dict()[probe["setting"]] != probe["level"]]
+    if off:
+        raise ValueError(f"runs {off}: not at the probe's {probe['setting']} = {probe['level']}")
     parts = []
     for r in sorted(runs, key=lambda r: r.run_name):
         s = r.spec
@@ -285,14 +289,10 @@ def main_effects_paragraph(zoo_convnets, runs) -> str:
             "; none of those is beyond 3 standard errors of the level means") + ". A factor within one run's seed "
             "noise moves the gap on average by less than one run's gap varies with its seed: it does not meet "
             "the criterion the grid was to satisfy.")
-    varied = {fam: {k for k, v in grid.items() if len(v) > 1} for fam, grid, _ in zoo_convnets.main_blocks()}
-    settings = [k for k in next(iter(zoo_convnets.BASE.values())) if k != "model"]
-    fixed = [k for k in settings if not any(k in v for v in varied.values())]
-    some = [f"{k} ({', '.join(f for f in varied if k in varied[f])}; one value in "
-            f"{', '.join(f for f in varied if k not in varied[f])})"
-            for k in settings if k not in fixed and not all(k in v for v in varied.values())]
-    text += (" Not varied in the main grid (one value in every family; the pilot table gives what each did there): "
-             + ", ".join(fixed) + "." + (" Varied in some families only: " + ", ".join(some) + "." if some else ""))
+    varied = {k for _, grid, _ in zoo_convnets.main_blocks() for k, v in grid.items() if len(v) > 1}
+    fixed = [k for k in next(iter(zoo_convnets.BASE.values())) if k not in varied and k != "model"]
+    text += (" Not varied in the main grid (one value per family; the pilot table gives what each did there): "
+             + ", ".join(fixed) + ".")
     return text + "\n\n"
 
 

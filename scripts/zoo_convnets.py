@@ -118,8 +118,8 @@ PILOT_THRESHOLD = 1.5
 #: of this grid at 0.005 (the level that moved the gap furthest from the base 0.02) and dropped:
 #: nin2x24 at 0.005 stays below the rule within the budget (the probe's runs, :data:`PROBE`,
 #: docs/STUDY.md), so half a level would be unscored; 0.05 (whose pilot runs, nin3x48, were at the
-#: rule) moved the pilot's gap 1.4 seed sd from the base, below the 1.5 the grid asks for. docs/STUDY.md gives, post hoc, how far each factor
-#: moves the gap on the main grid itself.
+#: rule) moved the pilot's gap 1.4 seed sd from the base, below the 1.5 the grid asks for.
+#: docs/STUDY.md gives, post hoc, how far each factor moves the gap on the main grid itself.
 MAIN = {
     "mlp": {"model": [f"mlp{d}x{w}" for d in (1, 2, 4) for w in (32, 128, 512, 2048)],
             "corruption": ["none", "labels:0.1", "labels:0.2"], "train_size": [1000, 2000, 4000]},
@@ -131,7 +131,9 @@ MAIN = {
 
 
 #: The probe of a main-grid factor that was tried and dropped: main-grid runs of NiN at learning
-#: rate 0.005 (results under results/zoo_convnets/probe_nin_lr, reported in docs/STUDY.md).
+#: rate 0.005, trained by ``main --measures --each --families nin`` while MAIN["nin"] held
+#: ``"lr": [0.02, 0.005]``, then moved from main/ to results/zoo_convnets/probe_nin_lr (stored
+#: under docs/results/zoo_convnets/probe_nin_lr, reported in docs/STUDY.md).
 PROBE = {"family": "nin", "setting": "lr", "level": 0.005, "folder": "probe_nin_lr"}
 
 

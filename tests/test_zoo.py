@@ -331,8 +331,8 @@ def test_convnet_zoo_main_effects_by_hand():
     assert ("Within it: mlp's depth (0.0), mlp's train_size (0.0), alexnet's train_size (0.0), nin's depth (0.1), "
             "nin's train_size (0.1); none of those is beyond 3 standard errors") in text
     assert "alexnet's corruption (" in text.split("Within it")[0]
-    assert ("Not varied in the main grid (one value in every family; the pilot table gives what each did there): "
-            "lr, batch_size, weight_decay, dropout, augment.") in text and "some families only" not in text
+    assert "Not varied in the main grid (one value per family; the pilot table gives what each did there): lr, " \
+           "batch_size, weight_decay, dropout, augment." in text
 
 
 def test_convnet_zoo_pilot_selection_keeps_the_families_base_and_named_blocks():
@@ -403,11 +403,18 @@ def test_convnet_zoo_probe_sentence_reports_each_finished_run_at_the_rule_or_off
 
     z = _zoo_convnets()
     runs = []
-    for s, fit, acc in ((z.specs(z.main_blocks())[-1], None, 0.942), (z.specs(z.main_blocks())[-2], 33, 0.992)):
-        s = s.resolved()
+    main = z.specs(z.main_blocks())
+    for s, fit, acc in ((main[-1], None, 0.942), (main[-2], 33, 0.992)):
+        s = s.replace(lr=z.PROBE["level"]).resolved()
         runs.append(rethink.Result(history=[{"epoch": e, "train_acc": acc, "test_acc": 0.8} for e in range(1, 4)],
                                    epochs_to_fit=fit, config={**s.to_dict(), "run_name": s.run_name()}))
     text = load_script("study_generalization").probe_sentence(z.PROBE, runs, 200, "here")
     assert text.startswith("Tried and dropped as a factor of nin's main grid: lr = 0.005 (the probe's 2 finished runs")
     assert "94.2% training accuracy after 3 of 200 epochs, below the rule" in text
     assert "reached the rule in 33 epochs" in text and "1 of 2 missed the rule" in text
+    # a run at another level in the probe's folder is refused, not reported as the probe's
+    s = main[0].resolved()
+    runs.append(rethink.Result(history=[{"epoch": 1, "train_acc": 1.0, "test_acc": 0.8}], epochs_to_fit=1,
+                               config={**s.to_dict(), "run_name": s.run_name()}))
+    with pytest.raises(ValueError, match=s.run_name() + ".*lr = 0.005"):
+        load_script("study_generalization").probe_sentence(z.PROBE, runs, 200, "here")
