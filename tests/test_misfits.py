@@ -1,0 +1,61 @@
+"""scripts/fashion_misfits.py: the training images a run gets wrong, found in the run's own view
+(its training subset), with their nearest neighbours."""
+from __future__ import annotations
+
+import pytest
+import torch
+from _scripts import load_script
+
+import rethink
+from rethink.results import load_model
+from rethink.run import Run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def subset_run(tmp_path_factory):
+    """A 2-epoch run on random labels of 300 of digits' training images (most still wrong)."""
+    out = tmp_path_factory.mktemp("misfits")
+    rethink.fit_random(dataset="digits", corruption="random_labels", train_size=300, max_epochs=2, seed=1,
+                       out_dir=out, run_name="r", device="cpu", progress=False)
+    return out / "r.json"
+
+
+def test_nearest_is_the_closest_other_row():
+    fm = load_script("fashion_misfits")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 7, generator=g, dtype=torch.float64)
+    rows = torch.tensor([0, 3, 49])
+    dist, idx = fm.nearest(x, rows)
+    d = torch.cdist(x[rows], x)
+    d[torch.arange(3), rows] = float("inf")  # never the row itself
+    torch.testing.assert_close(dist, d.min(1).values)
+    assert idx.tolist() == d.argmin(1).tolist()
+    assert fm.nearest(x, torch.zeros(0, dtype=torch.long))[0].numel() == 0
+
+
+def test_a_subset_runs_misfits_are_found_in_its_own_images(subset_run):
+    fm = load_script("fashion_misfits")
+    out = fm.analyse(subset_run, max_wrong=10_000)
+    x, y = Run.of_result(subset_run).training_tensors()
+    assert x.shape[0] == 300  # the run's subset, not digits' whole training split
+    model, _ = load_model(subset_run)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    wrong = (pred != y).nonzero().flatten().tolist()
+    assert wrong and [w["index"] for w in out["wrong"]] == wrong
+    xf = x.reshape(len(x), -1).double()
+    for w in out["wrong"]:
+        i, j = w["index"], w["nearest"]
+        d = (xf - xf[i]).norm(dim=1)
+        d[i] = float("inf")
+        assert w["distance"] == pytest.approx(float(d.min()), abs=1e-3) == pytest.approx(float(d[j]), abs=1e-3)
+        assert (w["label"], w["predicted"], w["nearest_label"]) == (int(y[i]), int(pred[i]), int(y[j]))
+    nn = out["nearest_neighbour"]  # the scale of the run's own 300 images
+    assert nn["images"] == 300 and 0 <= nn["p01"] <= nn["median"] and 0 <= nn["below_1"] <= 300
+
+
+def test_a_run_with_more_misfits_than_the_limit_is_left_out(subset_run):
+    fm = load_script("fashion_misfits")
+    assert fm.analyse(subset_run, max_wrong=0) is None
