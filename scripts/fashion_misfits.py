@@ -2,11 +2,14 @@
 
 For every finished run under ``--results`` (default: results/fashion/constant_lr) that ends with
 at most ``--max-wrong`` training images misclassified, this rebuilds the trained network from its
-weights, prepares the training set as the run saw it (its corruption, crop and per-image
-whitening, ``rethink.measures.training_tensors``), and records for each misclassified image its
+weights, prepares the training set as the run saw it (its training subset, corruption, crop and
+per-image whitening, ``rethink.run.Run.training_tensors``), and records for each misclassified image its
 (corrupted) label, the prediction, and its nearest other training image (Euclidean distance
 between the prepared images) with that image's label and prediction. For scale it also records
-the distribution of every training image's nearest-neighbour distance.
+the distribution of every training image's nearest-neighbour distance: over all of the
+dataset's training images, and for a run on a training subset (``train_size``) over that
+run's own images (its indices are then positions in its subset, and ``image`` /
+``nearest_image`` give the images' indices in the training split).
 
     python scripts/fashion_misfits.py [--results results/fashion/constant_lr]
                                       [--out docs/results/fashion/misfits.json]
@@ -31,6 +34,7 @@ import torch  # noqa: E402
 
 from rethink.measures import training_tensors  # noqa: E402
 from rethink.results import Result, load_model  # noqa: E402
+from rethink.run import Run  # noqa: E402
 
 BLOCK = 4096
 
@@ -62,15 +66,18 @@ def analyse(path: Path, max_wrong: int) -> dict | None:
     wrong_expected = round((1 - s["train_acc"]) * r.config["num_train"])
     if wrong_expected > max_wrong:
         return None
+    if not path.with_suffix(".pt").exists():  # its weights were not kept (e.g. trained on another machine)
+        print(f"skipped {path.name}: no weights file {path.with_suffix('.pt').name}", file=sys.stderr)
+        return None
     model, _ = load_model(path)
-    x, y = training_tensors(r.config["dataset"], r.config["corruption"], normalize=r.config["normalize"],
-                            crop=r.config["crop"])
+    run = Run.of_result(r)  # the run's own view: its training subset, corruption, crop, normalization
+    x, y = run.training_tensors()
     with torch.no_grad():
         pred = torch.cat([model(x[i:i + 2048]).argmax(1) for i in range(0, len(x), 2048)])
     wrong = (pred != y).nonzero().flatten()
     xf = x.reshape(len(x), -1).double()
     dist, idx = nearest(xf, wrong)
-    return {
+    out = {
         "run_name": r.config["run_name"], "model": r.config["model"], "corruption": r.config["corruption"],
         "train_acc": s["train_acc"], "wrong": [
             {"index": int(i), "label": int(y[i]), "predicted": int(pred[i]), "nearest": int(j),
@@ -78,6 +85,20 @@ def analyse(path: Path, max_wrong: int) -> dict | None:
             for i, d, j in zip(wrong.tolist(), dist.tolist(), idx.tolist())],
         "crop": r.config["crop"], "normalize": r.config["normalize"],
     }
+    if run.subset is not None:  # a subset: indices above are positions in it; "image": in the training split
+        for x_ in out["wrong"]:
+            x_["image"], x_["nearest_image"] = int(run.subset[x_["index"]]), int(run.subset[x_["nearest"]])
+        out["nearest_neighbour"] = scale(xf, run.spec.crop, run.spec.normalize)  # the scale of its own images
+    return out
+
+
+def scale(xf: torch.Tensor, crop, normalize) -> dict:
+    """The distribution of every row's nearest-neighbour distance: median, 1% quantile, the
+    number closer than 1."""
+    dist, _ = nearest(xf, torch.arange(len(xf)))
+    q = torch.quantile(dist.float(), torch.tensor([0.01, 0.5]))
+    return {"images": len(xf), "crop": crop, "normalize": normalize, "median": round(float(q[1]), 4),
+            "p01": round(float(q[0]), 4), "below_1": int((dist < 1).sum())}
 
 
 def main(argv=None) -> int:
@@ -95,12 +116,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"no finished run under {args.results} ends with <= {args.max_wrong} images misclassified")
     ref = runs[0]
     x, _ = training_tensors("fashion_mnist", "none", normalize=ref["normalize"], crop=ref["crop"])
-    xf = x.reshape(len(x), -1).double()
-    dist, _ = nearest(xf, torch.arange(len(xf)))
-    q = torch.quantile(dist.float(), torch.tensor([0.01, 0.5]))
-    out = {"nearest_neighbour": {"images": len(xf), "crop": ref["crop"], "normalize": ref["normalize"],
-                                 "median": round(float(q[1]), 4), "p01": round(float(q[0]), 4),
-                                 "below_1": int((dist < 1).sum())},
+    out = {"nearest_neighbour": scale(x.reshape(len(x), -1).double(), ref["crop"], ref["normalize"]),
            "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")

@@ -277,6 +277,31 @@ def _old_shuffled(r: Result) -> bool:
             and RunSpec.from_config(r.config).run_name() != r.config["run_name"])
 
 
+def _per_seed_relative(ds: list[dict], levels: list[float]) -> str:
+    """Each seed's time to fit (steps) relative to its own true-label run at the label-noise
+    ``levels`` where not every seed fit (so no mean is drawn): a line of the findings, "" when
+    no seed fit any of them."""
+    unreg = [d for d in ds if not d["weight_decay"] and d["augment"] is None and not d["dropout"]]
+    base = {d["seed"]: d["steps_to_fit"] for d in unreg if d["variant"] == "true" and d["steps_to_fit"]}
+    level = {id(d): 1.0 if d["variant"] == "random_labels" else d["label_noise"] for d in unreg
+             if d["variant"] in ("random_labels", "labels")}
+    by_seed: dict[int, list[str]] = defaultdict(list)
+    any_fit = False
+    for p in levels:
+        for d in sorted((d for d in unreg if level.get(id(d)) == p), key=lambda d: d["seed"]):
+            if d["steps_to_fit"] and base.get(d["seed"]):
+                any_fit = True
+                by_seed[d["seed"]].append(f"{p:g}: {d['steps_to_fit'] / base[d['seed']]:.2f}x")
+            elif d["steps_to_fit"]:
+                by_seed[d["seed"]].append(f"{p:g}: fit in {d['epochs_to_fit']} epochs (no true-label fit to compare)")
+            else:
+                by_seed[d["seed"]].append(f"{p:g}: not fit ({100 * d['train_acc']:.2f}% training accuracy)")
+    if not any_fit:
+        return ""
+    return ("  Where not every seed fit (no mean), each seed against its own true-label run: "
+            + "; ".join(f"seed {s}: " + ", ".join(cs) for s, cs in sorted(by_seed.items())) + ".\n")
+
+
 def section_findings(w, per_model, constant_lr: dict) -> None:
     """Where Fashion-MNIST agrees with the paper and where it does not, each claim from the numbers below."""
     w("### Where these runs agree with the paper and where they do not\n\n")
@@ -317,7 +342,7 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
         if b and sum(not math.isnan(x) for x in b["relative"][1:]):
             w(f"- Figure 1b (paper: {paper.FIGURE1_CLAIMS['b']}): time to fit relative to true labels "
               + ", ".join(f"{p:g}: {r:.2f}x" for p, r in zip(b["label_noise"], b["relative"]) if not math.isnan(r))
-              + ".\n")
+              + ".\n" + _per_seed_relative(ds, [p for p, r in zip(b["label_noise"], b["relative"]) if math.isnan(r)]))
         else:
             noisy = [d for d in ds if d["variant"] in ("random_labels", "labels") and not d["weight_decay"]
                      and d["augment"] is None and not d["dropout"]]
@@ -501,6 +526,8 @@ def section_convnets(w, folder: Path, figures: str = "convnets", stored_only: bo
         if partner:
             section_batch_norm(w, m, done, partner, partners)
         section_appendix_e(w, per_model)
+        for f in sorted({Path(r.path).parent.parent / "misfits.json" for r in done if r.path is not None}):
+            section_misfits(w, f)  # the stage's (scripts/fashion_misfits.py --out <stage>/misfits.json)
 
 
 def _schedule_label(sched: tuple, model: str | None = None) -> str:
@@ -621,35 +648,52 @@ def section_constant_lr(w, cl: Path) -> None:
 
 
 def section_misfits(w, path: Path) -> None:
-    """The training images nearly-fitted runs still get wrong (scripts/fashion_misfits.py)."""
+    """The training images nearly-fitted runs still get wrong (scripts/fashion_misfits.py). A run
+    on a training subset carries the scale of its own images (``nearest_neighbour``); the others
+    are measured against the file's, over the whole training split."""
     if not path.exists():
         return
     d = json.loads(path.read_text())
-    nn = d["nearest_neighbour"]
     runs = [r for r in d["runs"] if r["wrong"]]
     if not runs:
         return
+    whole = d["nearest_neighbour"]
+    nns = [r.get("nearest_neighbour", whole) for r in runs]
     w("### What the nearly-fitted runs still get wrong\n\n")
-    w(f"From `scripts/fashion_misfits.py` (`docs/results/fashion/misfits.json`): for each misclassified training "
+    w(f"From `scripts/fashion_misfits.py` (`{path.relative_to(ROOT)}`): for each misclassified training "
       f"image, its nearest other training image, distances between the images as the network saw them "
-      f"({nn['crop']}x{nn['crop']} crop, per-image whitening). For scale: over all {nn['images']:,} training "
-      f"images the nearest neighbour is at a median distance of {nn['median']:.2f}; 1% have one closer than "
-      f"{nn['p01']:.2f}, and {nn['below_1']} closer than 1.\n\n")
+      f"({whole['crop']}x{whole['crop']} crop, per-image whitening). For scale: over all {whole['images']:,} "
+      f"training images the nearest neighbour is at a median distance of {whole['median']:.2f}; 1% have one "
+      f"closer than {whole['p01']:.2f}, and {whole['below_1']} closer than 1.")
+    if any(nn is not whole for nn in nns):
+        w(" Each run's own training images (its subset) are the scale of its row: the last two columns.")
+    w("\n\n")
     rows = []
-    for r in runs:
+    for r, nn in zip(runs, nns):
         ws = r["wrong"]
         rows.append([model_label(r["model"]), r["corruption"], len(ws), f"{max(x['distance'] for x in ws):.2f}",
                      f"{sum(x['nearest_label'] != x['label'] for x in ws)} of {len(ws)}",
-                     f"{sum(x['predicted'] == x['nearest_label'] for x in ws)} of {len(ws)}"])
-    w(md(["model", "corruption", "images misclassified", "largest distance to the nearest image",
-          "nearest image has another label", "predicted as the nearest image's label"], rows) + "\n")
+                     f"{sum(x['predicted'] == x['nearest_label'] for x in ws)} of {len(ws)}"]
+                    + ([f"{nn['images']:,}", f"{nn['below_1']}"] if any(n is not whole for n in nns) else []))
+    head = ["model", "corruption", "images misclassified", "largest distance to the nearest image",
+            "nearest image has another label", "predicted as the nearest image's label"]
+    if any(nn is not whole for nn in nns):
+        head += ["training images", "of them with another closer than 1"]
+    w(md(head, rows) + "\n")
     if all(max(x["distance"] for x in r["wrong"]) < 1 for r in runs):
         n_wrong = sum(len(r["wrong"]) for r in runs)
         n_conflict = sum(x["nearest_label"] != x["label"] for r in runs for x in r["wrong"])
-        w(f"Every image these runs still misclassify has another training image closer than 1, which only "
-          f"{nn['below_1']} of {nn['images']:,} images have; in {n_conflict} of these {n_wrong} cases that "
-          "near-duplicate carries a different label: what these runs leave unfitted is, but for "
-          f"{n_wrong - n_conflict}, one image of a nearly identical pair with conflicting labels.\n\n")
+        rare = (f"which only {whole['below_1']} of {whole['images']:,} images have" if all(nn is whole for nn in nns)
+                else f"which at most {max(nn['below_1'] for nn in nns)} of a run's training images have")
+        pairs = {frozenset((x.get("image", x["index"]), x.get("nearest_image", x["nearest"])))  # training-split ids
+                 for r in runs for x in r["wrong"]}
+        w(f"Every image these runs still misclassify has another training image closer than 1, {rare}; in "
+          f"{n_conflict} of these {n_wrong} cases that near-duplicate carries a different label: what these runs "
+          + ("leave unfitted is one image of a nearly identical pair with conflicting labels" if n_conflict == n_wrong
+             else f"leave unfitted is, but for {n_wrong - n_conflict}, one image of a nearly identical pair with "
+                  "conflicting labels")
+          + (f" ({len(pairs)} distinct pair{'s' if len(pairs) != 1 else ''} in all)" if len(pairs) < n_wrong else "")
+          + ".\n\n")
 
 
 def section_digits(w) -> None:

@@ -38,7 +38,8 @@ def test_nearest_is_the_closest_other_row():
 def test_a_subset_runs_misfits_are_found_in_its_own_images(subset_run):
     fm = load_script("fashion_misfits")
     out = fm.analyse(subset_run, max_wrong=10_000)
-    x, y = Run.of_result(subset_run).training_tensors()
+    run = Run.of_result(subset_run)
+    x, y = run.training_tensors()
     assert x.shape[0] == 300  # the run's subset, not digits' whole training split
     model, _ = load_model(subset_run)
     with torch.no_grad():
@@ -52,6 +53,7 @@ def test_a_subset_runs_misfits_are_found_in_its_own_images(subset_run):
         d[i] = float("inf")
         assert w["distance"] == pytest.approx(float(d.min()), abs=1e-3) == pytest.approx(float(d[j]), abs=1e-3)
         assert (w["label"], w["predicted"], w["nearest_label"]) == (int(y[i]), int(pred[i]), int(y[j]))
+        assert (w["image"], w["nearest_image"]) == (int(run.subset[i]), int(run.subset[j]))  # training-split ids
     nn = out["nearest_neighbour"]  # the scale of the run's own 300 images
     assert nn["images"] == 300 and 0 <= nn["p01"] <= nn["median"] and 0 <= nn["below_1"] <= 300
 
@@ -59,3 +61,11 @@ def test_a_subset_runs_misfits_are_found_in_its_own_images(subset_run):
 def test_a_run_with_more_misfits_than_the_limit_is_left_out(subset_run):
     fm = load_script("fashion_misfits")
     assert fm.analyse(subset_run, max_wrong=0) is None
+
+
+def test_a_run_without_its_weights_is_skipped_with_a_reason(subset_run, tmp_path, capsys):
+    fm = load_script("fashion_misfits")
+    lone = tmp_path / "r.json"
+    lone.write_text(subset_run.read_text())  # the result alone, its .pt not beside it
+    assert fm.analyse(lone, max_wrong=10_000) is None
+    assert "no weights file r.pt" in capsys.readouterr().err

@@ -143,3 +143,20 @@ def test_collect_stores_finished_runs_and_never_drops_a_stored_one(tmp_path):
     (src / "a" / "done.json").write_text(json.dumps(d))
     assert mr.collect(src, dst) == 1  # the measures only
     assert (dst / "a" / "done.json").read_text() == stored
+
+
+def test_the_reports_per_seed_time_to_fit_where_no_mean_is_drawn():
+    mr = _make_report()
+    base = dict(weight_decay=0.0, augment=None, dropout=0.0, label_noise=None, train_acc=1.0, epochs_to_fit=1)
+    ds = [dict(base, variant="true", seed=0, steps_to_fit=100), dict(base, variant="true", seed=1, steps_to_fit=200),
+          dict(base, variant="labels", label_noise=0.2, seed=0, steps_to_fit=150),
+          dict(base, variant="labels", label_noise=0.2, seed=1, steps_to_fit=None, train_acc=0.99),
+          dict(base, variant="random_labels", seed=0, steps_to_fit=None, train_acc=0.9999),
+          dict(base, variant="random_labels", seed=1, steps_to_fit=400),
+          dict(base, variant="random_labels", seed=1, steps_to_fit=10, weight_decay=5e-4)]  # regularized: not counted
+    assert mr._per_seed_relative(ds, [0.2, 1.0]) == (
+        "  Where not every seed fit (no mean), each seed against its own true-label run: "
+        "seed 0: 0.2: 1.50x, 1: not fit (99.99% training accuracy); "
+        "seed 1: 0.2: not fit (99.00% training accuracy), 1: 2.00x.\n")
+    unfit = [d for d in ds if not (d["variant"] != "true" and d["steps_to_fit"])]
+    assert mr._per_seed_relative(unfit, [0.2, 1.0]) == ""  # no seed fit any of these levels: nothing to say
