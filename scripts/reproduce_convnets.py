@@ -97,6 +97,9 @@ STAGES = (
     # level of label noise fit, and how does the time to fit grow with the noise (Figure 1b)?
     Stage("mlp12k_constant_lr", ("mlp1x512",), 12_500, (0, 1), 300, label_noise=NOISE,
           settings={"lr_decay": 1.0}),
+    # Table 1 and Appendix E at that schedule: do weight decay and random crops stop it fitting?
+    Stage("mlp12k_constant_lr_table1", ("mlp1x512",), 12_500, (0, 1), 300, corruptions=("none", "random_labels"),
+          grid=True, regularized_random=True, settings={"lr_decay": 1.0}, folder="mlp12k_constant_lr"),
     Stage("inception5k", INCEPTION, 5_000, (0,), 150),
     Stage("alexnet10k_s1", ALEXNET, 10_000, (1,), 150),
     Stage("alexnet10k_noise", ALEXNET, 10_000, (0, 1), 150, corruptions=(), label_noise=NOISE),
