@@ -84,6 +84,7 @@ def analyse(path: Path, max_wrong: int) -> dict | None:
              "distance": round(float(d), 4), "nearest_label": int(y[j]), "nearest_predicted": int(pred[j])}
             for i, d, j in zip(wrong.tolist(), dist.tolist(), idx.tolist())],
         "crop": r.config["crop"], "normalize": r.config["normalize"],
+        "weight_decay": r.config.get("weight_decay", 0.0), "augment": r.config.get("augment"),
     }
     if run.subset is not None:  # a subset: indices above are positions in it; "image": in the training split
         for x_ in out["wrong"]:

@@ -660,7 +660,8 @@ def section_misfits(w, path: Path) -> None:
     whole = d["nearest_neighbour"]
     nns = [r.get("nearest_neighbour", whole) for r in runs]
     w("### What the nearly-fitted runs still get wrong\n\n")
-    w(f"From `scripts/fashion_misfits.py` (`{path.relative_to(ROOT)}`): for each misclassified training "
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    w(f"From `scripts/fashion_misfits.py` (`{shown}`): for each misclassified training "
       f"image, its nearest other training image, distances between the images as the network saw them "
       f"({whole['crop']}x{whole['crop']} crop, per-image whitening). For scale: over all {whole['images']:,} "
       f"training images the nearest neighbour is at a median distance of {whole['median']:.2f}; 1% have one "
@@ -671,7 +672,10 @@ def section_misfits(w, path: Path) -> None:
     rows = []
     for r, nn in zip(runs, nns):
         ws = r["wrong"]
-        rows.append([model_label(r["model"]), r["corruption"], len(ws), f"{max(x['distance'] for x in ws):.2f}",
+        aug = r.get("augment")
+        regs = (["weight decay"] if r.get("weight_decay") else []) + (
+            [] if aug in (None, "", "none") else ["random crop" if aug == "crop" else f"augmentation {aug}"])
+        rows.append([model_label(r["model"]), " + ".join([r["corruption"], *regs]), len(ws), f"{max(x['distance'] for x in ws):.2f}",
                      f"{sum(x['nearest_label'] != x['label'] for x in ws)} of {len(ws)}",
                      f"{sum(x['predicted'] == x['nearest_label'] for x in ws)} of {len(ws)}"]
                     + ([f"{nn['images']:,}", f"{nn['below_1']}"] if any(n is not whole for n in nns) else []))

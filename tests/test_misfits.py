@@ -2,6 +2,8 @@
 (its training subset), with their nearest neighbours."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from _scripts import load_script
@@ -69,3 +71,28 @@ def test_a_run_without_its_weights_is_skipped_with_a_reason(subset_run, tmp_path
     lone.write_text(subset_run.read_text())  # the result alone, its .pt not beside it
     assert fm.analyse(lone, max_wrong=10_000) is None
     assert "no weights file r.pt" in capsys.readouterr().err
+
+
+def test_the_reports_misfits_section_names_each_runs_regularizer_and_scale(tmp_path):
+    mr = load_script("make_report")
+    scale = dict(images=60000, crop=24, normalize="per_image", median=9.0, p01=3.1, below_1=43)
+    pair = dict(index=5, label=1, predicted=2, nearest=9, distance=0.3, nearest_label=2, nearest_predicted=2,
+                image=50, nearest_image=90)
+    runs = [dict(run_name="a", model="mlp1x512", corruption="random_labels", train_acc=0.9999, wrong=[pair],
+                 crop=24, normalize="per_image", weight_decay=5e-4, augment=None,
+                 nearest_neighbour=dict(scale, images=12500, below_1=2)),
+            dict(run_name="b", model="mlp1x512", corruption="labels:0.8", train_acc=0.9999, wrong=[pair],
+                 crop=24, normalize="per_image", weight_decay=0.0, augment="crop",
+                 nearest_neighbour=dict(scale, images=12500, below_1=2)),
+            dict(run_name="c", model="mlp1x512", corruption="none", train_acc=1.0, wrong=[], crop=24,
+                 normalize="per_image")]
+    path = tmp_path / "misfits.json"
+    path.write_text(json.dumps({"nearest_neighbour": scale, "runs": runs}))
+    out = []
+    mr.section_misfits(out.append, path)
+    text = "".join(out)
+    assert "| MLP 1x512 | random_labels + weight decay | 1 | 0.30 | 1 of 1 | 1 of 1 | 12,500 | 2 |" in text
+    assert "| MLP 1x512 | labels:0.8 + random crop | 1 |" in text
+    assert "| none |" not in text  # a run with nothing misclassified has no row
+    assert "which at most 2 of a run's training images have" in text
+    assert "one image of a nearly identical pair with conflicting labels (1 distinct pair in all)." in text
