@@ -697,6 +697,8 @@ def section_misfits(w, path: Path) -> None:
              else f"leave unfitted is, but for {n_wrong - n_conflict}, one image of a nearly identical pair with "
                   "conflicting labels")
           + (f" ({len(pairs)} distinct pair{'s' if len(pairs) != 1 else ''} in all)" if len(pairs) < n_wrong else "")
+          + (": training images " + "; ".join(" and ".join(map(str, sorted(q))) for q in sorted(map(sorted, pairs)))
+             if len(pairs) <= 5 else "")
           + ".\n\n")
 
 

@@ -95,4 +95,5 @@ def test_the_reports_misfits_section_names_each_runs_regularizer_and_scale(tmp_p
     assert "| MLP 1x512 | labels:0.8 + random crop | 1 |" in text
     assert "| none |" not in text  # a run with nothing misclassified has no row
     assert "which at most 2 of a run's training images have" in text
-    assert "one image of a nearly identical pair with conflicting labels (1 distinct pair in all)." in text
+    assert ("one image of a nearly identical pair with conflicting labels (1 distinct pair in all): training images "
+            "50 and 90." in text)  # the pair by its training-split ids
