@@ -66,10 +66,11 @@ def analyse(path: Path, max_wrong: int) -> dict | None:
     wrong_expected = round((1 - s["train_acc"]) * r.config["num_train"])
     if wrong_expected > max_wrong:
         return None
-    if not path.with_suffix(".pt").exists():  # its weights were not kept (e.g. trained on another machine)
-        print(f"skipped {path.name}: no weights file {path.with_suffix('.pt').name}", file=sys.stderr)
+    try:
+        model, _ = load_model(path)
+    except FileNotFoundError as e:  # its weights were not kept (e.g. trained on another machine)
+        print(f"skipped {path.name}: {e}", file=sys.stderr)
         return None
-    model, _ = load_model(path)
     run = Run.of_result(r)  # the run's own view: its training subset, corruption, crop, normalization
     x, y = run.training_tensors()
     with torch.no_grad():

@@ -283,12 +283,13 @@ def _per_seed_relative(ds: list[dict], levels: list[float]) -> str:
     no seed fit any of them."""
     unreg = [d for d in ds if not d["weight_decay"] and d["augment"] is None and not d["dropout"]]
     base = {d["seed"]: d["steps_to_fit"] for d in unreg if d["variant"] == "true" and d["steps_to_fit"]}
-    level = {id(d): 1.0 if d["variant"] == "random_labels" else d["label_noise"] for d in unreg
-             if d["variant"] in ("random_labels", "labels")}
+    def level(d):  # the label-noise level of a run (random labels: 1), None for another variant
+        return 1.0 if d["variant"] == "random_labels" else d["label_noise"] if d["variant"] == "labels" else None
+
     by_seed: dict[int, list[str]] = defaultdict(list)
     any_fit = False
     for p in levels:
-        for d in sorted((d for d in unreg if level.get(id(d)) == p), key=lambda d: d["seed"]):
+        for d in sorted((d for d in unreg if level(d) == p), key=lambda d: d["seed"]):
             if d["steps_to_fit"] and base.get(d["seed"]):
                 any_fit = True
                 by_seed[d["seed"]].append(f"{p:g}: {d['steps_to_fit'] / base[d['seed']]:.2f}x")
@@ -437,6 +438,12 @@ def section_figures(w, per_model, stage: str, partners=()) -> None:
               "the panel draws means over seeds).\n\n")
 
 
+def regularizers(weight_decay, augment) -> str:
+    """A run's regularizers in words ("weight decay + random crop"), "" for none."""
+    aug = [] if augment in (None, "", "none") else ["random crop" if augment == "crop" else f"augmentation {augment}"]
+    return " + ".join((["weight decay"] if weight_decay else []) + aug)
+
+
 def section_appendix_e(w, per_model) -> None:
     rows = []
     for m, rs in per_model.items():
@@ -444,9 +451,7 @@ def section_appendix_e(w, per_model) -> None:
         for r in rs:
             d = r.summary()
             if d["variant"] == "random_labels":
-                key = ("weight decay" if d["weight_decay"] else "") + (" + " if d["weight_decay"] and d["augment"]
-                                                                      else "") + ("random crop" if d["augment"] else "")
-                by[key or "none"].append(d)
+                by[regularizers(d["weight_decay"], d["augment"]) or "none"].append(d)
         for key, ds in by.items():
             ref = {"weight decay": paper.APPENDIX_E_RANDOM_LABELS.get((m, "weight decay")),
                    "random crop": paper.APPENDIX_E_RANDOM_LABELS.get((m, "random crop"))}.get(key)
@@ -666,28 +671,28 @@ def section_misfits(w, path: Path) -> None:
       f"({whole['crop']}x{whole['crop']} crop, per-image whitening). For scale: over all {whole['images']:,} "
       f"training images the nearest neighbour is at a median distance of {whole['median']:.2f}; 1% have one "
       f"closer than {whole['p01']:.2f}, and {whole['below_1']} closer than 1.")
-    if any(nn is not whole for nn in nns):
+    own_scale = any(nn is not whole for nn in nns)  # some run on a subset: its own scale in its row
+    if own_scale:
         w(" Each run's own training images (its subset) are the scale of its row: the last two columns.")
     w("\n\n")
     rows = []
     for r, nn in zip(runs, nns):
         ws = r["wrong"]
-        aug = r.get("augment")
-        regs = (["weight decay"] if r.get("weight_decay") else []) + (
-            [] if aug in (None, "", "none") else ["random crop" if aug == "crop" else f"augmentation {aug}"])
-        rows.append([model_label(r["model"]), " + ".join([r["corruption"], *regs]), len(ws), f"{max(x['distance'] for x in ws):.2f}",
+        regs = regularizers(r.get("weight_decay"), r.get("augment"))
+        rows.append([model_label(r["model"]), r["corruption"] + (f" + {regs}" if regs else ""), len(ws),
+                     f"{max(x['distance'] for x in ws):.2f}",
                      f"{sum(x['nearest_label'] != x['label'] for x in ws)} of {len(ws)}",
                      f"{sum(x['predicted'] == x['nearest_label'] for x in ws)} of {len(ws)}"]
-                    + ([f"{nn['images']:,}", f"{nn['below_1']}"] if any(n is not whole for n in nns) else []))
+                    + ([f"{nn['images']:,}", f"{nn['below_1']}"] if own_scale else []))
     head = ["model", "corruption", "images misclassified", "largest distance to the nearest image",
             "nearest image has another label", "predicted as the nearest image's label"]
-    if any(nn is not whole for nn in nns):
+    if own_scale:
         head += ["training images", "of them with another closer than 1"]
     w(md(head, rows) + "\n")
     if all(max(x["distance"] for x in r["wrong"]) < 1 for r in runs):
         n_wrong = sum(len(r["wrong"]) for r in runs)
         n_conflict = sum(x["nearest_label"] != x["label"] for r in runs for x in r["wrong"])
-        rare = (f"which only {whole['below_1']} of {whole['images']:,} images have" if all(nn is whole for nn in nns)
+        rare = (f"which only {whole['below_1']} of {whole['images']:,} images have" if not own_scale
                 else f"which at most {max(nn['below_1'] for nn in nns)} of a run's training images have")
         pairs = {frozenset((x.get("image", x["index"]), x.get("nearest_image", x["nearest"])))  # training-split ids
                  for r in runs for x in r["wrong"]}

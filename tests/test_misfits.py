@@ -70,7 +70,7 @@ def test_a_run_without_its_weights_is_skipped_with_a_reason(subset_run, tmp_path
     lone = tmp_path / "r.json"
     lone.write_text(subset_run.read_text())  # the result alone, its .pt not beside it
     assert fm.analyse(lone, max_wrong=10_000) is None
-    assert "no weights file r.pt" in capsys.readouterr().err
+    assert "skipped r.json: weights file" in (err := capsys.readouterr().err) and "r.pt' not found" in err
 
 
 def test_the_reports_misfits_section_names_each_runs_regularizer_and_scale(tmp_path):
