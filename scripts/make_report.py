@@ -85,12 +85,22 @@ def load(folder: Path) -> list[Result]:
 # ----------------------------------------------------------------------------- numbers
 
 
-def pm(values, digits=2, scale=100.0) -> str:
-    """'mean ± spread (n)' in percent, '-' without values."""
+def percent(fraction: float, digits: int = 2) -> str:
+    """A fraction in percent, rounded, except that below 1 it never reads as 100 (a training
+    accuracy of 59,999 of 60,000 images is 99.99, not 100.00, which would read as fitted)."""
+    text = f"{100 * fraction:.{digits}f}"
+    if fraction < 1 and float(text) >= 100:
+        text = f"{math.floor(100 * fraction * 10 ** digits) / 10 ** digits:.{digits}f}"
+    return text
+
+
+def pm(values, digits=2) -> str:
+    """'mean ± spread (n)' in percent, '-' without values; a mean below 100% never reads as 100
+    (`percent`)."""
     m, sd, n = mean_spread(values)
     if n == 0:
         return "-"
-    return f"{scale * m:.{digits}f}" + (f" ± {scale * sd:.{digits}f}" if n > 1 else "") + (f" ({n})" if n > 1 else "")
+    return percent(m, digits) + (f" ± {100 * sd:.{digits}f}" if n > 1 else "") + (f" ({n})" if n > 1 else "")
 
 
 def setting(d: dict) -> str | None:
@@ -296,7 +306,7 @@ def _per_seed_relative(ds: list[dict], levels: list[float]) -> str:
             elif d["steps_to_fit"]:
                 by_seed[d["seed"]].append(f"{p:g}: fit in {d['epochs_to_fit']} epochs (no true-label fit to compare)")
             else:
-                by_seed[d["seed"]].append(f"{p:g}: not fit ({100 * d['train_acc']:.2f}% training accuracy)")
+                by_seed[d["seed"]].append(f"{p:g}: not fit ({percent(d['train_acc'])}% training accuracy)")
     if not any_fit:
         return ""
     return ("  Where not every seed fit (no mean), each seed against its own true-label run: "
@@ -336,7 +346,7 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
         order = {"none": 0, "random_labels": 1}
         for c, d in sorted(longest.items(), key=lambda kv: (order.get(kv[0], 2), kv[0])):
             w(f"  With a constant learning rate (budget {d['budget']} epochs, one seed), {c}: "
-              f"{100 * d['train_acc']:.2f}% training accuracy, "
+              f"{percent(d['train_acc'])}% training accuracy, "
               f"{'fit at epoch ' + str(d['epochs_to_fit']) if d['epochs_to_fit'] else 'not fit'}.\n")
         data = plots.figure1_data(rs, model=m)
         b = next(iter(data["b"].values()), None)
@@ -596,7 +606,9 @@ def _dtype_text(dtypes: list[str]) -> str:
 def _cell(stat: tuple[float, float, int], scale: float = 100.0) -> str:
     """'mean ± spread (n)' of a (mean, spread, n) triple, '-' for none."""
     m, sd, n = stat
-    return "-" if n == 0 else f"{scale * m:.2f}" + (f" ± {scale * sd:.2f}" if n > 1 else "") + f" ({n})"
+    if n == 0:
+        return "-"
+    return (percent(m) if scale == 100.0 else f"{scale * m:.2f}") + (f" ± {scale * sd:.2f}" if n > 1 else "") + f" ({n})"
 
 
 def section_dtype(w, folder: Path) -> None:
@@ -640,7 +652,7 @@ def section_constant_lr(w, cl: Path) -> None:
         ds = sorted((r.summary() | {"budget": r.config["max_epochs"]} for r in rs),
                     key=lambda d: (d["budget"], str(d["corruption"])))
         rows = [[d["corruption"], d["budget"], d["epochs"], "-" if d["epochs_to_fit"] is None else d["epochs_to_fit"],
-                 f"{100 * d['train_acc']:.2f}", f"{100 * d['test_acc']:.2f}",
+                 percent(d["train_acc"]), f"{100 * d['test_acc']:.2f}",
                  f"{100 * d['best_test_acc']:.2f} (epoch {d['best_test_epoch']})"] for d in ds]
         w(f"{model_label(m)}" + (f" (training time, summed over runs: {hours(rs):.1f} h)" if rs else "") + ":\n\n")
         if rows:

@@ -160,3 +160,13 @@ def test_the_reports_per_seed_time_to_fit_where_no_mean_is_drawn():
         "seed 1: 0.2: not fit (99.00% training accuracy), 1: 2.00x.\n")
     unfit = [d for d in ds if not (d["variant"] != "true" and d["steps_to_fit"])]
     assert mr._per_seed_relative(unfit, [0.2, 1.0]) == ""  # no seed fit any of these levels: nothing to say
+
+
+def test_an_accuracy_below_100_never_reads_as_100():
+    mr = _make_report()
+    assert mr.percent(1.0) == "100.00"
+    assert mr.percent(59_999 / 60_000) == "99.99"  # 99.998 rounds to 100.00: shown as not fitted
+    assert mr.percent(0.98765) == "98.77"  # elsewhere the usual rounding
+    assert mr.pm([1.0, 0.9999]) == "99.99 ± 0.01 (2)"  # one seed short of fitting: the mean is not 100
+    assert mr.pm([1.0, 1.0]) == "100.00 ± 0.00 (2)"
+    assert mr._cell((0.99996, 0.0, 1)) == "99.99 (1)"
