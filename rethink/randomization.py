@@ -86,10 +86,7 @@ def _pct(x: float) -> str:
     """Percent with at most one decimal; never rounds a value below 1 up to 100%."""
     if x is None or math.isnan(x):
         return "n/a"
-    v = 100.0 * x
-    if x < 1.0 and v >= 99.95:
-        return "99.9%"
-    return f"{v:.1f}".rstrip("0").rstrip(".") + "%"
+    return plots.percent(x, 1).rstrip("0").rstrip(".") + "%"
 
 
 def _pick(descs: list[dict[str, Any]], variant: str) -> list[dict[str, Any]]:

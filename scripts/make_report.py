@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import rethink  # noqa: E402
 from rethink import paper, plots  # noqa: E402
-from rethink.plots import mean_spread, model_label  # noqa: E402
+from rethink.plots import mean_spread, model_label, percent  # noqa: E402
 from rethink.results import Result  # noqa: E402
 from rethink.spec import RunSpec  # noqa: E402
 
@@ -83,15 +83,6 @@ def load(folder: Path) -> list[Result]:
 
 
 # ----------------------------------------------------------------------------- numbers
-
-
-def percent(fraction: float, digits: int = 2) -> str:
-    """A fraction in percent, rounded, except that below 1 it never reads as 100 (a training
-    accuracy of 59,999 of 60,000 images is 99.99, not 100.00, which would read as fitted)."""
-    text = f"{100 * fraction:.{digits}f}"
-    if fraction < 1 and float(text) >= 100:
-        text = f"{math.floor(100 * fraction * 10 ** digits) / 10 ** digits:.{digits}f}"
-    return text
 
 
 def pm(values, digits=2) -> str:

@@ -227,6 +227,17 @@ def test_table1_seeds_mean_and_incomplete_mark():
     assert "| MLP 1x512 | 100.00/85.00 ± 7.07 | 50.00/10.00* |" in md
 
 
+def test_percent_never_rounds_a_fraction_below_1_up_to_100():
+    assert plots.percent(1.0) == "100.00"
+    assert plots.percent(59_999 / 60_000) == "99.99"  # rounding would read as fitted
+    assert plots.percent(0.9996, 1) == "99.9"
+    assert plots.percent(0.98765) == "98.77"  # elsewhere the usual rounding
+    rs = [make_result("none", test_acc=0.90, seed=0),
+          make_result("random_labels", train_acc=1.0, test_acc=0.1, seed=0),
+          make_result("random_labels", train_acc=0.9999, test_acc=0.1, seed=1, steps_to_fit=None)]
+    assert "| 99.99/10.00 ± 0.00 |" in plots.table1(rs)  # one seed short of 100%: its mean is not 100.00
+
+
 def test_table1_datasets_split_rows():
     rs = [make_result("none", dataset="digits"), make_result("none", dataset="mnist", test_acc=0.98)]
     md = plots.table1(rs)
