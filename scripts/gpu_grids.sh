@@ -9,8 +9,7 @@
 #     second schedule, a constant learning rate, `alexnet60k_constant_lr`),
 #   - the small-Inception stages a CPU session cannot reach (1.4-4.3 h a run there): the lr-0.01
 #     schedule's two seeds, small Inception's second seed, its Table 1 and Appendix E (small
-#     AlexNet's 10,000-image stages are CPU work: its Table 1 grid is done there, its label-noise
-#     sweep under way).
+#     AlexNet's 10,000-image stages, 25-120 min a run, are left to a CPU session).
 # Every grid is resumable, so what the deadline stops is simply not in the results; the finished
 # runs' JSON files (results and cached measures, no weights) come back in $OUT/results.tar.gz.
 # Needs Fashion-MNIST's four IDX files under ./data (copied in before the checkout travels).
