@@ -56,6 +56,11 @@ def nearest(xf: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.T
 
 
 def analyse(path: Path, max_wrong: int) -> dict | None:
+    """The misclassified training images of the finished run stored at ``path`` and their
+    nearest neighbours; None for a file that is no run's result, a run not completed or one with
+    more than ``max_wrong`` images wrong. A run with some images wrong, within the limit, whose
+    weights were not kept is returned as its identity, its training accuracy and ``skipped``
+    (the reason), so that the report can say which runs it could not look into."""
     try:
         r = Result.load(path)
     except ValueError:  # not a run's result file
@@ -69,8 +74,12 @@ def analyse(path: Path, max_wrong: int) -> dict | None:
     try:
         model, _ = load_model(path)
     except FileNotFoundError as e:  # its weights were not kept (e.g. trained on another machine)
+        if wrong_expected == 0:  # it fits: nothing misclassified to look into
+            return None
         print(f"skipped {path.name}: {e}", file=sys.stderr)
-        return None
+        return {"run_name": r.config["run_name"], "model": r.config["model"], "corruption": r.config["corruption"],
+                "train_acc": s["train_acc"], "weight_decay": r.config.get("weight_decay", 0.0),
+                "augment": r.config.get("augment"), "skipped": "its weights were not kept"}
     run = Run.of_result(r)  # the run's own view: its training subset, corruption, crop, normalization
     x, y = run.training_tensors()
     with torch.no_grad():
@@ -79,8 +88,8 @@ def analyse(path: Path, max_wrong: int) -> dict | None:
     xf = x.reshape(len(x), -1).double()
     dist, idx = nearest(xf, wrong)
     out = {
-        "run_name": r.config["run_name"], "model": r.config["model"], "corruption": r.config["corruption"],
-        "train_acc": s["train_acc"], "wrong": [
+        "run_name": r.config["run_name"], "model": r.config["model"], "dataset": r.config["dataset"],
+        "corruption": r.config["corruption"], "train_acc": s["train_acc"], "wrong": [
             {"index": int(i), "label": int(y[i]), "predicted": int(pred[i]), "nearest": int(j),
              "distance": round(float(d), 4), "nearest_label": int(y[j]), "nearest_predicted": int(pred[j])}
             for i, d, j in zip(wrong.tolist(), dist.tolist(), idx.tolist())],
@@ -113,20 +122,26 @@ def main(argv=None) -> int:
     if args.max_wrong < 0:
         raise SystemExit(f"--max-wrong must be >= 0, got {args.max_wrong}")
     torch.set_num_threads(args.threads)
-    runs = [a for a in (analyse(f, args.max_wrong) for f in sorted(args.results.rglob("*.json"))) if a]
+    found = [a for a in (analyse(f, args.max_wrong) for f in sorted(args.results.rglob("*.json"))) if a]
+    runs = [a for a in found if "skipped" not in a]
     if not runs:
-        raise SystemExit(f"no finished run under {args.results} ends with <= {args.max_wrong} images misclassified")
+        raise SystemExit(f"no finished run under {args.results} ends with <= {args.max_wrong} images misclassified"
+                         + (f" and has its weights ({len(found)} without them)" if found else ""))
     ref = runs[0]
-    x, _ = training_tensors("fashion_mnist", "none", normalize=ref["normalize"], crop=ref["crop"])
+    views = {(a["dataset"], a["crop"], a["normalize"]) for a in runs}
+    if len(views) > 1:  # the whole split's scale is measured in one view
+        raise SystemExit(f"runs under {args.results} see their data in different views (dataset, crop, "
+                         f"normalize): {sorted(views, key=str)}; give --results one folder per view")
+    x, _ = training_tensors(ref["dataset"], "none", normalize=ref["normalize"], crop=ref["crop"])
     out = {"nearest_neighbour": scale(x.reshape(len(x), -1).double(), ref["crop"], ref["normalize"]),
-           "runs": runs}
+           "runs": runs, "not_analysed": [a for a in found if "skipped" in a]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(out, f, indent=1)
     os.replace(tmp, args.out)
     os.chmod(args.out, 0o644)
-    print(f"wrote {args.out}: {len(runs)} runs")
+    print(f"wrote {args.out}: {len(runs)} runs, {len(found) - len(runs)} without their weights (not analysed)")
     return 0
 
 

@@ -663,11 +663,15 @@ def section_misfits(w, path: Path) -> None:
         return
     d = json.loads(path.read_text())
     runs = [r for r in d["runs"] if r["wrong"]]
-    if not runs:
+    skipped = d.get("not_analysed", [])  # nearly fitted too, but their weights were not kept
+    if not runs and not skipped:
         return
     whole = d["nearest_neighbour"]
     nns = [r.get("nearest_neighbour", whole) for r in runs]
     w("### What the nearly-fitted runs still get wrong\n\n")
+    if not runs:
+        _not_analysed(w, skipped)
+        return
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     w(f"From `scripts/fashion_misfits.py` (`{shown}`): for each misclassified training "
       f"image, its nearest other training image, distances between the images as the network saw them "
@@ -692,22 +696,54 @@ def section_misfits(w, path: Path) -> None:
     if own_scale:
         head += ["training images", "of them with another closer than 1"]
     w(md(head, rows) + "\n")
-    if all(max(x["distance"] for x in r["wrong"]) < 1 for r in runs):
-        n_wrong = sum(len(r["wrong"]) for r in runs)
-        n_conflict = sum(x["nearest_label"] != x["label"] for r in runs for x in r["wrong"])
+    near = [(r, nn) for r, nn in zip(runs, nns) if max(x["distance"] for x in r["wrong"]) < 1]
+    if near:
+        n_wrong = sum(len(r["wrong"]) for r, _ in near)
+        n_conflict = sum(x["nearest_label"] != x["label"] for r, _ in near for x in r["wrong"])
         rare = (f"which only {whole['below_1']} of {whole['images']:,} images have" if not own_scale
-                else f"which at most {max(nn['below_1'] for nn in nns)} of a run's training images have")
+                else f"which at most {max(nn['below_1'] for _, nn in near)} of a run's training images have")
         pairs = {frozenset((x.get("image", x["index"]), x.get("nearest_image", x["nearest"])))  # training-split ids
-                 for r in runs for x in r["wrong"]}
-        w(f"Every image these runs still misclassify has another training image closer than 1, {rare}; in "
-          f"{n_conflict} of these {n_wrong} cases that near-duplicate carries a different label: what these runs "
-          + ("leave unfitted is one image of a nearly identical pair with conflicting labels" if n_conflict == n_wrong
-             else f"leave unfitted is, but for {n_wrong - n_conflict}, one image of a nearly identical pair with "
+                 for r, _ in near for x in r["wrong"]}
+        which = "these runs" if len(near) == len(runs) else "the " + _rows_named(r for r, _ in near) + " run" + (
+            "s" if len(near) > 1 else "")
+        one = len(near) == 1 and len(runs) > 1
+        w(f"Every image {which} still misclassif{'ies' if one else 'y'} has another training image closer than 1, "
+          f"{rare}; in {n_conflict} of these {n_wrong} cases that near-duplicate carries a different label: what "
+          + ("these runs leave" if len(near) == len(runs) else "it leaves" if one else "they leave") + " "
+          + ("unfitted is one image of a nearly identical pair with conflicting labels" if n_conflict == n_wrong
+             else f"unfitted is, but for {n_wrong - n_conflict}, one image of a nearly identical pair with "
                   "conflicting labels")
           + (f" ({len(pairs)} distinct pair{'s' if len(pairs) != 1 else ''} in all)" if len(pairs) < n_wrong else "")
           + (": training images " + "; ".join(" and ".join(map(str, sorted(q))) for q in sorted(map(sorted, pairs)))
              if len(pairs) <= 5 else "")
           + ".\n\n")
+    far = [(r, nn) for r, nn in zip(runs, nns) if max(x["distance"] for x in r["wrong"]) >= 1]
+    if far:  # not near-duplicates: how far their misfits' neighbours are against the run's own scale
+        cells = [f"{_rows_named([r])}: median {statistics.median(x['distance'] for x in r['wrong']):.2f} (the "
+                 f"median over its training images {nn['median']:.2f}), {sum(x['distance'] < 1 for x in r['wrong'])} "
+                 f"of {len(r['wrong'])} closer than 1" for r, nn in far]
+        w(("In the other runs" if near else "In these runs") + ", the distance from each image still misclassified "
+          "to its nearest other training image: " + "; ".join(cells)
+          + (" (a run trained on random crops is looked at in its centre crop, the view its training accuracy is "
+             "measured in)" if any(r.get("augment") for r, _ in far) else "") + ".\n\n")
+    _not_analysed(w, skipped)
+
+
+def _rows_named(runs) -> str:
+    """'model corruption + regularizers' of misfits rows, joined, as their table rows name them."""
+    names = []
+    for r in runs:
+        regs = regularizers(r.get("weight_decay"), r.get("augment"))
+        names.append(f"{model_label(r['model'])} {r['corruption']}" + (f" + {regs}" if regs else ""))
+    return ", ".join(names)
+
+
+def _not_analysed(w, skipped: list) -> None:
+    """The nearly-fitted runs scripts/fashion_misfits.py could not look into (no weights kept)."""
+    if not skipped:
+        return
+    cells = [f"{_rows_named([r])} (`{r['run_name']}`, {percent(r['train_acc'])}% training accuracy)" for r in skipped]
+    w("Not analysed, as their weights were not kept: " + "; ".join(cells) + ".\n\n")
 
 
 def section_digits(w) -> None:

@@ -69,8 +69,36 @@ def test_a_run_without_its_weights_is_skipped_with_a_reason(subset_run, tmp_path
     fm = load_script("fashion_misfits")
     lone = tmp_path / "r.json"
     lone.write_text(subset_run.read_text())  # the result alone, its .pt not beside it
-    assert fm.analyse(lone, max_wrong=10_000) is None
+    got = fm.analyse(lone, max_wrong=10_000)
+    assert got["skipped"] == "its weights were not kept" and got["run_name"] == "r" and "wrong" not in got
+    assert got["corruption"] == "random_labels" and 0 <= got["train_acc"] < 1
     assert "skipped r.json: weights file" in (err := capsys.readouterr().err) and "r.pt' not found" in err
+    # main records it under not_analysed, beside the runs it could look into
+    both = tmp_path / "both"
+    both.mkdir()
+    (both / "lone.json").write_text(subset_run.read_text().replace('"run_name": "r"', '"run_name": "lone"'))
+    for suffix in (".json", ".pt"):
+        (both / f"r{suffix}").write_bytes(subset_run.with_suffix(suffix).read_bytes())
+    out = tmp_path / "m.json"
+    assert fm.main(["--results", str(both), "--out", str(out), "--max-wrong", "10000"]) == 0
+    d = json.loads(out.read_text())
+    assert [r["run_name"] for r in d["runs"]] == ["r"]
+    assert [r["run_name"] for r in d["not_analysed"]] == ["lone"]
+
+
+def test_the_reports_misfits_section_names_the_runs_it_could_not_analyse(tmp_path):
+    mr = load_script("make_report")
+    scale = dict(images=60000, crop=24, normalize="per_image", median=9.0, p01=3.1, below_1=43)
+    lone = dict(run_name="x-1", model="alexnet_small", corruption="random_labels", train_acc=0.99995,
+                weight_decay=0.0, augment=None, skipped="its weights were not kept")
+    path = tmp_path / "misfits.json"
+    path.write_text(json.dumps({"nearest_neighbour": scale, "runs": [], "not_analysed": [lone]}))
+    out = []
+    mr.section_misfits(out.append, path)
+    text = "".join(out)
+    assert ("Not analysed, as their weights were not kept: small AlexNet random_labels (`x-1`, 99.99% training "
+            "accuracy).") in text
+    assert "| model |" not in text  # no run was analysed: no table
 
 
 def test_the_reports_misfits_section_names_each_runs_regularizer_and_scale(tmp_path):
@@ -97,3 +125,28 @@ def test_the_reports_misfits_section_names_each_runs_regularizer_and_scale(tmp_p
     assert "which at most 2 of a run's training images have" in text
     assert ("one image of a nearly identical pair with conflicting labels (1 distinct pair in all): training images "
             "50 and 90." in text)  # the pair by its training-split ids
+
+
+def test_the_reports_misfits_section_keeps_near_duplicates_apart_from_the_other_runs(tmp_path):
+    mr = load_script("make_report")
+    scale = dict(images=10000, crop=24, normalize="per_image", median=10.0, p01=3.7, below_1=2)
+    pair = dict(index=5, label=1, predicted=2, nearest=9, distance=0.3, nearest_label=2, nearest_predicted=2,
+                image=50, nearest_image=90)
+    far = [dict(pair, index=i, nearest=i + 1, distance=d, image=i, nearest_image=i + 1)
+           for i, d in ((1, 7.0), (3, 8.0), (6, 0.5))]
+    runs = [dict(run_name="a", model="alexnet_small", corruption="random_labels", train_acc=0.9999, wrong=[pair],
+                 crop=24, normalize="per_image", weight_decay=5e-4, augment=None, nearest_neighbour=scale),
+            dict(run_name="b", model="alexnet_small", corruption="none", train_acc=0.9997, wrong=far, crop=24,
+                 normalize="per_image", weight_decay=0.0, augment="crop", nearest_neighbour=scale)]
+    path = tmp_path / "misfits.json"
+    path.write_text(json.dumps({"nearest_neighbour": scale, "runs": runs}))
+    out = []
+    mr.section_misfits(out.append, path)
+    text = "".join(out)
+    # the near-duplicate claim is made of the run it holds for, not of every run
+    assert "Every image the small AlexNet random_labels + weight decay run still misclassifies" in text
+    assert "what it leaves unfitted is one image of a nearly identical pair" in text
+    assert "training images 50 and 90." in text
+    assert ("In the other runs, the distance from each image still misclassified to its nearest other training "
+            "image: small AlexNet none + random crop: median 7.00 (the median over its training images 10.00), "
+            "1 of 3 closer than 1 (a run trained on random crops is looked at in its centre crop") in text
