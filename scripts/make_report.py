@@ -271,6 +271,21 @@ def _early_stopping(rs: list[Result]) -> tuple[list[float], str]:
     return [g for g, _ in gains], (max(gains)[1] if gains else "")
 
 
+def _stopped_at_best(rs: list[Result]) -> str:
+    """A clause for the early-stopping lines: how many true-label runs end at their best test
+    accuracy because the stopping rule ended them (100% training accuracy reached before the
+    budget), so that the schedule's later epochs were never seen; "" when none does."""
+    true = [r for r in rs if r.summary()["variant"] == "true" and not math.isnan(r.summary()["test_acc"])]
+    k = sum(1 for r in true if r.summary()["epochs_to_fit"] is not None
+            and r.summary()["best_test_acc"] - r.summary()["test_acc"] <= 0)
+    if not k:
+        return ""
+    one = k == 1
+    return (f"; {k} of {len(true)} end{'s' if one else ''} at {'its' if one else 'their'} best test accuracy as "
+            f"the stopping rule ended {'it' if one else 'them'} at 100% training accuracy, before the end of the "
+            "schedule")
+
+
 def _old_shuffled(r: Result) -> bool:
     """A shuffled-pixels run trained before the permutation acted on the cropped view (its stored
     name no longer matches the name its spec gives today)."""
@@ -375,7 +390,7 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
             w(f"- Early stopping (paper, CIFAR-10: {paper.EARLY_STOPPING_CIFAR10}): per true-label run, the best test "
               f"accuracy over the schedule exceeds the final one by {100 * g:.2f}"
               + (f" ± {100 * sd:.2f}" if n > 1 else "") + f" points ({n} run{'s' if n != 1 else ''}; largest {100 * max(gains):.2f}, "
-              f"`{where}`).\n")
+              f"`{where}`{_stopped_at_best(rs)}).\n")
         w("\n")
 
 
@@ -435,8 +450,8 @@ def section_figures(w, per_model, stage: str, partners=()) -> None:
         if gains:
             g, sd, n = mean_spread(gains)
             w(f"{model_label(m)}, true labels: per run, early stopping could have gained {100 * g:.2f}"
-              + (f" ± {100 * sd:.2f}" if n > 1 else "") + f" points of test accuracy ({n} run{'s' if n != 1 else ''}; "
-              "the panel draws means over seeds).\n\n")
+              + (f" ± {100 * sd:.2f}" if n > 1 else "") + f" points of test accuracy ({n} run{'s' if n != 1 else ''}"
+              f"{_stopped_at_best(rs)}; the panel draws means over seeds).\n\n")
 
 
 def regularizers(weight_decay, augment) -> str:

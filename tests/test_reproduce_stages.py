@@ -167,3 +167,23 @@ def test_an_accuracy_below_100_never_reads_as_100():
     assert mr.pm([1.0, 0.9999]) == "99.99 ± 0.01 (2)"  # one seed short of fitting: the mean is not 100
     assert mr.pm([1.0, 1.0]) == "100.00 ± 0.00 (2)"
     assert mr._cell((0.99996, 0.0, 1)) == "99.99 (1)"
+
+
+def test_the_early_stopping_line_says_where_the_stopping_rule_ended_a_run_at_its_best():
+    mr = _make_report()
+
+    class R:  # what _stopped_at_best reads of a Result
+        def __init__(self, **d):
+            self.d = dict(variant="true", test_acc=0.88, best_test_acc=0.88, epochs_to_fit=40) | d
+
+        def summary(self):
+            return self.d
+
+    ended_at_best, improved_earlier = R(), R(best_test_acc=0.89)
+    budget_out = R(epochs_to_fit=None)  # at its best at the end, but the budget ended it, not the rule
+    other = R(variant="random_labels")
+    assert mr._stopped_at_best([ended_at_best, improved_earlier, budget_out, other]) == (
+        "; 1 of 3 ends at its best test accuracy as the stopping rule ended it at 100% training accuracy, "
+        "before the end of the schedule")
+    assert "2 of 2 end at their best" in mr._stopped_at_best([R(), R()])
+    assert mr._stopped_at_best([improved_earlier, budget_out]) == ""
