@@ -71,15 +71,16 @@ def analyse(path: Path, max_wrong: int) -> dict | None:
     wrong_expected = round((1 - s["train_acc"]) * r.config["num_train"])
     if wrong_expected > max_wrong:
         return None
+    ident = {"run_name": r.config["run_name"], "model": r.config["model"], "dataset": r.config["dataset"],
+             "corruption": r.config["corruption"], "train_acc": s["train_acc"],
+             "weight_decay": r.config.get("weight_decay", 0.0), "augment": r.config.get("augment")}
     try:
         model, _ = load_model(path)
     except FileNotFoundError as e:  # its weights were not kept (e.g. trained on another machine)
         if wrong_expected == 0:  # it fits: nothing misclassified to look into
             return None
         print(f"skipped {path.name}: {e}", file=sys.stderr)
-        return {"run_name": r.config["run_name"], "model": r.config["model"], "corruption": r.config["corruption"],
-                "train_acc": s["train_acc"], "weight_decay": r.config.get("weight_decay", 0.0),
-                "augment": r.config.get("augment"), "skipped": "its weights were not kept"}
+        return ident | {"skipped": "its weights were not kept"}
     run = Run.of_result(r)  # the run's own view: its training subset, corruption, crop, normalization
     x, y = run.training_tensors()
     with torch.no_grad():
@@ -87,14 +88,12 @@ def analyse(path: Path, max_wrong: int) -> dict | None:
     wrong = (pred != y).nonzero().flatten()
     xf = x.reshape(len(x), -1).double()
     dist, idx = nearest(xf, wrong)
-    out = {
-        "run_name": r.config["run_name"], "model": r.config["model"], "dataset": r.config["dataset"],
-        "corruption": r.config["corruption"], "train_acc": s["train_acc"], "wrong": [
+    out = ident | {
+        "wrong": [
             {"index": int(i), "label": int(y[i]), "predicted": int(pred[i]), "nearest": int(j),
              "distance": round(float(d), 4), "nearest_label": int(y[j]), "nearest_predicted": int(pred[j])}
             for i, d, j in zip(wrong.tolist(), dist.tolist(), idx.tolist())],
         "crop": r.config["crop"], "normalize": r.config["normalize"],
-        "weight_decay": r.config.get("weight_decay", 0.0), "augment": r.config.get("augment"),
     }
     if run.subset is not None:  # a subset: indices above are positions in it; "image": in the training split
         for x_ in out["wrong"]:

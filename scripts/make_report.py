@@ -275,9 +275,8 @@ def _stopped_at_best(rs: list[Result]) -> str:
     """A clause for the early-stopping lines: how many true-label runs end at their best test
     accuracy because the stopping rule ended them (100% training accuracy reached before the
     budget), so that the schedule's later epochs were never seen; "" when none does."""
-    true = [r for r in rs if r.summary()["variant"] == "true" and not math.isnan(r.summary()["test_acc"])]
-    k = sum(1 for r in true if r.summary()["epochs_to_fit"] is not None
-            and r.summary()["best_test_acc"] - r.summary()["test_acc"] <= 0)
+    true = [d for d in (r.summary() for r in rs) if d["variant"] == "true" and not math.isnan(d["test_acc"])]
+    k = sum(1 for d in true if d["epochs_to_fit"] is not None and d["best_test_acc"] <= d["test_acc"])
     if not k:
         return ""
     one = k == 1
@@ -700,8 +699,7 @@ def section_misfits(w, path: Path) -> None:
     rows = []
     for r, nn in zip(runs, nns):
         ws = r["wrong"]
-        regs = regularizers(r.get("weight_decay"), r.get("augment"))
-        rows.append([model_label(r["model"]), r["corruption"] + (f" + {regs}" if regs else ""), len(ws),
+        rows.append([model_label(r["model"]), _setting(r), len(ws),
                      f"{max(x['distance'] for x in ws):.2f}",
                      f"{sum(x['nearest_label'] != x['label'] for x in ws)} of {len(ws)}",
                      f"{sum(x['predicted'] == x['nearest_label'] for x in ws)} of {len(ws)}"]
@@ -711,7 +709,9 @@ def section_misfits(w, path: Path) -> None:
     if own_scale:
         head += ["training images", "of them with another closer than 1"]
     w(md(head, rows) + "\n")
-    near = [(r, nn) for r, nn in zip(runs, nns) if max(x["distance"] for x in r["wrong"]) < 1]
+    near, far = [], []  # runs whose every misfit has a near-duplicate (closer than 1), and the others
+    for r, nn in zip(runs, nns):
+        (near if max(x["distance"] for x in r["wrong"]) < 1 else far).append((r, nn))
     if near:
         n_wrong = sum(len(r["wrong"]) for r, _ in near)
         n_conflict = sum(x["nearest_label"] != x["label"] for r, _ in near for x in r["wrong"])
@@ -732,7 +732,6 @@ def section_misfits(w, path: Path) -> None:
           + (": training images " + "; ".join(" and ".join(map(str, sorted(q))) for q in sorted(map(sorted, pairs)))
              if len(pairs) <= 5 else "")
           + ".\n\n")
-    far = [(r, nn) for r, nn in zip(runs, nns) if max(x["distance"] for x in r["wrong"]) >= 1]
     if far:  # not near-duplicates: how far their misfits' neighbours are against the run's own scale
         cells = [f"{_rows_named([r])}: median {statistics.median(x['distance'] for x in r['wrong']):.2f} (the "
                  f"median over its training images {nn['median']:.2f}), {sum(x['distance'] < 1 for x in r['wrong'])} "
@@ -744,13 +743,15 @@ def section_misfits(w, path: Path) -> None:
     _not_analysed(w, skipped)
 
 
+def _setting(r: dict) -> str:
+    """A misfits row's 'corruption + regularizers'."""
+    regs = regularizers(r.get("weight_decay"), r.get("augment"))
+    return r["corruption"] + (f" + {regs}" if regs else "")
+
+
 def _rows_named(runs) -> str:
     """'model corruption + regularizers' of misfits rows, joined, as their table rows name them."""
-    names = []
-    for r in runs:
-        regs = regularizers(r.get("weight_decay"), r.get("augment"))
-        names.append(f"{model_label(r['model'])} {r['corruption']}" + (f" + {regs}" if regs else ""))
-    return ", ".join(names)
+    return ", ".join(f"{model_label(r['model'])} {_setting(r)}" for r in runs)
 
 
 def _not_analysed(w, skipped: list) -> None:

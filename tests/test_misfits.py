@@ -14,6 +14,11 @@ from rethink.run import Run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+#: A misfits file's whole-split scale and one misclassified image with its near-duplicate.
+SCALE = dict(images=60000, crop=24, normalize="per_image", median=9.0, p01=3.1, below_1=43)
+PAIR = dict(index=5, label=1, predicted=2, nearest=9, distance=0.3, nearest_label=2, nearest_predicted=2,
+            image=50, nearest_image=90)
+
 
 @pytest.fixture(scope="module")
 def subset_run(tmp_path_factory):
@@ -88,7 +93,7 @@ def test_a_run_without_its_weights_is_skipped_with_a_reason(subset_run, tmp_path
 
 def test_the_reports_misfits_section_names_the_runs_it_could_not_analyse(tmp_path):
     mr = load_script("make_report")
-    scale = dict(images=60000, crop=24, normalize="per_image", median=9.0, p01=3.1, below_1=43)
+    scale = SCALE
     lone = dict(run_name="x-1", model="alexnet_small", corruption="random_labels", train_acc=0.99995,
                 weight_decay=0.0, augment=None, skipped="its weights were not kept")
     path = tmp_path / "misfits.json"
@@ -103,9 +108,8 @@ def test_the_reports_misfits_section_names_the_runs_it_could_not_analyse(tmp_pat
 
 def test_the_reports_misfits_section_names_each_runs_regularizer_and_scale(tmp_path):
     mr = load_script("make_report")
-    scale = dict(images=60000, crop=24, normalize="per_image", median=9.0, p01=3.1, below_1=43)
-    pair = dict(index=5, label=1, predicted=2, nearest=9, distance=0.3, nearest_label=2, nearest_predicted=2,
-                image=50, nearest_image=90)
+    scale = SCALE
+    pair = PAIR
     runs = [dict(run_name="a", model="mlp1x512", corruption="random_labels", train_acc=0.9999, wrong=[pair],
                  crop=24, normalize="per_image", weight_decay=5e-4, augment=None,
                  nearest_neighbour=dict(scale, images=12500, below_1=2)),
@@ -129,9 +133,8 @@ def test_the_reports_misfits_section_names_each_runs_regularizer_and_scale(tmp_p
 
 def test_the_reports_misfits_section_keeps_near_duplicates_apart_from_the_other_runs(tmp_path):
     mr = load_script("make_report")
-    scale = dict(images=10000, crop=24, normalize="per_image", median=10.0, p01=3.7, below_1=2)
-    pair = dict(index=5, label=1, predicted=2, nearest=9, distance=0.3, nearest_label=2, nearest_predicted=2,
-                image=50, nearest_image=90)
+    scale = dict(SCALE, images=10000, median=10.0, p01=3.7, below_1=2)
+    pair = PAIR
     far = [dict(pair, index=i, nearest=i + 1, distance=d, image=i, nearest_image=i + 1)
            for i, d in ((1, 7.0), (3, 8.0), (6, 0.5))]
     runs = [dict(run_name="a", model="alexnet_small", corruption="random_labels", train_acc=0.9999, wrong=[pair],
