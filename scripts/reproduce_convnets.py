@@ -5,6 +5,7 @@ resumably, in priority order.
     python scripts/reproduce_convnets.py --stages alexnet10k     # some stages
     python scripts/reproduce_convnets.py --workers 2             # two worker processes, one thread each
     python scripts/reproduce_convnets.py --list                  # the stages and their runs
+    python scripts/reproduce_convnets.py --stages inception5k_s1 --variants gaussian  # some variants
     python scripts/reproduce_convnets.py --device cuda --workers 4 --results results/convnets_cuda  # on a GPU
 
 Every stage is one ``rethink.randomization_test`` per model with ``resume=True``: finished runs
@@ -128,14 +129,29 @@ BY_NAME = {s.name: s for s in STAGES}
 DTYPE_STAGES = ("dtype_float32", "dtype_bfloat16")
 
 
+def stage_kwargs(stage: Stage, variants: list[str] | None) -> dict:
+    """The stage's ``randomization_test`` settings; with ``variants``, only those unregularized
+    variants of it, in that order (no label-noise, Table 1 grid or Appendix E runs). The runs
+    are the stage's own (same settings, same files), so a later full run of the stage reuses them."""
+    kwargs = stage.kwargs()
+    if variants is not None:
+        kwargs.update(corruptions=[c for c in variants if c in stage.corruptions], label_noise=[], grid=False,
+                      regularized_random=False)
+    return kwargs
+
+
 def run_stage(stage: Stage, args) -> None:
+    kwargs = stage_kwargs(stage, args.variants)
+    if not kwargs["corruptions"] and not kwargs["label_noise"] and not kwargs["grid"]:
+        print(f"[{stage.name}] none of the variants {args.variants} is in this stage: skipped", flush=True)
+        return
     for model in stage.models:
         if args.models and model not in args.models:
             continue
         t0 = time.perf_counter()
         rethink.randomization_test(
             model, out_dir=args.results / stage.out / model, resume=True, progress=not args.quiet, device=args.device,
-            devices=[args.device] * args.workers if args.workers > 1 else None, **stage.kwargs())
+            devices=[args.device] * args.workers if args.workers > 1 else None, **kwargs)
         print(f"[{stage.name}] {model}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
 
 
@@ -147,6 +163,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="the device of every run (cpu, cuda, cuda:N); workers share it")
     p.add_argument("--models", nargs="+", default=None, help="train only these of each stage's models")
+    p.add_argument("--variants", nargs="+", default=None, choices=VARIANTS,
+                   help="train only these unregularized variants of each stage, in this order")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--list", action="store_true", help="print the stages and their runs, train nothing")
     args = p.parse_args(argv)
@@ -158,7 +176,9 @@ def main(argv=None) -> int:
     if args.list:
         for name in args.stages:
             s = BY_NAME[name]
-            n = sum(len(rethink.randomization.plan_runs(model=m, **s.kwargs())) for m in s.models)
+            kw = stage_kwargs(s, args.variants)
+            n = sum(len(rethink.randomization.plan_runs(model=m, **kw)) for m in s.models
+                    if not args.models or m in args.models)
             print(f"{name}: {', '.join(s.models)}, train_size {s.train_size or 60000}, seeds {list(s.seeds)}, {n} runs")
         return 0
     import torch

@@ -4,6 +4,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 from _scripts import load_script
 
 import rethink
@@ -56,11 +57,33 @@ def test_models_filter_trains_only_the_named_models(monkeypatch, tmp_path):
     rc.main(["--stages", "inception5k_s1", "--models", "inception_small", "--device", "cuda", "--workers", "3",
              "--results", str(tmp_path)])
     assert calls == [("inception_small", "cuda", ["cuda"] * 3)]  # the stage's other model is skipped
-    import pytest
 
     with pytest.raises(SystemExit):  # a name no chosen stage trains is refused before anything runs
         rc.main(["--stages", "inception5k_s1", "--models", "alexnet_small", "--results", str(tmp_path)])
     assert len(calls) == 1
+
+
+def test_variants_filter_trains_the_stages_own_runs_of_those_variants(monkeypatch, tmp_path):
+    rc = _stages()
+    calls = []
+    monkeypatch.setattr(rc.rethink, "randomization_test", lambda model, **kw: calls.append(kw))
+    rc.main(["--stages", "inception5k_s1", "inception5k_table1", "alexnet10k_noise", "--models", "inception_small",
+             "--variants", "gaussian", "random_labels", "--results", str(tmp_path)])
+    assert len(calls) == 2  # alexnet10k_noise has none of the variants; inception_small_nobn is not named
+    for kw in calls:
+        assert kw["corruptions"] == ["gaussian", "random_labels"] or kw["corruptions"] == ["random_labels"]
+        assert kw["label_noise"] == [] and not kw["grid"] and not kw["regularized_random"]
+    assert calls[0]["corruptions"] == ["gaussian", "random_labels"]  # in the order given
+    assert calls[1]["corruptions"] == ["random_labels"]  # inception5k_table1 trains only these two variants
+    for name in ("inception5k_s1", "inception5k_table1"):  # the same runs (so the same files) as the stage's own
+        st = rc.BY_NAME[name]
+        whole = {p.spec for p in rethink.randomization.plan_runs(model="inception_small", **st.kwargs())}
+        some = rethink.randomization.plan_runs(model="inception_small", **rc.stage_kwargs(st, ["gaussian",
+                                                                                             "random_labels"]))
+        assert some and {p.spec for p in some} <= whole
+        assert {p.spec.corruption for p in some} <= {"gaussian", "random_labels"}
+    with pytest.raises(SystemExit):  # not a variant
+        rc.main(["--stages", "inception5k_s1", "--variants", "labels:0.4", "--results", str(tmp_path)])
 
 
 def _section(mr, monkeypatch, tmp_path, resume: str) -> tuple[str, list[str]]:
