@@ -366,7 +366,8 @@ def section_findings(w, per_model, constant_lr: dict) -> None:
             w(f"- Figure 1b (paper: {paper.FIGURE1_CLAIMS['b']}): cannot be compared: "
               + (f"no label-noise level above 0 has every seed fit within the budget ({some} of {len(noisy)} "
                  "such runs fit; a level's time to fit is drawn only where all its seeds fit)"
-                 if some else "no run with label noise above 0 fit within the budget") + ".\n")
+                 if some else "no run with label noise above 0 fit within the budget" if noisy
+                 else "no run with label noise above 0 is stored yet") + ".\n")
         c = next(iter(data["c"].values()), None)
         if c:
             fit, n = _fit_fraction(rs)
