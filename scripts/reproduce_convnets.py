@@ -142,7 +142,7 @@ def stage_kwargs(stage: Stage, variants: list[str] | None) -> dict:
 
 def run_stage(stage: Stage, args) -> None:
     kwargs = stage_kwargs(stage, args.variants)
-    if not kwargs["corruptions"] and not kwargs["label_noise"] and not kwargs["grid"]:
+    if args.variants is not None and not kwargs["corruptions"]:
         print(f"[{stage.name}] none of the variants {args.variants} is in this stage: skipped", flush=True)
         return
     for model in stage.models:
@@ -177,9 +177,9 @@ def main(argv=None) -> int:
         for name in args.stages:
             s = BY_NAME[name]
             kw = stage_kwargs(s, args.variants)
-            n = sum(len(rethink.randomization.plan_runs(model=m, **kw)) for m in s.models
-                    if not args.models or m in args.models)
-            print(f"{name}: {', '.join(s.models)}, train_size {s.train_size or 60000}, seeds {list(s.seeds)}, {n} runs")
+            models = [m for m in s.models if not args.models or m in args.models]
+            n = sum(len(rethink.randomization.plan_runs(model=m, **kw)) for m in models)
+            print(f"{name}: {', '.join(models)}, train_size {s.train_size or 60000}, seeds {list(s.seeds)}, {n} runs")
         return 0
     import torch
 

@@ -71,7 +71,6 @@ def test_variants_filter_trains_the_stages_own_runs_of_those_variants(monkeypatc
              "--variants", "gaussian", "random_labels", "--results", str(tmp_path)])
     assert len(calls) == 2  # alexnet10k_noise has none of the variants; inception_small_nobn is not named
     for kw in calls:
-        assert kw["corruptions"] == ["gaussian", "random_labels"] or kw["corruptions"] == ["random_labels"]
         assert kw["label_noise"] == [] and not kw["grid"] and not kw["regularized_random"]
     assert calls[0]["corruptions"] == ["gaussian", "random_labels"]  # in the order given
     assert calls[1]["corruptions"] == ["random_labels"]  # inception5k_table1 trains only these two variants
