@@ -12,7 +12,8 @@ Every stage is one ``rethink.randomization_test`` per model with ``resume=True``
 are reused and an interrupted run continues from its last checkpoint, so the script can be
 stopped at any time and started again (by the next session, or on a GPU at full scale).
 Checkpoints live only under --results (git-ignored); in a fresh checkout, copy the committed
-finished runs there first (``cp -r docs/results/convnets results/convnets``) so they are reused.
+finished runs there first (``mkdir -p results/convnets && cp -r docs/results/convnets/.
+results/convnets/``, which also works when that folder exists) so they are reused.
 The paper's settings throughout (SGD, momentum 0.9, batch 128, lr 0.01 for small AlexNet and
 the MLPs, 0.1 for small Inception, the learning rate multiplied by 0.95 per 50,000 examples
 seen, stopping at 100% training accuracy), Fashion-MNIST centre-cropped to 24x24 (the paper
